@@ -1,0 +1,231 @@
+"""numba kernels: scale, round and pack in one pass; unpack, look up and unscale in one pass.
+
+Private module. Callers validate dtype, shape and contiguity first (see
+``codec.py``); the kernels trust their arguments.
+
+Rounding works on the float32 bit pattern. For a magnitude ``a`` (clipped to
+the format's max) in the format's normal range, subtracting
+``(127 - bias) << 23`` re-biases the exponent field, and a round-to-nearest-
+even right shift by ``23 - m`` drops the surplus mantissa bits; a carry out of
+the mantissa correctly bumps the exponent. Below the normal range the value is
+a multiple of the smallest subnormal: the full float32 significand is shifted
+right (again ties to even) by the distance between the two exponents.
+
+Packing is an LSB-first bit stream per row, each row starting on a byte
+boundary (see docs/format.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+FLOAT32_MAX = np.float32(np.finfo(np.float32).max)
+
+
+@intrinsic
+def f32_bits(typingctx, x):  # pragma: no cover - compiled
+    """Reinterpret a float32 as its uint32 bit pattern."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def bits_f32(typingctx, x):  # pragma: no cover - compiled
+    """Reinterpret a uint32 bit pattern as a float32."""
+    if x != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.uint32), codegen
+
+
+@njit(cache=True, inline="always")
+def _rne_shift(v, r):
+    """``v >> r`` rounded to nearest, ties to even (v >= 0, 1 <= r <= 62)."""
+    return (v + ((np.int64(1) << (r - 1)) - 1) + ((v >> r) & 1)) >> r
+
+
+@njit(cache=True, inline="always")
+def encode_value(bits_in, nbits, mant_bits, bias, max_bits):
+    """Code of one finite float32 (given as its bits) in a format of <= 16 bits.
+
+    Saturates at the format's max (``max_bits`` is the float32 bit pattern of
+    max_value); returns the code with the sign in bit ``nbits - 1``.
+    """
+    b = np.int64(bits_in)
+    sign = (b >> 31) & 1
+    a = b & 0x7FFFFFFF
+    if a > max_bits:
+        a = max_bits
+    if a >= (np.int64(128 - bias) << 23):  # normal in the target format
+        code = _rne_shift(a - (np.int64(127 - bias) << 23), 23 - mant_bits)
+    else:  # subnormal (or zero) in the target format
+        e = a >> 23
+        sig = a & 0x7FFFFF
+        if e == 0:
+            e = 1
+        else:
+            sig |= 0x800000
+        r = 151 - bias - mant_bits - e
+        code = np.int64(0) if r > 25 else _rne_shift(sig, r)
+    return code | (sign << (nbits - 1))
+
+
+@njit(cache=True)
+def row_scale(x_row, max_value):
+    """Per-vector scale ``max_value / max|x|`` (1 for an all-zero row), and a non-finite flag.
+
+    The division is float32, as the reference does it; a tiny max|x| whose
+    scale would overflow float32 gets the largest finite float32 instead, so
+    no value ever becomes inf or NaN.
+    """
+    amax = np.float32(0.0)
+    nonfinite = False
+    for j in range(x_row.shape[0]):
+        v = x_row[j]
+        if (f32_bits(v) & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
+            nonfinite = True
+        a = abs(v)
+        if a > amax:
+            amax = a
+    if amax == 0 or max_value == 0:
+        return np.float32(1.0), nonfinite
+    s = np.float32(max_value / amax)
+    if s > FLOAT32_MAX:
+        s = FLOAT32_MAX
+    return s, nonfinite
+
+
+@njit(cache=True)
+def encode_row(x_row, s, nbits, mant_bits, bias, max_bits, out_row):
+    """Scale, round and pack one float32 row into ``out_row`` (uint8, row_bytes)."""
+    d = x_row.shape[0]
+    if nbits == 32:
+        for j in range(d):
+            u = f32_bits(x_row[j])
+            for k in range(4):
+                out_row[4 * j + k] = (u >> (8 * k)) & 0xFF
+    elif nbits == 16:
+        for j in range(d):
+            c = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
+            out_row[2 * j] = c & 0xFF
+            out_row[2 * j + 1] = (c >> 8) & 0xFF
+    elif nbits == 8:
+        for j in range(d):
+            out_row[j] = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
+    elif nbits == 4:
+        for k in range((d + 1) // 2):
+            j = 2 * k
+            lo = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
+            hi = np.int64(0)
+            if j + 1 < d:
+                hi = encode_value(f32_bits(x_row[j + 1] * s), nbits, mant_bits, bias, max_bits)
+            out_row[k] = lo | (hi << 4)
+    else:  # nbits == 6: four values in three bytes
+        n_bytes = out_row.shape[0]
+        for g in range((d + 3) // 4):
+            c0 = np.int64(0)
+            c1 = np.int64(0)
+            c2 = np.int64(0)
+            c3 = np.int64(0)
+            j = 4 * g
+            c0 = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
+            if j + 1 < d:
+                c1 = encode_value(f32_bits(x_row[j + 1] * s), nbits, mant_bits, bias, max_bits)
+            if j + 2 < d:
+                c2 = encode_value(f32_bits(x_row[j + 2] * s), nbits, mant_bits, bias, max_bits)
+            if j + 3 < d:
+                c3 = encode_value(f32_bits(x_row[j + 3] * s), nbits, mant_bits, bias, max_bits)
+            o = 3 * g
+            out_row[o] = (c0 | (c1 << 6)) & 0xFF
+            if o + 1 < n_bytes:
+                out_row[o + 1] = ((c1 >> 2) | (c2 << 4)) & 0xFF
+            if o + 2 < n_bytes:
+                out_row[o + 2] = ((c2 >> 4) | (c3 << 2)) & 0xFF
+
+
+@njit(cache=True, parallel=True)
+def encode_rows(x, vector_scale, nbits, mant_bits, bias, max_value, codes, scales, nonfinite):
+    """Encode every row of ``x`` (float32, (n, d)) into ``codes`` and ``scales``.
+
+    ``nonfinite[i]`` is set for rows holding NaN or inf; their output is
+    garbage and the caller must discard the whole result.
+    """
+    max_bits = np.int64(f32_bits(max_value))
+    for i in prange(x.shape[0]):
+        s, bad = row_scale(x[i], max_value)
+        nonfinite[i] = bad
+        if not vector_scale:
+            s = np.float32(1.0)
+        scales[i] = s
+        if not bad:
+            encode_row(x[i], s, nbits, mant_bits, bias, max_bits, codes[i])
+
+
+@njit(cache=True)
+def decode_row(code_row, nbits, table, s, out_row):
+    """Unpack one row, look each code up in ``table`` and divide by the scale ``s``.
+
+    ``table`` is the float32 value of every code (formats up to 16 bits); it is
+    ignored for 32-bit codes, which are reinterpreted directly.
+    """
+    d = out_row.shape[0]
+    if nbits == 32:
+        for j in range(d):
+            u = np.int64(0)
+            for k in range(4):
+                u |= np.int64(code_row[4 * j + k]) << (8 * k)
+            out_row[j] = bits_f32(np.uint32(u)) / s
+    elif nbits == 16:
+        for j in range(d):
+            c = np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)
+            out_row[j] = table[c] / s
+    elif nbits == 8:
+        for j in range(d):
+            out_row[j] = table[code_row[j]] / s
+    elif nbits == 4:
+        for k in range(d // 2):
+            byte = code_row[k]
+            out_row[2 * k] = table[byte & 0xF] / s
+            out_row[2 * k + 1] = table[byte >> 4] / s
+        if d % 2:
+            out_row[d - 1] = table[code_row[d // 2] & 0xF] / s
+    else:  # nbits == 6
+        for g in range(d // 4):
+            b0 = np.int64(code_row[3 * g])
+            b1 = np.int64(code_row[3 * g + 1])
+            b2 = np.int64(code_row[3 * g + 2])
+            j = 4 * g
+            out_row[j] = table[b0 & 0x3F] / s
+            out_row[j + 1] = table[((b0 >> 6) | (b1 << 2)) & 0x3F] / s
+            out_row[j + 2] = table[((b1 >> 4) | (b2 << 4)) & 0x3F] / s
+            out_row[j + 3] = table[b2 >> 2] / s
+        rem = d % 4
+        if rem:
+            g = d // 4
+            n_bytes = code_row.shape[0]
+            b0 = np.int64(code_row[3 * g])
+            b1 = np.int64(code_row[3 * g + 1]) if 3 * g + 1 < n_bytes else np.int64(0)
+            b2 = np.int64(code_row[3 * g + 2]) if 3 * g + 2 < n_bytes else np.int64(0)
+            j = 4 * g
+            out_row[j] = table[b0 & 0x3F] / s
+            if rem > 1:
+                out_row[j + 1] = table[((b0 >> 6) | (b1 << 2)) & 0x3F] / s
+            if rem > 2:
+                out_row[j + 2] = table[((b1 >> 4) | (b2 << 4)) & 0x3F] / s
+
+
+@njit(cache=True, parallel=True)
+def decode_rows(codes, scales, nbits, table, out):
+    """Decode every row of ``codes`` into ``out`` (float32, (n, d))."""
+    for i in prange(out.shape[0]):
+        decode_row(codes[i], nbits, table, scales[i], out[i])
