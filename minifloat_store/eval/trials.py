@@ -76,8 +76,8 @@ class KnownList:
     description: str
 
 
-#: The cleaned VoxCeleb-1 lists, by standard name. MD5s as published with the
-#: lists (see /work/shared/data/README.md of this project).
+#: The cleaned VoxCeleb-1 lists, by standard name, with the MD5s published
+#: alongside the lists.
 KNOWN_LISTS: Mapping[str, KnownList] = MappingProxyType(
     {
         known.name: known
