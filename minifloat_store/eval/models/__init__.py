@@ -15,7 +15,11 @@ from typing import Any
 from minifloat_store.eval.models.base import SpeakerModel
 
 # name -> module of this package that defines ``load(weights, device, **options)``.
-MODELS: dict[str, str] = {}
+MODELS: dict[str, str] = {
+    "campplus": "campplus",
+    "resemblyzer": "resemblyzer",
+    "redimnet": "redimnet",
+}
 
 
 def load_model(
