@@ -38,14 +38,15 @@ def f32_bits(typingctx, x):  # pragma: no cover - compiled
 
 @intrinsic
 def bits_f32(typingctx, x):  # pragma: no cover - compiled
-    """Reinterpret a uint32 bit pattern as a float32."""
-    if x != types.uint32:
+    """Reinterpret the low 32 bits of an integer as a float32."""
+    if not isinstance(x, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
+        low = builder.trunc(args[0], context.get_value_type(types.uint32)) if x.bitwidth > 32 else args[0]
+        return builder.bitcast(low, context.get_value_type(types.float32))
 
-    return types.float32(types.uint32), codegen
+    return types.float32(x), codegen
 
 
 @njit(cache=True, inline="always")
@@ -59,24 +60,23 @@ def encode_value(bits_in, nbits, mant_bits, bias, max_bits):
     """Code of one finite float32 (given as its bits) in a format of <= 16 bits.
 
     Saturates at the format's max (``max_bits`` is the float32 bit pattern of
-    max_value); returns the code with the sign in bit ``nbits - 1``.
+    max_value); returns the code with the sign in bit ``nbits - 1``. Both
+    rounding paths are computed and one is selected, so the loop has no
+    data-dependent branch to mispredict (half the values of a bias-1 format
+    are subnormal).
     """
     b = np.int64(bits_in)
     sign = (b >> 31) & 1
-    a = b & 0x7FFFFFFF
-    if a > max_bits:
-        a = max_bits
-    if a >= (np.int64(128 - bias) << 23):  # normal in the target format
-        code = _rne_shift(a - (np.int64(127 - bias) << 23), 23 - mant_bits)
-    else:  # subnormal (or zero) in the target format
-        e = a >> 23
-        sig = a & 0x7FFFFF
-        if e == 0:
-            e = 1
-        else:
-            sig |= 0x800000
-        r = 151 - bias - mant_bits - e
-        code = np.int64(0) if r > 25 else _rne_shift(sig, r)
+    a = min(b & 0x7FFFFFFF, max_bits)
+    # Normal range: re-bias the exponent, round the mantissa to nearest even.
+    normal = _rne_shift(a - (np.int64(127 - bias) << 23), 23 - mant_bits)
+    # Subnormal range: adding 2**(24 - bias - m), whose ulp is the format's
+    # smallest subnormal, makes the FPU round to a multiple of it (ties to
+    # even); the low bits of the sum are then the code.
+    magic = np.int64(151 - bias - mant_bits) << 23
+    summed = bits_f32(a) + bits_f32(magic)
+    subnormal = np.int64(f32_bits(summed)) - magic
+    code = normal if a >= (np.int64(128 - bias) << 23) else subnormal
     return code | (sign << (nbits - 1))
 
 
@@ -84,22 +84,19 @@ def encode_value(bits_in, nbits, mant_bits, bias, max_bits):
 def row_scale(x_row, max_value):
     """Per-vector scale ``max_value / max|x|`` (1 for an all-zero row), and a non-finite flag.
 
-    The division is float32, as the reference does it; a tiny max|x| whose
-    scale would overflow float32 gets the largest finite float32 instead, so
-    no value ever becomes inf or NaN.
+    max|x| is taken on the bit patterns (for non-negative floats, integer order
+    is float order), which vectorises and flags NaN/inf in the same pass. The
+    division is float32, as the reference does it; a tiny max|x| whose scale
+    would overflow float32 gets the largest finite float32 instead, so no value
+    ever becomes inf or NaN.
     """
-    amax = np.float32(0.0)
-    nonfinite = False
+    amax_bits = np.uint32(0)
     for j in range(x_row.shape[0]):
-        v = x_row[j]
-        if (f32_bits(v) & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
-            nonfinite = True
-        a = abs(v)
-        if a > amax:
-            amax = a
-    if amax == 0 or max_value == 0:
+        amax_bits = max(amax_bits, f32_bits(x_row[j]) & np.uint32(0x7FFFFFFF))
+    nonfinite = amax_bits >= np.uint32(0x7F800000)
+    if amax_bits == 0 or nonfinite:
         return np.float32(1.0), nonfinite
-    s = np.float32(max_value / amax)
+    s = np.float32(max_value / bits_f32(amax_bits))
     if s > FLOAT32_MAX:
         s = FLOAT32_MAX
     return s, nonfinite
@@ -123,34 +120,34 @@ def encode_row(x_row, s, nbits, mant_bits, bias, max_bits, out_row):
         for j in range(d):
             out_row[j] = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
     elif nbits == 4:
-        for k in range((d + 1) // 2):
-            j = 2 * k
-            lo = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
-            hi = np.int64(0)
-            if j + 1 < d:
-                hi = encode_value(f32_bits(x_row[j + 1] * s), nbits, mant_bits, bias, max_bits)
+        # Full pairs in a branch-free loop (it vectorises), then the odd tail.
+        for k in range(d // 2):
+            lo = encode_value(f32_bits(x_row[2 * k] * s), nbits, mant_bits, bias, max_bits)
+            hi = encode_value(f32_bits(x_row[2 * k + 1] * s), nbits, mant_bits, bias, max_bits)
             out_row[k] = lo | (hi << 4)
+        if d % 2:
+            out_row[d // 2] = encode_value(f32_bits(x_row[d - 1] * s), nbits, mant_bits, bias, max_bits)
     else:  # nbits == 6: four values in three bytes
-        n_bytes = out_row.shape[0]
-        for g in range((d + 3) // 4):
-            c0 = np.int64(0)
-            c1 = np.int64(0)
-            c2 = np.int64(0)
-            c3 = np.int64(0)
+        for g in range(d // 4):
             j = 4 * g
             c0 = encode_value(f32_bits(x_row[j] * s), nbits, mant_bits, bias, max_bits)
-            if j + 1 < d:
-                c1 = encode_value(f32_bits(x_row[j + 1] * s), nbits, mant_bits, bias, max_bits)
-            if j + 2 < d:
-                c2 = encode_value(f32_bits(x_row[j + 2] * s), nbits, mant_bits, bias, max_bits)
-            if j + 3 < d:
-                c3 = encode_value(f32_bits(x_row[j + 3] * s), nbits, mant_bits, bias, max_bits)
-            o = 3 * g
-            out_row[o] = (c0 | (c1 << 6)) & 0xFF
-            if o + 1 < n_bytes:
-                out_row[o + 1] = ((c1 >> 2) | (c2 << 4)) & 0xFF
-            if o + 2 < n_bytes:
-                out_row[o + 2] = ((c2 >> 4) | (c3 << 2)) & 0xFF
+            c1 = encode_value(f32_bits(x_row[j + 1] * s), nbits, mant_bits, bias, max_bits)
+            c2 = encode_value(f32_bits(x_row[j + 2] * s), nbits, mant_bits, bias, max_bits)
+            c3 = encode_value(f32_bits(x_row[j + 3] * s), nbits, mant_bits, bias, max_bits)
+            out_row[3 * g] = (c0 | (c1 << 6)) & 0xFF
+            out_row[3 * g + 1] = ((c1 >> 2) | (c2 << 4)) & 0xFF
+            out_row[3 * g + 2] = ((c2 >> 4) | (c3 << 2)) & 0xFF
+        rem = d % 4
+        if rem:
+            # Tail group: missing values are zero bits; write only the bytes the row has.
+            j = d - rem
+            c = np.zeros(4, np.int64)
+            for t in range(rem):
+                c[t] = encode_value(f32_bits(x_row[j + t] * s), nbits, mant_bits, bias, max_bits)
+            packed = c[0] | (c[1] << 6) | (c[2] << 12) | (c[3] << 18)
+            o = 3 * (d // 4)
+            for t in range(out_row.shape[0] - o):
+                out_row[o + t] = (packed >> (8 * t)) & 0xFF
 
 
 @njit(cache=True, parallel=True)
@@ -184,7 +181,7 @@ def decode_row(code_row, nbits, table, s, out_row):
             u = np.int64(0)
             for k in range(4):
                 u |= np.int64(code_row[4 * j + k]) << (8 * k)
-            out_row[j] = bits_f32(np.uint32(u)) / s
+            out_row[j] = bits_f32(u) / s
     elif nbits == 16:
         for j in range(d):
             c = np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)
