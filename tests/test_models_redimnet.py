@@ -324,3 +324,10 @@ def test_mel_frontend_matches_numpy():
     expected = _numpy_log_mel(x, n_mels=72, hop=240)
     assert got.shape == expected.shape == (72, 1 + x.size // 240)
     np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_truncated_checkpoint_is_a_clear_error(b2_checkpoint, tmp_path):
+    path = tmp_path / "b2-vox2-ft_lm.pt"
+    path.write_bytes(b2_checkpoint[0].read_bytes()[:5000])
+    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+        redimnet.load(weights=path)

@@ -19,6 +19,7 @@ MODELS: dict[str, str] = {
     "campplus": "campplus",
     "resemblyzer": "resemblyzer",
     "redimnet": "redimnet",
+    "wavlm": "wavlm",
 }
 
 

@@ -760,6 +760,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]
             f"{path}: refused to load: it holds objects other than tensors and plain containers "
             f"(torch.load weights_only=True said: {exc})"
         ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable torch checkpoint (truncated download?): {exc}") from exc
     if not isinstance(blob, Mapping) or "model_config" not in blob or "state_dict" not in blob:
         keys = sorted(blob) if isinstance(blob, Mapping) else type(blob).__name__
         raise ValueError(
