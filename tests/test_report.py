@@ -1,0 +1,234 @@
+"""Tests for minifloat_store.eval.report and .plots: the numbers against direct
+computation, the files and their rows, the up/down/equal markers, and the errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from functools import cache
+
+import numpy as np
+import pytest
+
+import minifloat_store as mfs
+from minifloat_store.eval.metrics import eer, far_frr, min_dcf
+from minifloat_store.eval.report import (
+    STUDY_ORDER,
+    ReportResult,
+    pair_cosines,
+    run_report,
+    storage_table,
+    summary_text,
+    write_report,
+)
+from minifloat_store.eval.synthetic import make_corpus
+from minifloat_store.eval.trials import Trials
+
+
+@cache
+def small_corpus(profile: str = "nonorm"):
+    return make_corpus(profile, seed=11, n_speakers=8, n_utterances=400, n_targets=1200, n_nontargets=1200)
+
+
+@cache
+def small_report(threshold: float | None = 0.6) -> ReportResult:
+    c = small_corpus()
+    return run_report(c.embeddings, c.ids, c.trials, threshold=threshold, progress=False)
+
+
+def test_pair_cosines_match_a_plain_formula_and_zero_vectors_score_zero():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    x[2] = 0.0
+    left = np.array([0, 1, 2, 3, 4, 5, 0])
+    right = np.array([1, 1, 3, 2, 0, 4, 5])
+    got = pair_cosines(x, left, right)
+    for k, (i, j) in enumerate(zip(left, right)):
+        a, b = x[i].astype(np.float64), x[j].astype(np.float64)
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        want = 0.0 if na == 0 or nb == 0 else a @ b / (na * nb)
+        assert got[k] == pytest.approx(want, abs=1e-6)
+    assert got.dtype == np.float32 and got[1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_rows_cover_every_format_and_scale_in_the_study_order():
+    r = small_report()
+    assert r.formats == STUDY_ORDER
+    assert [(x.format, x.scale) for x in r.rows][:3] == [("fp32", "none"), ("fp16", "none"), ("fp16", "vector")]
+    assert len(r.rows) == 1 + 8 * 2  # float32 is never rescaled: one row
+    assert r.scale_modes == ("none", "vector")
+
+
+@pytest.mark.parametrize(("fmt", "scale"), [("fp32", "none"), ("e2m1", "none"), ("e2m1", "vector"), ("e3m2", "none")])
+def test_row_numbers_equal_direct_computation(fmt, scale):
+    c = small_corpus()
+    r = small_report()
+    left, right = c.trials.index_pairs(c.ids)
+    x = c.embeddings if fmt == "fp32" else mfs.quantize(c.embeddings, fmt, scale)
+    s = pair_cosines(x, left, right)
+    labels = c.trials.labels
+    row = r.row(fmt, scale)
+    rate, thr = eer(s, labels)
+    ref_thr = eer(pair_cosines(c.embeddings, left, right), labels)[1]
+    assert (row.eer, row.eer_threshold) == pytest.approx((rate, thr))
+    assert (row.far, row.frr) == far_frr(s, labels, 0.6)
+    assert (row.far_at_ref, row.frr_at_ref) == far_frr(s, labels, ref_thr)
+    assert row.min_dcf_001 == pytest.approx(min_dcf(s, labels, p_target=0.01))
+    assert row.min_dcf_005 == pytest.approx(min_dcf(s, labels, p_target=0.05))
+    assert row.bytes_per_vector == mfs.storage_bytes(1, 512, fmt, scale)
+    assert row.zero_vectors == int((~x.any(axis=1)).sum())
+
+
+def test_storage_table_reproduces_the_studys_table_1():
+    # The study counts one 512-value vector per trial pair: 37,611 pairs -> 73.46 MiB in float32.
+    for n_trials, want in ((37_611, (73.46, 36.73, 18.36, 13.77, 9.18)),
+                           (550_894, (1075.96, 537.98, 268.99, 201.74, 134.50)),
+                           (579_818, (1132.46, 566.23, 283.11, 212.34, 141.56))):
+        table = storage_table(n_trials, 4708, 512, ["fp32", "fp16", "e4m3", "e3m2", "e2m1"])
+        got = tuple(round(row["per_trial_pair_bytes"] / 2**20, 2) for row in table)
+        assert got == want
+
+
+def test_storage_table_counts_scales_and_disk_sizes():
+    table = storage_table(10, 3, 192, ["fp32", "e2m1"], on_disk={("fp32", "none"): 999, ("e2m1", "vector"): 500})
+    fp32, e2m1 = table
+    assert fp32["unique_none_bytes"] == fp32["unique_vector_bytes"] == 3 * 192 * 4
+    assert e2m1["unique_none_bytes"] == 3 * 96 and e2m1["unique_vector_bytes"] == 3 * (96 + 4)
+    assert fp32["on_disk_vector_bytes"] == 999 and e2m1["on_disk_none_bytes"] is None
+
+
+def test_write_report_writes_every_file_with_the_right_rows(tmp_path):
+    r = write_report(small_report(), tmp_path, figure_formats=("e2m1", "e4m3"))
+    names = {p.name for p in r.files}
+    assert {"report.md", "results.csv", "results.json", "scores_none.png", "scores_vector.png",
+            "far_frr_e2m1_none.png", "far_frr_e2m1_vector.png", "far_frr_e4m3_none.png",
+            "bits_vs_eer.png"} <= names
+    for p in r.files:
+        assert p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    with (tmp_path / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(x["format"], x["scale"]) for x in rows] == [(x.format, x.scale) for x in r.rows]
+    e2m1 = next(x for x in rows if x["format"] == "e2m1" and x["scale"] == "none")
+    assert float(e2m1["eer_pct"]) == pytest.approx(100 * r.row("e2m1", "none").eer)
+
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["n_trials"] == 2400 and doc["threshold"] == 0.6
+    assert len(doc["rows"]) == len(r.rows) and len(doc["storage"]) == 9
+    assert doc["rows"][0]["far_pct"] == pytest.approx(100 * r.reference.far)
+
+    md = (tmp_path / "report.md").read_text()
+    assert "## Table 1: storage (MiB)" in md
+    assert "## Table 2: FAR / FRR, no scaling" in md and "## Table 3: FAR / FRR, per-vector scaling" in md
+    assert "![Bits per value against EER](bits_vs_eer.png)" in md
+
+
+def _table_rows(md: str, heading: str) -> dict[str, list[str]]:
+    block = md.split(heading, 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in block.splitlines() if ln.startswith("| ") and not ln.startswith("| format")]
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in lines)}
+
+
+def test_markers_say_up_down_or_equal_against_float32(tmp_path):
+    r = small_report()
+    write_report(r, tmp_path, figures=False)
+    table = _table_rows((tmp_path / "report.md").read_text(), "## Table 2")
+    assert table["float32"][0] == f"{100 * r.reference.far:.2f}"  # the reference has no marker
+    for fmt in ("fp16", "e4m3", "e2m1"):
+        row = r.row(fmt, "none")
+        name = row.display_name
+        far_cell, frr_cell = table[name][0], table[name][1]
+        for cell, value, ref in ((far_cell, row.far, r.reference.far), (frr_cell, row.frr, r.reference.frr)):
+            if value == ref:
+                assert cell.endswith(" =")
+            elif value > ref:
+                assert f" ↑{100 * (value - ref):.2f}" in cell
+            else:
+                assert f" ↓{100 * (ref - value):.2f}" in cell
+    # On this data: e2m1 without scaling rejects far more targets, float16 changes nothing.
+    assert "↑" in table["e2m1"][1]
+    assert table["float16"][0].endswith("=") and table["float16"][1].endswith("=")
+
+
+def test_without_threshold_the_fixed_columns_are_left_out(tmp_path):
+    r = small_report(None)
+    assert r.reference.far is None
+    write_report(r, tmp_path, figures=False)
+    md = (tmp_path / "report.md").read_text()
+    assert "| format | FAR % at f32 EER thr |" in md
+    with (tmp_path / "results.csv").open() as fh:
+        assert next(csv.DictReader(fh))["far_pct"] == ""
+
+
+def test_on_disk_sizes_appear_in_table_1(tmp_path):
+    c = small_corpus()
+    r = run_report(c.embeddings, c.ids, c.trials, formats=["e2m1"], progress=False,
+                   on_disk={("e2m1", "vector"): 3 * 2**20, ("fp32", "none"): 5 * 2**20})
+    write_report(r, tmp_path, figures=False)
+    md = (tmp_path / "report.md").read_text()
+    assert "on disk, scale vector" in md
+    assert "| e2m1 | 4 |" in md and "| – | 3.00 |" in md and "| 5.00 | 5.00 |" in md
+
+
+def test_formats_subset_keeps_float32_and_study_order():
+    c = small_corpus()
+    r = run_report(c.embeddings, c.ids, c.trials, formats=["e2m1", "float8_e4m3fn"], scales=["vector"], progress=False)
+    assert [(x.format, x.scale) for x in r.rows] == [("fp32", "none"), ("e4m3", "vector"), ("e2m1", "vector")]
+
+
+def test_embeddings_in_any_row_order_give_the_same_result():
+    c = small_corpus()
+    perm = np.random.default_rng(1).permutation(len(c.ids))
+    a = run_report(c.embeddings, c.ids, c.trials, formats=["e2m1"], progress=False)
+    b = run_report(c.embeddings[perm], c.ids[perm], c.trials, formats=["e2m1"], progress=False)
+    for x, y in zip(a.rows, b.rows):
+        assert (x.eer, x.far_at_ref, x.frr_at_ref) == (y.eer, y.far_at_ref, y.frr_at_ref)
+
+
+def test_summary_names_float32_and_both_e2m1_rows():
+    text = summary_text(small_report())
+    assert "float32" in text and "e2m1/none" in text and "e2m1/vector" in text and "B/vector" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"ids": ["a"]}, ValueError, "embeddings but 1 ids"),
+        ({"formats": ["e9m9"]}, ValueError, "unknown format 'e9m9'"),
+        ({"scales": ["row"]}, ValueError, "unknown scale mode 'row'"),
+        ({"threshold": float("nan")}, ValueError, "threshold must be a finite"),
+        ({"trials": "trials.txt"}, ValueError, "trials must be a Trials"),
+    ],
+)
+def test_bad_input_is_named(change, error, message):
+    c = small_corpus()
+    kwargs = {"embeddings": c.embeddings, "ids": c.ids, "trials": c.trials, "progress": False, **change}
+    with pytest.raises(error, match=message):
+        run_report(**kwargs)
+
+
+def test_missing_trial_utterance_and_nan_embedding_are_reported():
+    c = small_corpus()
+    with pytest.raises(KeyError, match="not in the given ids"):
+        run_report(c.embeddings[1:], c.ids[1:], c.trials, progress=False)
+    x = c.embeddings.copy()
+    x[7, 3] = np.nan
+    with pytest.raises(ValueError, match=rf"{c.ids[7]}.*NaN"):
+        run_report(x, c.ids, c.trials, progress=False)
+
+
+def test_trials_from_pairs_work_too():
+    c = small_corpus()
+    t = Trials.from_pairs(c.trials.enroll, c.trials.test, c.trials.labels)
+    r = run_report(c.embeddings, c.ids, t, formats=["e4m3"], progress=False)
+    assert r.n_trials == 2400
+
+
+def test_report_module_does_not_import_matplotlib():
+    code = "import minifloat_store.eval.report, sys; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
