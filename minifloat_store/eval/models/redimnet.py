@@ -496,7 +496,10 @@ class TimeContextBlock1d(nn.Module):
         self.red_dim_conv = nn.Sequential(nn.Conv1d(channels, hidden, 1), ChannelLayerNorm(hidden))
         if block_type == "fc":
             self.tcm = nn.Sequential(
-                nn.Conv1d(hidden, hidden * 2, 1), ChannelLayerNorm(hidden * 2), nn.GELU(), nn.Conv1d(hidden * 2, hidden, 1)
+                nn.Conv1d(hidden, hidden * 2, 1),
+                ChannelLayerNorm(hidden * 2),
+                nn.GELU(),
+                nn.Conv1d(hidden * 2, hidden, 1),
             )
         elif block_type == "conv":
             self.tcm = nn.Sequential(*[ConvNeXtLikeBlock(hidden, 1, [7, 15, 31]) for _ in range(4)])
@@ -714,7 +717,8 @@ def _complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("ReDimNet model_config: tf_optimized_arch=True is not implemented (nor in the official code)")
     if cfg["pooling_func"] not in _POOLINGS:
         raise ValueError(
-            f"ReDimNet model_config: pooling_func {cfg['pooling_func']!r} is not implemented; known: {sorted(_POOLINGS)}"
+            f"ReDimNet model_config: pooling_func {cfg['pooling_func']!r} is not implemented; "
+            f"known: {sorted(_POOLINGS)}"
         )
     return cfg
 
