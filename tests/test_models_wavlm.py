@@ -199,3 +199,13 @@ def test_published_configuration_has_the_published_size():
     n_params = sum(p.numel() for p in network.parameters())
     # pytorch_model.bin is 405 MB of float32.
     assert 100e6 <= n_params <= 102e6, n_params
+
+
+def test_weights_needing_unpickling_are_refused(tmp_path):
+    network = WavLMForXVector(WavLMConfig(**TINY))
+    network.config.save_pretrained(tmp_path)
+    state = dict(network.state_dict())
+    state["payload"] = pathlib.PurePosixPath("/not/a/tensor")  # any non-allowlisted object
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="refused to load the weights"):
+        wavlm.load(weights=tmp_path)

@@ -18,6 +18,7 @@ unpickler).
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -207,6 +208,11 @@ def load(
         model, info = WavLMForXVector.from_pretrained(
             directory, local_files_only=True, weights_only=True, output_loading_info=True
         )
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{directory}: refused to load the weights: they hold objects other than tensors and plain "
+            f"containers (torch.load weights_only=True said: {str(exc).splitlines()[0]})"
+        ) from exc
     except OSError as exc:
         raise ValueError(f"{directory}: cannot load WavLM weights: {exc}") from exc
     if info["missing_keys"] or info.get("mismatched_keys"):
