@@ -1,0 +1,37 @@
+"""Errors raised by the store, each naming what went wrong and where."""
+
+from __future__ import annotations
+
+__all__ = [
+    "StoreChangedError",
+    "StoreCorruptedError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreVersionError",
+]
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class StoreLockedError(StoreError, RuntimeError):
+    """Another process holds the store open for writing (mode ``"a"``)."""
+
+
+class StoreCorruptedError(StoreError, RuntimeError):
+    """Stored bytes fail their checksum or contradict the commit record.
+
+    The message names the store, the array and (where known) the rows.
+    """
+
+
+class StoreVersionError(StoreError, ValueError):
+    """The store was written with a layout this version cannot read."""
+
+
+class StoreChangedError(StoreError, RuntimeError):
+    """A reader's view went away underneath it (another process compacted the store).
+
+    Reopen the store to see its current state.
+    """

@@ -1,0 +1,462 @@
+"""HDF5 backend: one ``.h5`` file (plus an empty ``.h5.lock`` file for the writer lock).
+
+HDF5 is not crash-consistent by itself: its metadata lives in a cache that is
+flushed in pieces, and a chunk that is rewritten is rewritten in place (a kill
+in the middle leaves a chunk whose fletcher32 checksum fails, taking every
+committed row of that chunk with it). Three measures make it safe:
+
+1. The writer keeps the file in SWMR-write mode (file format v110), in which
+   HDF5 orders its metadata flushes so that the file on disk is always a
+   consistent HDF5 file. After a writer is killed, the file opens for
+   reading (readers always open it SWMR-read); the next writer copies the
+   committed state into a fresh file and renames it over the old one,
+   because a killed SWMR writer leaves a "file is open for writing" flag set.
+2. No chunk that holds a committed element is ever rewritten. Each logical
+   array is a ``sealed`` dataset that only ever receives *complete* chunks
+   beyond its committed length, plus the partially filled last chunk (the
+   *tail*, fewer than ``chunk_rows`` elements), which is written alternately
+   into ``tail0`` and ``tail1``: a transaction writes the new tail into the
+   slot the committed record does not use.
+3. The commit record (JSON with a CRC32C, prefixed by its byte length) is
+   written to ``commit0``, fsynced, then to ``commit1``, fsynced. A reader
+   takes the valid slot with the highest ``txn``: a kill while writing
+   ``commit0`` leaves the previous record in ``commit1``; a kill while
+   writing ``commit1`` leaves the new one in ``commit0``.
+
+``compact`` writes a new file next to the store and renames it over the store
+(the rename is the commit point); a reader that opened the old file keeps
+reading the old inode. Byte layout: docs/store.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any, ClassVar
+
+import crc32c
+import h5py
+import numpy as np
+
+from minifloat_store.store.base import ARRAYS, SCAN_ROWS, Backend, unwrap_record, wrap_record
+from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreVersionError
+
+__all__ = ["HDF5Backend"]
+
+#: File format bounds: v110 is the oldest with SWMR, readable by HDF5 >= 1.10.
+LIBVER = ("v110", "v110")
+DEFAULT_CHUNK_ROWS = 512
+#: The id blob's chunk is this many bytes per row of ``chunk_rows``.
+BLOB_BYTES_PER_ROW = 16
+COMMIT_SLOTS = ("commit0", "commit1")
+_COMMIT_CHUNK = 4096
+_DTYPE = {"codes": np.uint8, "scales": np.float32, "id_ends": np.int64, "id_blob": np.uint8, "deleted": np.int64}
+_FILL = {"codes": 0, "scales": np.nan, "id_ends": -1, "id_blob": 0, "deleted": -1}
+
+
+def _unit(name: str, chunk_rows: int) -> int:
+    return chunk_rows * BLOB_BYTES_PER_ROW if name == "id_blob" else chunk_rows
+
+
+def _fsync_file(f: h5py.File) -> None:
+    os.fsync(f.id.get_vfd_handle())
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: str, what: str) -> str:
+    d, base = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{base}.{what}-{uuid.uuid4().hex}.tmp")
+
+
+def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
+    """Create every dataset of an empty store (SWMR forbids creating them later)."""
+    f = h5py.File(path, "w-", libver=LIBVER, locking=False)
+    f.attrs["minifloat_store_layout"] = "see the commit record in commit0/commit1 and docs/store.md"
+    for name in ARRAYS:
+        unit = _unit(name, chunk_rows)
+        row = (row_bytes,) if name == "codes" else ()
+        grp = f.create_group(name)
+        for ds in ("sealed", "tail0", "tail1"):
+            grp.create_dataset(
+                ds,
+                shape=(0, *row),
+                maxshape=(None, *row),
+                chunks=(unit, *row),
+                dtype=_DTYPE[name],
+                fletcher32=True,
+                fillvalue=_FILL[name],
+                track_times=False,
+            )
+    for slot in COMMIT_SLOTS:
+        f.create_dataset(
+            slot, shape=(0,), maxshape=(None,), chunks=(_COMMIT_CHUNK,), dtype=np.uint8, fletcher32=True, track_times=False
+        )
+    return f
+
+
+def _read_slot(f: h5py.File, slot: str, where: str, refresh: bool) -> dict[str, Any] | None:
+    """The record in one commit slot, or None if the slot is empty, torn or corrupted."""
+    try:
+        ds = f[slot]
+        if refresh:
+            ds.refresh()
+        raw = ds[:]
+        if len(raw) < 8:
+            return None
+        n = int.from_bytes(raw[:8].tobytes(), "little")
+        if n > len(raw) - 8:
+            return None
+        wrapper = json.loads(raw[8 : 8 + n].tobytes().decode("utf-8"))
+        return unwrap_record(wrapper, f"{where} ({slot})")
+    except StoreVersionError:
+        raise
+    except (OSError, KeyError, ValueError, UnicodeDecodeError, StoreCorruptedError):
+        return None
+
+
+def _read_record(f: h5py.File, where: str, refresh: bool = False) -> dict[str, Any]:
+    found = [r for r in (_read_slot(f, s, where, refresh) for s in COMMIT_SLOTS) if r is not None]
+    if not found:
+        raise StoreCorruptedError(f"{where}: neither commit slot holds a valid commit record (is this a minifloat store?)")
+    return max(found, key=lambda r: int(r["txn"]))
+
+
+def _write_slots(f: h5py.File, record: dict[str, Any]) -> None:
+    payload = json.dumps(wrap_record(record), separators=(",", ":")).encode("utf-8")
+    buf = np.frombuffer(len(payload).to_bytes(8, "little") + payload, dtype=np.uint8)
+    for slot in COMMIT_SLOTS:
+        ds = f[slot]
+        if ds.shape[0] < len(buf):
+            ds.resize((len(buf),))
+        ds[: len(buf)] = buf
+        f.flush()
+        _fsync_file(f)
+
+
+class _Generation:
+    """One open HDF5 file: committed sealed lengths and tails, plus what is staged."""
+
+    def __init__(self, f: h5py.File, record: dict[str, Any], path: str, writable: bool) -> None:
+        self.f = f
+        self.path = path
+        phys = record["backend"]["hdf5"]
+        self.chunk_rows = int(phys["chunk_rows"])
+        self.sealed = {name: int(phys["sealed"][name]) for name in ARRAYS}
+        self.slots = {name: int(phys["tails"][name][0]) for name in ARRAYS}
+        self.tail: dict[str, np.ndarray] = {}
+        for name in ARRAYS:
+            slot, length, crc = phys["tails"][name]
+            length = int(length)
+            if self.sealed[name] + length != int(record["lengths"][name]):
+                raise StoreCorruptedError(f"store {path}: sealed + tail of '{name}' != its committed length")
+            ds = f[f"{name}/sealed"]
+            if ds.shape[0] < self.sealed[name]:
+                raise StoreCorruptedError(
+                    f"store {path}: dataset '{name}/sealed' has {ds.shape[0]} rows, the commit record needs {self.sealed[name]}"
+                )
+            data = self._read_ds(name, f"{name}/tail{int(slot)}", 0, length)
+            if crc32c.crc32c(data.tobytes()) != int(crc):
+                cls = StoreCorruptedError if writable else StoreChangedError
+                raise cls(
+                    f"store {path}: the tail of array '{name}' (dataset '{name}/tail{int(slot)}') does not match the "
+                    "checksum in the commit record (rewritten by a concurrent writer, or corrupted)"
+                )
+            self.tail[name] = data
+        self.abort()
+
+    def _read_ds(self, name: str, ds_name: str, start: int, stop: int) -> np.ndarray:
+        ds = self.f[ds_name]
+        if stop <= start:
+            return np.empty((0, *ds.shape[1:]), dtype=ds.dtype)
+        try:
+            return ds[start:stop]
+        except OSError as exc:
+            raise StoreCorruptedError(
+                f"store {self.path}: array '{name}' (dataset '{ds_name}') elements {start}..{stop - 1} cannot be "
+                f"read: {exc} (a chunk fails its fletcher32 checksum or is damaged)"
+            ) from None
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        s = self.sealed[name]
+        if stop <= start:
+            return self.tail[name][:0]
+        parts = []
+        if start < s:
+            parts.append(self._read_ds(name, f"{name}/sealed", start, min(stop, s)))
+        if stop > s:
+            parts.append(self.tail[name][max(start, s) - s : stop - s])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def append(self, name: str, data: np.ndarray) -> None:
+        if len(data) == 0:
+            return
+        unit = _unit(name, self.chunk_rows)
+        tail = self.p_tail[name]
+        start = self.p_sealed[name]
+        full = (len(tail) + len(data)) // unit
+        if full:
+            ds = self.f[f"{name}/sealed"]
+            end = start + full * unit
+            if ds.shape[0] < end:
+                ds.resize(end, axis=0)
+            # Complete chunks go to positions past the committed length only.
+            first = unit - len(tail)
+            if len(tail):
+                ds[start : start + unit] = np.concatenate((tail, data[:first]))
+                if full > 1:
+                    ds[start + unit : end] = data[first : first + (full - 1) * unit]
+            else:
+                ds[start:end] = data[: full * unit]
+            used = full * unit - len(tail)
+            self.p_tail[name] = np.array(data[used:], copy=True)
+            self.p_sealed[name] = end
+        else:
+            self.p_tail[name] = np.concatenate((tail, data))
+        self.dirty.add(name)
+
+    def staged_length(self, name: str) -> int:
+        return self.p_sealed[name] + len(self.p_tail[name])
+
+    def write_tails(self) -> dict[str, Any]:
+        """Write staged tails into the unused slots; return the record's physical part."""
+        tails = {}
+        for name in ARRAYS:
+            if name in self.dirty:
+                slot = 1 - self.slots[name]
+                data = self.p_tail[name]
+                ds = self.f[f"{name}/tail{slot}"]
+                if ds.shape[0] < len(data):
+                    ds.resize(len(data), axis=0)  # tails only grow (up to a chunk): no freed space
+                if len(data):
+                    ds[: len(data)] = data
+                tails[name] = [slot, len(data), crc32c.crc32c(data.tobytes())]
+            else:
+                tails[name] = [self.slots[name], len(self.tail[name]), crc32c.crc32c(self.tail[name].tobytes())]
+        return {"hdf5": {"chunk_rows": self.chunk_rows, "sealed": dict(self.p_sealed), "tails": tails}}
+
+    def committed(self, phys: dict[str, Any]) -> None:
+        self.sealed = dict(self.p_sealed)
+        self.tail = dict(self.p_tail)
+        self.slots = {name: int(phys["hdf5"]["tails"][name][0]) for name in ARRAYS}
+        self.dirty = set()
+
+    def abort(self) -> None:
+        self.p_sealed = dict(self.sealed)
+        self.p_tail = dict(self.tail)
+        self.dirty: set[str] = set()
+
+
+def _empty_record_backend(chunk_rows: int) -> dict[str, Any]:
+    return {
+        "hdf5": {
+            "chunk_rows": chunk_rows,
+            "sealed": {name: 0 for name in ARRAYS},
+            # Slot 1 "holds" the empty tail, so the first write goes to slot 0.
+            "tails": {name: [1, 0, 0] for name in ARRAYS},
+        }
+    }
+
+
+class HDF5Backend(Backend):
+    """See the module docstring."""
+
+    name: ClassVar[str] = "hdf5"
+
+    def __init__(self, path: str, writable: bool, f: h5py.File) -> None:
+        self.path = path
+        self.writable = writable
+        self._f = f
+        self._next: _Generation | None = None
+        self._next_path: str | None = None
+        try:
+            self.record = _read_record(f, f"store {path}")
+            self._gen = _Generation(f, self.record, path, writable)
+        except BaseException:
+            f.close()
+            raise
+
+    # -- lifecycle ---------------------------------------------------------
+    @classmethod
+    def lock_path(cls, path: str) -> str | None:
+        return path + ".lock"
+
+    @classmethod
+    def create(cls, path: str, record: dict[str, Any], chunk_rows: int | None) -> HDF5Backend:
+        chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} already exists; choose a new path for the store")
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        record = dict(record, backend=_empty_record_backend(chunk_rows))
+        tmp = _tmp_name(path, "creating")
+        try:
+            f = _build_file(tmp, int(record["layout"]["row_bytes"]), chunk_rows)
+            try:
+                _write_slots(f, record)
+            finally:
+                f.close()
+            _fsync_path(tmp)
+            os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _fsync_path(d)
+        return cls.open(path, writable=True)
+
+    @classmethod
+    def open(cls, path: str, writable: bool) -> HDF5Backend:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no store at {path}")
+        if not writable:
+            try:
+                f = h5py.File(path, "r", swmr=True, locking=False)
+            except OSError as exc:
+                raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
+            return cls(path, False, f)
+        cls._cleanup(path)
+        try:
+            f = h5py.File(path, "r+", libver=LIBVER, locking=False)
+        except OSError:
+            # We hold the writer lock, so no writer is alive: the file carries the
+            # "open for writing" flag of a writer that was killed. Its committed
+            # state is intact (SWMR); copy it into a clean file.
+            cls._recover(path)
+            f = h5py.File(path, "r+", libver=LIBVER, locking=False)
+        try:
+            f.swmr_mode = True
+        except BaseException:
+            f.close()
+            raise
+        return cls(path, True, f)
+
+    @classmethod
+    def _cleanup(cls, path: str) -> None:
+        d, base = os.path.split(os.path.abspath(path))
+        for entry in os.scandir(d):
+            if entry.name.startswith(f".{base}.") and entry.name.endswith(".tmp"):
+                os.unlink(entry.path)
+
+    @classmethod
+    def _recover(cls, path: str) -> None:
+        try:
+            src_file = h5py.File(path, "r", swmr=True, locking=False)
+        except OSError as exc:
+            raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
+        with src_file:
+            record = _read_record(src_file, f"store {path}")
+            src = _Generation(src_file, record, path, writable=True)
+            tmp = _tmp_name(path, "recover")
+            try:
+                dst_file = _build_file(tmp, int(record["layout"]["row_bytes"]), src.chunk_rows)
+                with dst_file:
+                    dst = _Generation(
+                        dst_file, dict(record, backend=_empty_record_backend(src.chunk_rows), lengths={a: 0 for a in ARRAYS}), tmp, True
+                    )
+                    for name in ARRAYS:
+                        n = int(record["lengths"][name])
+                        for lo in range(0, n, SCAN_ROWS):
+                            dst.append(name, src.read(name, lo, min(n, lo + SCAN_ROWS)))
+                        dst.dirty.add(name)
+                    _write_slots(dst_file, dict(record, backend=dst.write_tails()))
+                _fsync_path(tmp)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        _fsync_path(os.path.dirname(os.path.abspath(path)))
+
+    def close(self) -> None:
+        if self._next is not None:
+            self.abort()
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None  # type: ignore[assignment]
+
+    # -- the record --------------------------------------------------------
+    def reload_record(self) -> dict[str, Any]:
+        return _read_record(self._f, f"store {self.path}", refresh=not self.writable)
+
+    # -- data --------------------------------------------------------------
+    def read_block_rows(self) -> int:
+        return self._gen.chunk_rows
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        committed = int(self.record["lengths"][name])
+        if not 0 <= start <= stop <= committed:
+            raise IndexError(f"read of {name}[{start}:{stop}] beyond the committed length {committed}")
+        return self._gen.read(name, start, stop)
+
+    def append(self, name: str, data: np.ndarray) -> None:
+        assert self.writable
+        (self._next or self._gen).append(name, data)
+
+    def begin_rewrite(self) -> None:
+        assert self.writable
+        if self._next is not None:
+            self.abort()
+        tmp = _tmp_name(self.path, "rewrite")
+        chunk_rows = self._gen.chunk_rows
+        f = _build_file(tmp, int(self.record["layout"]["row_bytes"]), chunk_rows)
+        empty = dict(self.record, backend=_empty_record_backend(chunk_rows), lengths={a: 0 for a in ARRAYS})
+        self._next = _Generation(f, empty, tmp, writable=True)
+        self._next_path = tmp
+
+    def commit(self, record: dict[str, Any]) -> None:
+        assert self.writable
+        gen = self._next or self._gen
+        for name in ARRAYS:
+            if int(record["lengths"][name]) != gen.staged_length(name):
+                raise AssertionError(f"record length of {name} != staged {gen.staged_length(name)}")
+        if self._next is not None:
+            for name in ARRAYS:
+                gen.dirty.add(name)
+            phys = gen.write_tails()
+            record = dict(record, backend=phys)
+            _write_slots(gen.f, record)
+            gen.f.close()
+            tmp, self._next, self._next_path = self._next_path, None, None
+            assert tmp is not None
+            _fsync_path(tmp)
+            os.replace(tmp, self.path)  # the commit point of a rewrite
+            _fsync_path(os.path.dirname(os.path.abspath(self.path)))
+            self._f.close()
+            self._f = h5py.File(self.path, "r+", libver=LIBVER, locking=False)
+            self._f.swmr_mode = True
+            self.record = _read_record(self._f, f"store {self.path}")
+            self._gen = _Generation(self._f, self.record, self.path, True)
+            return
+        phys = gen.write_tails()
+        self._f.flush()
+        _fsync_file(self._f)  # data and tails durable before the record names them
+        record = dict(record, backend=phys)
+        _write_slots(self._f, record)
+        gen.committed(phys)
+        self.record = record
+
+    def abort(self) -> None:
+        if self._next is not None:
+            try:
+                self._next.f.close()
+            finally:
+                if self._next_path and os.path.exists(self._next_path):
+                    os.unlink(self._next_path)
+                self._next = None
+                self._next_path = None
+        self._gen.abort()
+
+    # -- sizes -------------------------------------------------------------
+    def nbytes_on_disk(self) -> int:
+        return os.path.getsize(self.path)
+
+    def array_nbytes(self, name: str) -> int:
+        return sum(int(self._f[f"{name}/{ds}"].id.get_storage_size()) for ds in ("sealed", "tail0", "tail1"))

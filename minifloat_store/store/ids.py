@@ -1,0 +1,265 @@
+"""The in-memory id index: id -> row in about 24 bytes per id, no Python object per id.
+
+Ids are kept as they are stored: one UTF-8 blob plus the int64 end offset of
+each id. Lookups go through an open-addressing hash table (int64 row numbers,
+linear probing) keyed by a 64-bit FNV-1a hash of the id's bytes; a hash match
+is confirmed byte for byte. A dict of a million Python strings would cost
+~100 bytes per id and seconds to build; this costs a numba pass.
+
+Only live rows are in the table; deleted rows keep their bytes in the blob
+(row numbers are stable until ``compact``) but are removed from the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+__all__ = ["IdIndex", "encode_ids"]
+
+_EMPTY = -1
+_TOMBSTONE = -2
+_MAX_LOAD = 0.7
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_bytes(blob: np.ndarray, start: int, end: int) -> np.uint64:
+    h = np.uint64(0xCBF29CE484222325)
+    prime = np.uint64(0x100000001B3)
+    for i in range(start, end):
+        h = (h ^ np.uint64(blob[i])) * prime
+    # splitmix64 finaliser: FNV's low bits are weak for linear probing.
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_all(blob: np.ndarray, ends: np.ndarray, first_start: int, out: np.ndarray) -> None:
+    start = first_start
+    for i in range(ends.shape[0]):
+        out[i] = _hash_bytes(blob, start, ends[i])
+        start = ends[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _equal(blob: np.ndarray, a0: int, a1: int, qblob: np.ndarray, q0: int, q1: int) -> bool:
+    if a1 - a0 != q1 - q0:
+        return False
+    for i in range(a1 - a0):
+        if blob[a0 + i] != qblob[q0 + i]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _lookup(
+    table: np.ndarray,
+    row_hash: np.ndarray,
+    blob: np.ndarray,
+    ends: np.ndarray,
+    qblob: np.ndarray,
+    qends: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    mask = np.uint64(table.shape[0] - 1)
+    q0 = 0
+    for k in range(qends.shape[0]):
+        q1 = qends[k]
+        h = _hash_bytes(qblob, q0, q1)
+        i = h & mask
+        found = -1
+        while True:
+            r = table[i]
+            if r == _EMPTY:
+                break
+            if r >= 0 and row_hash[r] == h:
+                a0 = ends[r - 1] if r > 0 else 0
+                if _equal(blob, a0, ends[r], qblob, q0, q1):
+                    found = r
+                    break
+            i = (i + np.uint64(1)) & mask
+        out[k] = found
+        q0 = q1
+
+
+@numba.njit(cache=True, nogil=True)
+def _insert(table: np.ndarray, row_hash: np.ndarray, rows: np.ndarray) -> int:
+    """Insert rows (known absent); returns the number of tombstones reused."""
+    mask = np.uint64(table.shape[0] - 1)
+    reused = 0
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        i = row_hash[r] & mask
+        while table[i] >= 0:
+            i = (i + np.uint64(1)) & mask
+        if table[i] == _TOMBSTONE:
+            reused += 1
+        table[i] = r
+    return reused
+
+
+@numba.njit(cache=True, nogil=True)
+def _remove(table: np.ndarray, row_hash: np.ndarray, rows: np.ndarray) -> None:
+    mask = np.uint64(table.shape[0] - 1)
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        i = row_hash[r] & mask
+        while table[i] != r:
+            i = (i + np.uint64(1)) & mask
+        table[i] = _TOMBSTONE
+
+
+def encode_ids(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 blob and int64 end offsets of a batch of ids (no validation).
+
+    Returns
+    -------
+    blob : ndarray of shape (total_bytes,), uint8
+    ends : ndarray of shape (n,), int64
+        ``ends[i]`` is the exclusive end of id ``i`` in ``blob``.
+    """
+    encoded = [s.encode("utf-8") for s in ids]
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    ends = np.cumsum(np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded)))
+    return blob, ends
+
+
+class _Growable:
+    """A 1-D numpy buffer with amortised appends (growth factor 1.5)."""
+
+    def __init__(self, dtype: type, data: np.ndarray | None = None) -> None:
+        self.dtype = np.dtype(dtype)
+        self.n = 0
+        self.buf = np.empty(0, dtype=self.dtype)
+        if data is not None:
+            self.append(data)
+
+    def append(self, data: np.ndarray) -> None:
+        need = self.n + len(data)
+        if need > len(self.buf):
+            new = np.empty(max(need, int(len(self.buf) * 1.5) + 16), dtype=self.dtype)
+            new[: self.n] = self.buf[: self.n]
+            self.buf = new
+        self.buf[self.n : need] = data
+        self.n = need
+
+    def truncate(self, n: int) -> None:
+        self.n = n
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.buf[: self.n]
+
+
+class IdIndex:
+    """Ids of every stored row (live or deleted) and a hash table over the live ones.
+
+    Parameters
+    ----------
+    blob : ndarray of shape (nbytes,), uint8
+        UTF-8 bytes of every row's id, concatenated in row order.
+    ends : ndarray of shape (rows,), int64
+        Exclusive end offset of each row's id in ``blob``.
+    live : ndarray of shape (rows,), bool
+        Which rows are live (not deleted).
+    """
+
+    def __init__(self, blob: np.ndarray, ends: np.ndarray, live: np.ndarray) -> None:
+        self._blob = _Growable(np.uint8, blob)
+        self._ends = _Growable(np.int64, ends)
+        self._hash = _Growable(np.uint64, self._hash_rows(0, self._ends.view))
+        self._table = np.empty(0, dtype=np.int64)
+        self._used = 0  # live entries + tombstones in the table
+        self._rebuild(np.flatnonzero(live).astype(np.int64))
+
+    # -- internals -------------------------------------------------------
+    def _hash_rows(self, first_row: int, ends: np.ndarray) -> np.ndarray:
+        out = np.empty(len(ends), dtype=np.uint64)
+        start = int(self._ends.view[first_row - 1]) if first_row > 0 else 0
+        _hash_all(self._blob.view, ends, start, out)
+        return out
+
+    def _rebuild(self, live_rows: np.ndarray) -> None:
+        cap = 16
+        while cap * _MAX_LOAD < max(len(live_rows), 1) * 1.5:
+            cap *= 2
+        self._table = np.full(cap, _EMPTY, dtype=np.int64)
+        _insert(self._table, self._hash.view, live_rows)
+        self._used = len(live_rows)
+
+    # -- queries ---------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        """Number of stored rows (live and deleted)."""
+        return self._ends.n
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the id blob."""
+        return self._blob.n
+
+    def lookup(self, ids: Sequence[str]) -> np.ndarray:
+        """Row of each id, ``-1`` where it is not a live id. int64 of shape (len(ids),)."""
+        qblob, qends = encode_ids(ids)
+        return self.lookup_encoded(qblob, qends)
+
+    def lookup_encoded(self, qblob: np.ndarray, qends: np.ndarray) -> np.ndarray:
+        """Like :meth:`lookup` for ids already given as a UTF-8 blob and end offsets."""
+        out = np.empty(len(qends), dtype=np.int64)
+        _lookup(self._table, self._hash.view, self._blob.view, self._ends.view, qblob, qends, out)
+        return out
+
+    def id_of(self, row: int) -> str:
+        ends = self._ends.view
+        start = int(ends[row - 1]) if row > 0 else 0
+        return self._blob.view[start : int(ends[row])].tobytes().decode("utf-8")
+
+    def ids_of(self, rows: np.ndarray) -> list[str]:
+        """Ids of the given rows, as Python strings, in the given order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return []
+        ends = self._ends.view
+        e = ends[rows]
+        s = np.where(rows > 0, ends[np.maximum(rows - 1, 0)], 0)
+        lo = int(s.min())
+        # One bytes object for the span, sliced per id: no per-id numpy call.
+        raw = self._blob.view[lo : int(e.max())].tobytes()
+        return [raw[a:b].decode("utf-8") for a, b in zip((s - lo).tolist(), (e - lo).tolist())]
+
+    # -- changes (the caller keeps them in step with what is committed) -----
+    def append(self, blob: np.ndarray, ends_rel: np.ndarray) -> None:
+        """Add rows whose ids are known to be absent. ``ends_rel`` are offsets within ``blob``."""
+        first = self.rows
+        base = self._blob.n
+        self._blob.append(blob)
+        ends = ends_rel + base
+        self._ends.append(ends)
+        self._hash.append(self._hash_rows(first, ends))
+        rows = np.arange(first, first + len(ends), dtype=np.int64)
+        if (self._used + len(rows)) > len(self._table) * _MAX_LOAD:
+            live = np.concatenate((self._live_rows_in_table(), rows))
+            self._rebuild(live)
+        else:
+            self._used += len(rows) - _insert(self._table, self._hash.view, rows)
+
+    def remove(self, rows: np.ndarray) -> None:
+        """Take live rows out of the table (their bytes stay until compaction)."""
+        _remove(self._table, self._hash.view, np.asarray(rows, dtype=np.int64))
+
+    def truncate(self, rows: int, nbytes: int) -> None:
+        """Forget rows >= ``rows`` (used to undo an append whose commit failed)."""
+        dropped = np.arange(rows, self.rows, dtype=np.int64)
+        live_dropped = dropped[np.isin(dropped, self._live_rows_in_table())]
+        if len(live_dropped):
+            self.remove(live_dropped)
+        self._ends.truncate(rows)
+        self._hash.truncate(rows)
+        self._blob.truncate(nbytes)
+
+    def _live_rows_in_table(self) -> np.ndarray:
+        t = self._table
+        return np.sort(t[t >= 0])

@@ -1,0 +1,365 @@
+"""Zarr v3 backend: a directory (or any fsspec URL zarr accepts).
+
+Layout (docs/store.md has it byte by byte)::
+
+    STORE/zarr.json            root group; attributes["minifloat_store"] is the commit record
+    STORE/g<N>/<array>/...     the five logical arrays of generation N
+    STORE/.lock                writer lock (local stores only)
+
+Every array is sharded: one shard file per ``chunk_rows`` rows (65,536 by
+default) holding inner chunks of 1,024 rows, each followed by its CRC32C; the
+shard index carries its own CRC32C. Inner chunks past the end are not
+written, so a partial last shard costs at most one partially filled inner
+chunk: the on-disk size stays within a fraction of a percent of the payload.
+
+Crash safety rests on two facts: zarr's local store writes every file to a
+temporary name and renames it into place (so a rewritten shard is either the
+old or the new file, and the old one already held every committed row
+unchanged), and the commit record lives in the root ``zarr.json``, replaced
+the same way. Before a record is published, every file written since the
+last commit is fsynced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import zarr
+from zarr.codecs import Crc32cCodec
+
+from minifloat_store.store.base import ARRAYS, RECORD_KEY, Backend, unwrap_record, wrap_record
+from minifloat_store.store.errors import StoreCorruptedError
+
+__all__ = ["ZarrBackend"]
+
+DEFAULT_CHUNK_ROWS = 65536
+INNER_ROWS = 1024
+#: The id blob gets this many bytes per row of the row arrays' chunking (ids average well under it).
+BLOB_BYTES_PER_ROW = 16
+
+# Fill values that no committed element can hold, so a chunk that is missing
+# (deleted behind our back) reads as invalid instead of as plausible data.
+_FILL: dict[str, Any] = {"codes": 0, "scales": float("nan"), "id_ends": -1, "id_blob": 0, "deleted": -1}
+_DTYPE = {"codes": "uint8", "scales": "float32", "id_ends": "int64", "id_blob": "uint8", "deleted": "int64"}
+
+
+def _fsync_path(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _local(path: str) -> Path | None:
+    if path.startswith("file://"):
+        return Path(path[len("file://") :])
+    return None if _is_url(path) else Path(path)
+
+
+def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int) -> None:
+    inner = min(INNER_ROWS, chunk_rows)
+    for name in ARRAYS:
+        if name == "codes":
+            shape, shards, chunks = (0, row_bytes), (chunk_rows, row_bytes), (inner, row_bytes)
+        elif name == "id_blob":
+            shape, shards, chunks = (0,), (chunk_rows * BLOB_BYTES_PER_ROW,), (inner * BLOB_BYTES_PER_ROW,)
+        else:
+            shape, shards, chunks = (0,), (chunk_rows,), (inner,)
+        group.create_array(
+            f"g{gen}/{name}",
+            shape=shape,
+            dtype=_DTYPE[name],
+            shards=shards,
+            chunks=chunks,
+            filters=None,
+            compressors=Crc32cCodec(),  # bytes-to-bytes, last in each inner chunk's chain
+            fill_value=_FILL[name],
+            # Write every in-bounds chunk, even all-fill ones: a missing chunk is then always an error.
+            config={"write_empty_chunks": True},
+        )
+
+
+class ZarrBackend(Backend):
+    """See the module docstring."""
+
+    name: ClassVar[str] = "zarr"
+
+    def __init__(self, path: str, writable: bool) -> None:
+        self.path = path
+        self.writable = writable
+        self._local = _local(path)
+        mode = "r+" if writable else "r"
+        try:
+            self._root = zarr.open_group(path, mode=mode)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no store at {path}") from None
+        except Exception as exc:  # zarr raises several kinds for a non-group path
+            raise StoreCorruptedError(f"store {path}: cannot open the zarr root group ({exc})") from None
+        self.record = self._record_from(self._root.attrs.asdict())
+        self._arrays: dict[str, Any] = {}
+        self._next: dict[str, Any] | None = None
+        self._next_gen = -1
+        self._touched: set[Path] = set()
+        if writable and self._local is not None:
+            self._cleanup()
+        self._open_generation()
+
+    # -- the record --------------------------------------------------------
+    def _record_from(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return unwrap_record(attrs.get(RECORD_KEY), f"store {self.path}")
+
+    def reload_record(self) -> dict[str, Any]:
+        try:
+            root = zarr.open_group(self.path, mode="r")
+        except Exception as exc:
+            raise StoreCorruptedError(f"store {self.path}: cannot reopen the root group ({exc})") from None
+        return self._record_from(root.attrs.asdict())
+
+    # -- lifecycle ---------------------------------------------------------
+    @classmethod
+    def lock_path(cls, path: str) -> str | None:
+        local = _local(path)
+        return None if local is None else str(local / ".lock")
+
+    @classmethod
+    def create(cls, path: str, record: dict[str, Any], chunk_rows: int | None) -> ZarrBackend:
+        chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
+        record = dict(record, backend={"zarr": {"chunk_rows": chunk_rows}})
+        local = _local(path)
+        if local is None:
+            group = zarr.open_group(path, mode="w-")
+            _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
+            group.update_attributes({RECORD_KEY: wrap_record(record)})
+            return cls(path, writable=True)
+        if local.exists():
+            raise FileExistsError(f"{path} already exists; choose a new path for the store")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        # Build under a temporary name and rename: a crash leaves no half store.
+        tmp = local.parent / f".{local.name}.creating-{uuid.uuid4().hex}"
+        try:
+            group = zarr.open_group(str(tmp), mode="w-")
+            _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
+            group.update_attributes({RECORD_KEY: wrap_record(record)})
+            for dirpath, _, files in os.walk(tmp):
+                for f in files:
+                    _fsync_path(os.path.join(dirpath, f))
+                _fsync_path(dirpath)
+            os.rename(tmp, local)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_path(local.parent)
+        return cls(path, writable=True)
+
+    @classmethod
+    def open(cls, path: str, writable: bool) -> ZarrBackend:
+        local = _local(path)
+        if local is not None and not (local / "zarr.json").exists():
+            if not local.exists():
+                raise FileNotFoundError(f"no store at {path}")
+            raise StoreCorruptedError(f"{path} is not a zarr store (no zarr.json)")
+        return cls(path, writable)
+
+    def _cleanup(self) -> None:
+        """Writer only: drop what killed writers left (temp files, unused generations)."""
+        assert self._local is not None
+        keep = f"g{int(self.record['generation'])}"
+        for entry in os.scandir(self._local):
+            if entry.is_dir() and entry.name.startswith("g") and entry.name[1:].isdigit() and entry.name != keep:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        for dirpath, _, files in os.walk(self._local):
+            for f in files:
+                if f.endswith(".partial"):  # zarr's temporary name for a file being written
+                    os.unlink(os.path.join(dirpath, f))
+
+    def _open_generation(self) -> None:
+        gen = int(self.record["generation"])
+        lengths = self.record["lengths"]
+        row_bytes = int(self.record["layout"]["row_bytes"])
+        self._arrays = {}
+        for name in ARRAYS:
+            try:
+                arr = self._root[f"g{gen}/{name}"]
+            except KeyError:
+                raise StoreCorruptedError(f"store {self.path}: array 'g{gen}/{name}' is missing") from None
+            expect_tail = (row_bytes,) if name == "codes" else ()
+            if (
+                not isinstance(arr, zarr.Array)
+                or arr.dtype != np.dtype(_DTYPE[name])
+                or tuple(arr.shape[1:]) != expect_tail
+                or arr.shape[0] < int(lengths[name])
+            ):
+                raise StoreCorruptedError(
+                    f"store {self.path}: array 'g{gen}/{name}' ({getattr(arr, 'dtype', '?')}, shape "
+                    f"{getattr(arr, 'shape', '?')}) does not match the commit record (length {lengths[name]})"
+                )
+            self._arrays[name] = arr
+        self._staged = {name: int(lengths[name]) for name in ARRAYS}
+        self._check_shards()
+
+    def _check_shards(self) -> None:
+        """Every shard a committed element lives in must exist (a missing one would read as fill)."""
+        if self._local is None:
+            return
+        gen = int(self.record["generation"])
+        for name, arr in self._arrays.items():
+            n = int(self.record["lengths"][name])
+            per = arr.shards[0]
+            for s in range((n + per - 1) // per):
+                key = self._local / f"g{gen}" / name / "c" / str(s)
+                if name == "codes":
+                    key = key / "0"
+                if not key.is_file():
+                    raise StoreCorruptedError(
+                        f"store {self.path}: array '{name}' is missing its chunk file {key} "
+                        f"(elements {s * per}..{min(n, (s + 1) * per) - 1})"
+                    )
+
+    def close(self) -> None:
+        self._arrays = {}
+        self._next = None
+
+    # -- data --------------------------------------------------------------
+    def read_block_rows(self) -> int:
+        return int(self._arrays["codes"].chunks[0])
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        committed = int(self.record["lengths"][name])
+        if not 0 <= start <= stop <= committed:
+            raise IndexError(f"read of {name}[{start}:{stop}] beyond the committed length {committed}")
+        arr = self._arrays[name]
+        if start == stop:
+            return np.empty((0, *arr.shape[1:]), dtype=arr.dtype)
+        try:
+            return np.asarray(arr[start:stop])
+        except Exception as exc:
+            raise StoreCorruptedError(
+                f"store {self.path}: array '{name}' elements {start}..{stop - 1} cannot be read: "
+                f"{type(exc).__name__}: {exc} (a chunk fails its CRC32C checksum or is damaged)"
+            ) from None
+
+    def append(self, name: str, data: np.ndarray) -> None:
+        assert self.writable
+        arrays = self._next if self._next is not None else self._arrays
+        arr = arrays[name]
+        start = self._staged[name]
+        stop = start + len(data)
+        if len(data) == 0:
+            return
+        arr.resize((stop, *arr.shape[1:]))
+        arr[start:stop] = data
+        if self._local is not None:
+            gen = self._next_gen if self._next is not None else int(self.record["generation"])
+            base = self._local / f"g{gen}" / name
+            self._touched.add(base / "zarr.json")
+            per = arr.shards[0]
+            for s in range(start // per, (stop - 1) // per + 1):
+                self._touched.add(base / "c" / str(s) / "0" if name == "codes" else base / "c" / str(s))
+        self._staged[name] = stop
+
+    def begin_rewrite(self) -> None:
+        assert self.writable
+        gen = int(self.record["generation"]) + 1
+        if f"g{gen}" in self._root:
+            del self._root[f"g{gen}"]
+        chunk_rows = int(self.record["backend"]["zarr"]["chunk_rows"])
+        _create_arrays(self._root, gen, int(self.record["layout"]["row_bytes"]), chunk_rows)
+        self._next = {name: self._root[f"g{gen}/{name}"] for name in ARRAYS}
+        self._next_gen = gen
+        self._staged = {name: 0 for name in ARRAYS}
+
+    def _sync_touched(self) -> None:
+        dirs: set[Path] = set()
+        for p in self._touched:
+            if p.exists():
+                _fsync_path(p)
+                dirs.add(p.parent)
+        for d in dirs:
+            _fsync_path(d)
+        self._touched.clear()
+
+    def commit(self, record: dict[str, Any]) -> None:
+        assert self.writable
+        record = dict(record, backend=self.record["backend"])
+        switching = self._next is not None
+        if switching and int(record["generation"]) != self._next_gen:
+            raise AssertionError("a rewrite must commit the next generation")
+        for name in ARRAYS:
+            if int(record["lengths"][name]) != self._staged[name]:
+                raise AssertionError(f"record length of {name} {record['lengths'][name]} != staged {self._staged[name]}")
+        if self._local is not None:
+            if switching:
+                for dirpath, _, files in os.walk(self._local / f"g{self._next_gen}"):
+                    for f in files:
+                        self._touched.add(Path(dirpath) / f)
+                self._touched.add(self._local / f"g{self._next_gen}" / "zarr.json")
+            self._sync_touched()
+        self._root.update_attributes({RECORD_KEY: wrap_record(record)})  # the commit point
+        if self._local is not None:
+            _fsync_path(self._local / "zarr.json")
+            _fsync_path(self._local)
+        old = int(self.record["generation"])
+        self.record = record
+        if switching:
+            self._next = None
+            self._next_gen = -1
+            try:
+                del self._root[f"g{old}"]
+            except Exception:
+                pass  # a writer's next open removes it
+            self._open_generation()
+
+    def abort(self) -> None:
+        self._touched.clear()
+        if self._next is not None:
+            gen = self._next_gen
+            self._next = None
+            self._next_gen = -1
+            try:
+                del self._root[f"g{gen}"]
+            except Exception:
+                pass
+        self._staged = {name: int(self.record["lengths"][name]) for name in ARRAYS}
+
+    # -- sizes -------------------------------------------------------------
+    def nbytes_on_disk(self) -> int:
+        if self._local is None:
+            return self._remote_size("")
+        total = 0
+        for dirpath, _, files in os.walk(self._local):
+            for f in files:
+                total += os.path.getsize(os.path.join(dirpath, f))
+        return total
+
+    def array_nbytes(self, name: str) -> int:
+        gen = int(self.record["generation"])
+        if self._local is None:
+            return self._remote_size(f"g{gen}/{name}")
+        total = 0
+        for dirpath, _, files in os.walk(self._local / f"g{gen}" / name):
+            for f in files:
+                total += os.path.getsize(os.path.join(dirpath, f))
+        return total
+
+    def _remote_size(self, prefix: str) -> int:
+        from zarr.core.sync import sync
+
+        store = self._root.store
+
+        async def _size() -> int:
+            total = 0
+            async for key in store.list_prefix(prefix):
+                total += await store.getsize(key)
+            return total
+
+        return int(sync(_size()))
