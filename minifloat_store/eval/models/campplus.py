@@ -43,7 +43,13 @@ from torch import nn
 
 from minifloat_store.eval.models.base import SpeakerModel
 from minifloat_store.eval.models.frontends import kaldi_fbank
-from minifloat_store.eval.models.weights import WeightsSource, modelscope_cache_files, resolve_weights
+from minifloat_store.eval.models.weights import (
+    WeightsSource,
+    load_strict,
+    load_torch_state_dict,
+    modelscope_cache_files,
+    resolve_weights,
+)
 
 MODELSCOPE_ID = "iic/speech_campplus_sv_en_voxceleb_16k"
 WEIGHTS = WeightsSource(
@@ -360,44 +366,6 @@ class CAMPPlusModel(SpeakerModel):
         return self._run(waveform, before_bn=True)
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a flat state_dict saved with ``torch.save`` (tensors only, never unpickled objects).
-
-    Raises
-    ------
-    ValueError
-        If the file is not a dict of tensors.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError / RuntimeError variants
-        raise ValueError(f"cannot read {path} as a torch state_dict (weights_only=True): {exc}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a flat state_dict (a dict of parameter name -> tensor)")
-    return state
-
-
-def load_network_weights(network: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """``load_state_dict(strict=True)`` with an error that lists what does not match."""
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(
-                f"{len(wrong)} with other shapes (e.g. {wrong[0]}: file {tuple(state[wrong[0]].shape)}, "
-                f"model {tuple(expected[wrong[0]].shape)})"
-            )
-        raise ValueError(f"{path} does not match the {type(network).__name__} layout: " + "; ".join(parts))
-    network.load_state_dict(state, strict=True)
-
-
 def load(weights: str | Path | None = None, device: str = "cpu", verify: bool = True) -> CAMPPlusModel:
     """Load the pretrained CAM++ VoxCeleb model.
 
@@ -422,7 +390,7 @@ def load(weights: str | Path | None = None, device: str = "cpu", verify: bool = 
         WEIGHTS, weights, candidates=modelscope_cache_files(MODELSCOPE_ID, WEIGHTS.filename), verify=verify
     )
     network = CAMPPlus()
-    load_network_weights(network, load_state_dict_file(path), path)
+    load_strict(network, load_torch_state_dict(path), path)
     return CAMPPlusModel(network, device=device)
 
 

@@ -22,9 +22,11 @@ passes (its hub's cache). When nothing is found, :class:`WeightsNotFoundError`
 says where to download the file from and the exact path to put it at. When a
 known SHA-256 is given, the file is checked against it.
 
-This module uses only the standard library (no torch, no hub clients): it
-finds files that a user or a hub client already downloaded, it never
-downloads.
+Finding files uses only the standard library (no hub clients): it finds
+files that a user or a hub client already downloaded, it never downloads.
+:func:`load_torch_state_dict` and :func:`load_strict` (which import torch
+when called) read a checkpoint with ``weights_only=True`` and load it
+strictly, with errors that list what differs.
 """
 
 from __future__ import annotations
@@ -295,6 +297,72 @@ def resolve_weights(
     return path
 
 
+def load_torch_state_dict(path: str | Path, key: str | None = None) -> dict:
+    """Read tensors from a torch checkpoint with ``weights_only=True`` (never unpickles objects).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by ``torch.save``.
+    key : str, optional
+        When the file holds a dict that has this key (e.g. ``"state_dict"``,
+        ``"model_state"``), return that entry; otherwise the file must be a
+        flat state_dict.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read with ``weights_only=True`` or is not a dict
+        of tensors.
+    """
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError ... depending on the damage
+        raise ValueError(f"cannot read {path} as a torch checkpoint (weights_only=True): {exc}") from None
+    state = checkpoint
+    if key is not None and isinstance(checkpoint, dict) and key in checkpoint:
+        state = checkpoint[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        where = f"a {key!r} entry nor " if key else ""
+        raise ValueError(f"{path} holds neither {where}a flat state_dict (parameter name -> tensor)")
+    return state
+
+
+def load_strict(network, state: dict, path: str | Path) -> None:
+    """``network.load_state_dict(state, strict=True)`` with an error listing what differs.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, and the missing keys, unexpected keys and keys with
+        other shapes (a few of each), when ``state`` does not fit ``network``.
+    """
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{len(wrong)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
+                f"model {tuple(expected[k].shape)})"
+            )
+        raise ValueError(f"{path} does not fit the {type(network).__name__} layout: " + "; ".join(parts))
+    network.load_state_dict(state, strict=True)
+
+
 __all__ = [
     "WEIGHTS_DIR_ENV",
     "WeightsChecksumError",
@@ -302,6 +370,8 @@ __all__ = [
     "WeightsSource",
     "default_location",
     "huggingface_cache_files",
+    "load_strict",
+    "load_torch_state_dict",
     "missing_weights_message",
     "modelscope_cache_files",
     "resolve_weights",
