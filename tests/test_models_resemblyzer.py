@@ -51,7 +51,9 @@ def random_model():
 @pytest.fixture(scope="module")
 def resemblyzer_package():
     """The resemblyzer package itself, when all its imports work."""
-    return pytest.importorskip("resemblyzer", reason="resemblyzer (with librosa and a working webrtcvad) not importable")
+    return pytest.importorskip(
+        "resemblyzer", reason="resemblyzer (with librosa and a working webrtcvad) not importable"
+    )
 
 
 def _voice(seconds: float, f0: float, seed: int, amp: float = 0.2) -> np.ndarray:

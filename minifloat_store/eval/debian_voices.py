@@ -222,7 +222,8 @@ def _utterances_of(
         if x.size == 0:
             continue
         parts.append(x)
-        if sum(p.size for p in parts) + gap.size * (len(parts) - 1) >= min_seconds * sample_rate and len(parts) >= min_clips:
+        length = sum(p.size for p in parts) + gap.size * (len(parts) - 1)
+        if length >= min_seconds * sample_rate and len(parts) >= min_clips:
             joined = np.concatenate([y for p in parts for y in (p, gap)][:-1])
             yield joined[: int(max_seconds * sample_rate)]
             parts = []

@@ -233,7 +233,8 @@ class ResemblyzerModel(SpeakerModel):
         if self.trim_silence:
             x = trim_long_silences(x)
         if x.size == 0:
-            raise ValueError("nothing to embed: the waveform is empty" + (" after silence trimming" if self.trim_silence else ""))
+            after = " after silence trimming" if self.trim_silence else ""
+            raise ValueError(f"nothing to embed: the waveform is empty{after}")
         starts = partial_starts(x.size)
         needed = (starts[-1] + PARTIAL_FRAMES) * RESEMBLYZER_HOP
         if needed >= x.size:
