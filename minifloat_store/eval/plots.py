@@ -72,7 +72,7 @@ def plot_score_histograms(result: ReportResult, scale: str, path: str | os.PathL
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("cosine score", fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
     what = "no scaling" if scale == "none" else "per-vector scaling"
     fig.suptitle(f"{result.title}: cosine scores per format, {what} (density)", fontsize=11)
     fig.tight_layout()

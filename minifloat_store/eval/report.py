@@ -218,10 +218,14 @@ def pair_cosines(
         convention of ``minifloat_store.scoring`` and of torch's
         ``cosine_similarity``).
     """
-    x64 = np.asarray(x, dtype=np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", x64, x64))
-    # Normalise each distinct vector once; pairs then only need a dot product.
-    unit = (x64 / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
+    x = np.asarray(x)
+    # Normalise each distinct vector once (in float64, block by block to bound
+    # memory on large stores); pairs then only need a float32 dot product.
+    unit = np.empty(x.shape, dtype=np.float32)
+    for start in range(0, x.shape[0], _CHUNK):
+        block = x[start : start + _CHUNK].astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        unit[start : start + _CHUNK] = block / np.where(norms > 0, norms, 1.0)[:, None]
     left = np.asarray(left)
     right = np.asarray(right)
     out = np.empty(left.shape[0], dtype=np.float32)
@@ -540,7 +544,8 @@ def write_csv(result: ReportResult, path: str | os.PathLike[str]) -> Path:
         writer.writeheader()
         for r in result.rows:
             row = _flat_row(result, r)
-            writer.writerow({k: ("" if v is None else (repr(v) if isinstance(v, float) else v)) for k, v in row.items()})
+            # repr keeps every digit of a float; None (no fixed threshold) is an empty cell.
+            writer.writerow({k: "" if v is None else repr(v) if isinstance(v, float) else v for k, v in row.items()})
     return path
 
 
