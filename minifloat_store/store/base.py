@@ -616,6 +616,8 @@ class EmbeddingStore:
         """
         self._check_writable()
         id_list = _check_ids(ids, "ids")
+        if not id_list and np.asarray(vectors).size == 0:
+            return  # an empty batch is a no-op, not an error
         x = self._vectors(id_list, vectors)
         blob, ends = self._check_new_ids(id_list)
         packed = encode(x, self._fmt, self._scale)
