@@ -232,3 +232,38 @@ def test_report_module_does_not_import_matplotlib():
     code = "import minifloat_store.eval.report, sys; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bench_cli_writes_the_report_of_a_float32_store(tmp_path, capsys):
+    from minifloat_store.cli import main
+    from minifloat_store.store import EmbeddingStore
+
+    c = small_corpus()
+    with EmbeddingStore.create(tmp_path / "f32.zarr", dim=512, fmt="fp32") as store:
+        store.add(c.ids.tolist(), c.embeddings)
+    trials = c.write_trials(tmp_path / "trials.txt")
+    out = tmp_path / "report"
+    code = main(["bench", str(tmp_path / "f32.zarr"), "--trials", str(trials), "--threshold", "0.6",
+                 "--formats", "e2m1,e4m3", "--scales", "none,vector", "--out", str(out), "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "e2m1/none" in text and "e2m1/vector" in text and "2,400 trials" in text
+    with (out / "results.csv").open() as fh:
+        got = {(r["format"], r["scale"]): r for r in csv.DictReader(fh)}
+    want = small_report()
+    for key in (("fp32", "none"), ("e2m1", "none"), ("e4m3", "vector")):
+        assert float(got[key]["frr_pct"]) == pytest.approx(100 * want.row(*key).frr)
+    assert (out / "far_frr_e2m1_vector.png").exists()
+
+
+def test_bench_cli_refuses_a_packed_store(tmp_path, capsys):
+    from minifloat_store.cli import main
+    from minifloat_store.store import EmbeddingStore
+
+    c = small_corpus()
+    with EmbeddingStore.create(tmp_path / "e2m1.zarr", dim=512, fmt="e2m1") as store:
+        store.add(c.ids.tolist(), c.embeddings)
+    trials = c.write_trials(tmp_path / "trials.txt")
+    code = main(["bench", str(tmp_path / "e2m1.zarr"), "--trials", str(trials), "--out", str(tmp_path / "r")])
+    assert code == 2
+    assert "stored as e2m1" in capsys.readouterr().err

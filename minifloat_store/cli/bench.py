@@ -1,0 +1,90 @@
+"""``minifloat-store bench``: the storage-vs-accuracy report of a float32 store on a trial list."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from minifloat_store.codec import SCALE_MODES
+from minifloat_store.eval.report import STUDY_ORDER
+
+
+def _names(text: str, what: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ValueError(f"{what} is empty")
+    return names
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="report EER, FAR/FRR, minDCF and storage of every format on a trial list",
+        description=(
+            "Quantise the embeddings of a float32 store to every format and scale mode, score the "
+            "trials by cosine similarity and write report.md, results.csv, results.json and PNG "
+            "figures to --out. Rates are in percent in the files; a trial is accepted when "
+            "score >= threshold."
+        ),
+    )
+    p.add_argument("store", help="a float32 embedding store (EmbeddingStore, fmt fp32)")
+    p.add_argument("--trials", required=True, help="trial list, VoxCeleb ('1 enroll test') or Kaldi format")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="fixed cosine threshold of the model (e.g. 0.86 for WavLM-sv); FAR/FRR are also "
+        "reported at the float32 EER threshold",
+    )
+    p.add_argument(
+        "--formats",
+        default=",".join(STUDY_ORDER),
+        help="comma-separated formats (default all; float32 is always included)",
+    )
+    p.add_argument("--scales", default=",".join(SCALE_MODES), help="comma-separated scale modes (default none,vector)")
+    p.add_argument("--figure-formats", default="e2m1", help="formats drawn against float32 in the FAR/FRR figures")
+    p.add_argument("--title", default=None, help="report title (default: the store's name)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures (no matplotlib needed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from minifloat_store.eval.report import run_report, summary_text, write_report
+    from minifloat_store.eval.trials import read_trials
+    from minifloat_store.store import EmbeddingStore
+
+    t0 = time.perf_counter()
+    formats = _names(args.formats, "--formats")
+    scales = _names(args.scales, "--scales")
+    figure_formats = _names(args.figure_formats, "--figure-formats")
+    store_path = Path(args.store)
+    if not store_path.exists():
+        raise FileNotFoundError(f"store {store_path} does not exist")
+    trials = read_trials(args.trials)
+    with EmbeddingStore.open(store_path, mode="r") as store:
+        if not store.fmt.is_identity:
+            raise ValueError(
+                f"{store_path} is stored as {store.fmt.name}; bench needs the float32 embeddings as the "
+                "reference (re-quantising rounded values would hide the loss). Run it on the float32 store."
+            )
+        ids = store.ids
+        x = store.to_numpy()
+    result = run_report(
+        x,
+        ids,
+        trials,
+        formats=formats,
+        scales=scales,
+        threshold=args.threshold,
+        title=args.title or f"Minifloat storage report: {store_path.name}",
+        progress=not args.no_progress,
+    )
+    result = write_report(result, args.out, figure_formats=figure_formats, figures=not args.no_figures)
+    print(f"{len(trials):,} trials ({trials.n_targets:,} target) over {result.n_embeddings:,} embeddings "
+          f"of {result.dim} values from {store_path}")
+    print(summary_text(result, focus=figure_formats))
+    print(f"Wrote {len(result.files)} files to {args.out}/ in {time.perf_counter() - t0:.1f} s")
+    return 0
