@@ -265,14 +265,15 @@ def _design(
     """Speaker and session of every utterance, grouped by speaker then session."""
     # Vox1-O: 42 to 260 utterances per speaker, 8 to 35 videos per speaker.
     floor = min(42, n_utterances // n_speakers)
-    share = rng.dirichlet(np.full(n_speakers, 3.0))
+    share = rng.dirichlet(np.full(n_speakers, 2.0))
     per_speaker = floor + rng.multinomial(n_utterances - floor * n_speakers, share)
     speakers = np.repeat(np.arange(n_speakers, dtype=np.int64), per_speaker)
     sessions = np.empty(n_utterances, dtype=np.int64)
     start = 0
     next_session = 0
     for count in per_speaker:
-        n_sess = int(min(rng.integers(8, 36), max(2, count // 3)))
+        # 8 + Poisson(9), at most 35: about 17 per speaker, Vox1-O's 674 / 40.
+        n_sess = int(min(8 + rng.poisson(9), 35, max(2, count // 3)))
         # Every session gets at least one utterance; the rest fall unevenly.
         extra = rng.multinomial(count - n_sess, rng.dirichlet(np.full(n_sess, 1.0)))
         sizes = 1 + extra
