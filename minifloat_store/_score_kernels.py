@@ -1,0 +1,473 @@
+"""numba kernels for scoring packed vectors: norms, pair cosines, top-k search.
+
+Private module. ``scoring.py`` validates every array (dtypes, shapes, row
+indices in range, equal dims) before calling in; the kernels trust their
+arguments and index only rows they are handed.
+
+Arithmetic. A stored value is ``table[code] / s`` (float32). The kernels work
+on the *raw* values ``table[code]`` and divide by the scale once per row:
+``dot(a/sa, b/sb) = dot(a, b) / (sa * sb)``. The raw products are exact in
+float64 for every format of at most 16 bits, and sums are float64, so the
+only difference from the float64 cosine of the decoded float32 vectors is the
+float32 rounding of ``table[code] / s`` inside ``decode``: at most 2**-23 of
+``|a||b|`` on a dot product, about 1.2e-7 on a cosine. Rows whose scale would
+make that rounding leave the normal float32 range are scored elsewhere (see
+``scoring._special_rows``).
+
+Every dot product is summed in the same fixed order (four interleaved float64
+accumulators combined as ``(a0 + a1) + (a2 + a3)``, no fast-math), so a row
+gets bit-identical scores from every kernel here: search, rescoring and
+``verify`` agree exactly, and identical rows tie exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+# Rows per parallel work item: big enough to amortise a thread's scratch
+# buffers and heap, small enough to balance two to a few dozen threads.
+BLOCK_ROWS = 4096
+
+
+# ---------------------------------------------------------------- raw values
+
+
+@njit(cache=True)
+def raw_row(code_row, nbits, table64, out):
+    """Unscaled values ``table[code]`` of one packed row into ``out`` (float64, (d,)).
+
+    fp32 codes are reinterpreted; every other width is looked up in
+    ``table64`` (float64, (2**nbits,)).
+    """
+    d = out.shape[0]
+    if nbits == 32:
+        vals = code_row.view(np.float32)  # rows are C-contiguous, 4-byte multiples
+        for j in range(d):
+            out[j] = vals[j]
+    elif nbits == 16:
+        for j in range(d):
+            out[j] = table64[np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)]
+    elif nbits == 8:
+        for j in range(d):
+            out[j] = table64[code_row[j]]
+    elif nbits == 4:
+        for k in range(d // 2):
+            byte = code_row[k]
+            out[2 * k] = table64[byte & 0xF]
+            out[2 * k + 1] = table64[byte >> 4]
+        if d % 2:
+            out[d - 1] = table64[code_row[d // 2] & 0xF]
+    else:  # nbits == 6: four codes in three bytes
+        n_bytes = code_row.shape[0]
+        for g in range((d + 3) // 4):
+            o = 3 * g
+            b0 = np.int64(code_row[o])
+            b1 = np.int64(code_row[o + 1]) if o + 1 < n_bytes else np.int64(0)
+            b2 = np.int64(code_row[o + 2]) if o + 2 < n_bytes else np.int64(0)
+            j = 4 * g
+            out[j] = table64[b0 & 0x3F]
+            if j + 1 < d:
+                out[j + 1] = table64[((b0 >> 6) | (b1 << 2)) & 0x3F]
+            if j + 2 < d:
+                out[j + 2] = table64[((b1 >> 4) | (b2 << 4)) & 0x3F]
+            if j + 3 < d:
+                out[j + 3] = table64[b2 >> 2]
+
+
+@njit(cache=True, inline="always")
+def dot4(a, b):
+    """``sum(a * b)`` over float64 vectors in the module's fixed order."""
+    d = a.shape[0]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        a0 += a[j] * b[j]
+        a1 += a[j + 1] * b[j + 1]
+        a2 += a[j + 2] * b[j + 2]
+        a3 += a[j + 3] * b[j + 3]
+        j += 4
+    while j < d:
+        a0 += a[j] * b[j]
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, inline="always")
+def _clip1(c):
+    # The raw-value arithmetic can overshoot +-1 by ~1e-7 (e.g. parallel
+    # vectors); a cosine never does, so clipping only removes error.
+    return min(max(c, -1.0), 1.0)
+
+
+# ---------------------------------------------------------------- norms
+
+
+@njit(cache=True)
+def unit_rows(q):
+    """Scale each row of ``q`` (float64, (m, d), finite) to unit L2 norm in place.
+
+    Divides by the largest magnitude first so the norm cannot overflow; a
+    zero row stays zero. A fixed summation order makes a query's unit vector
+    the same whether it arrives alone or in a batch.
+    """
+    for t in range(q.shape[0]):
+        row = q[t]
+        amax = 0.0
+        for j in range(row.shape[0]):
+            amax = max(amax, abs(row[j]))
+        if amax == 0.0:
+            continue
+        for j in range(row.shape[0]):
+            row[j] /= amax
+        nrm = np.sqrt(dot4(row, row))
+        for j in range(row.shape[0]):
+            row[j] /= nrm
+
+
+@njit(cache=True, parallel=True)
+def norms_kernel(codes, scales, rows, nbits, table64, dim, out):
+    """L2 norm of the *decoded* row ``rows[p]`` into ``out[p]`` (float64).
+
+    Rounds each value as ``decode`` does (``table[code] / s`` in float32:
+    the raw value is exact in float32), so the result is the float64 norm of
+    what ``decode`` returns.
+    """
+    m = rows.shape[0]
+    n_blocks = (m + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for blk in prange(n_blocks):
+        buf = np.empty(dim, np.float64)
+        for p in range(blk * BLOCK_ROWS, min(m, (blk + 1) * BLOCK_ROWS)):
+            r = rows[p]
+            raw_row(codes[r], nbits, table64, buf)
+            s = scales[r]
+            for j in range(dim):
+                buf[j] = np.float32(buf[j]) / s
+            out[p] = np.sqrt(dot4(buf, buf))
+
+
+# ---------------------------------------------------------------- pairs
+
+
+@njit(cache=True, parallel=True)
+def pairs_kernel(
+    codes_a, nbits_a, table_a, scales_a, norms_a, rows_a,
+    codes_b, nbits_b, table_b, scales_b, norms_b, rows_b,
+    dim, out,
+):  # fmt: skip
+    """``out[p]`` = cosine of row ``rows_a[p]`` of a with row ``rows_b[p]`` of b.
+
+    ``norms_*`` are the decoded norms (float64, one per row of ``codes_*``).
+    A pair with a zero vector scores 0.0. When consecutive pairs share their
+    left row (pairs sorted by left row) the left row is decoded once.
+    """
+    m = rows_a.shape[0]
+    n_blocks = (m + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for blk in prange(n_blocks):
+        va = np.empty(dim, np.float64)
+        vb = np.empty(dim, np.float64)
+        last = np.int64(-1)
+        for p in range(blk * BLOCK_ROWS, min(m, (blk + 1) * BLOCK_ROWS)):
+            ra = rows_a[p]
+            rb = rows_b[p]
+            den = (np.float64(scales_a[ra]) * norms_a[ra]) * (np.float64(scales_b[rb]) * norms_b[rb])
+            if den == 0.0:
+                out[p] = 0.0
+                continue
+            if ra != last:
+                raw_row(codes_a[ra], nbits_a, table_a, va)
+                last = ra
+            raw_row(codes_b[rb], nbits_b, table_b, vb)
+            out[p] = _clip1(dot4(va, vb) / den)
+
+
+# ---------------------------------------------------------------- one query against rows
+#
+# A query q (float64, unit norm) is turned into a look-up table so that a
+# row's dot product is a sum of table reads: for 4-bit codes one entry per
+# (byte position, byte value) holding both nibbles' products; for 6- and
+# 8-bit codes one entry per (position, code). 16- and 32-bit codes multiply.
+
+
+@njit(cache=True)
+def query_lut(qhat, nbits, table64, lut):
+    """Fill ``lut`` for query ``qhat`` (float64, (d,)).
+
+    ``lut`` shape: (ceil(d/2), 256) for 4-bit, (d, 64) for 6-bit, (d, 256) for
+    8-bit codes; unused (any shape) for 16/32-bit.
+    """
+    d = qhat.shape[0]
+    if nbits == 4:
+        for k in range((d + 1) // 2):
+            q0 = qhat[2 * k]
+            q1 = qhat[2 * k + 1] if 2 * k + 1 < d else 0.0
+            for byte in range(256):
+                # Two exact products rounded once each, then one rounded add:
+                # the same arithmetic for every row, hence exact ties.
+                lut[k, byte] = table64[byte & 0xF] * q0 + table64[byte >> 4] * q1
+    elif nbits == 6 or nbits == 8:
+        for j in range(d):
+            for c in range(lut.shape[1]):
+                lut[j, c] = table64[c] * qhat[j]
+
+
+@njit(cache=True, inline="always")
+def row_dot_query(code_row, nbits, lut, table64, qhat):
+    """Raw dot product ``sum(table[code_j] * qhat[j])`` of one packed row with a query.
+
+    Table-read sums use eight accumulators: the adds, not the loads, bound
+    the loop, and each accumulator's chain of dependent adds is short.
+    """
+    d = qhat.shape[0]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    if nbits == 4 or nbits == 8:
+        # One table read per byte: a byte is two 4-bit codes or one 8-bit code.
+        nb = (d + 1) // 2 if nbits == 4 else d
+        a4 = 0.0
+        a5 = 0.0
+        a6 = 0.0
+        a7 = 0.0
+        k = 0
+        while k + 8 <= nb:
+            a0 += lut[k, code_row[k]]
+            a1 += lut[k + 1, code_row[k + 1]]
+            a2 += lut[k + 2, code_row[k + 2]]
+            a3 += lut[k + 3, code_row[k + 3]]
+            a4 += lut[k + 4, code_row[k + 4]]
+            a5 += lut[k + 5, code_row[k + 5]]
+            a6 += lut[k + 6, code_row[k + 6]]
+            a7 += lut[k + 7, code_row[k + 7]]
+            k += 8
+        while k < nb:
+            # An odd dim's last 4-bit byte has a zero high nibble and lut weight 0.
+            a0 += lut[k, code_row[k]]
+            k += 1
+        a0 += a4
+        a1 += a5
+        a2 += a6
+        a3 += a7
+    elif nbits == 6:
+        g = 0
+        while 4 * g + 4 <= d:
+            o = 3 * g
+            b0 = np.int64(code_row[o])
+            b1 = np.int64(code_row[o + 1])
+            b2 = np.int64(code_row[o + 2])
+            j = 4 * g
+            a0 += lut[j, b0 & 0x3F]
+            a1 += lut[j + 1, ((b0 >> 6) | (b1 << 2)) & 0x3F]
+            a2 += lut[j + 2, ((b1 >> 4) | (b2 << 4)) & 0x3F]
+            a3 += lut[j + 3, b2 >> 2]
+            g += 1
+        j = 4 * g
+        if j < d:  # 1-3 trailing codes; their bytes may stop early
+            n_bytes = code_row.shape[0]
+            o = 3 * g
+            b0 = np.int64(code_row[o])
+            b1 = np.int64(code_row[o + 1]) if o + 1 < n_bytes else np.int64(0)
+            b2 = np.int64(code_row[o + 2]) if o + 2 < n_bytes else np.int64(0)
+            a0 += lut[j, b0 & 0x3F]
+            if j + 1 < d:
+                a1 += lut[j + 1, ((b0 >> 6) | (b1 << 2)) & 0x3F]
+            if j + 2 < d:
+                a2 += lut[j + 2, ((b1 >> 4) | (b2 << 4)) & 0x3F]
+    elif nbits == 16:
+        j = 0
+        while j + 4 <= d:
+            a0 += table64[np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)] * qhat[j]
+            a1 += table64[np.int64(code_row[2 * j + 2]) | (np.int64(code_row[2 * j + 3]) << 8)] * qhat[j + 1]
+            a2 += table64[np.int64(code_row[2 * j + 4]) | (np.int64(code_row[2 * j + 5]) << 8)] * qhat[j + 2]
+            a3 += table64[np.int64(code_row[2 * j + 6]) | (np.int64(code_row[2 * j + 7]) << 8)] * qhat[j + 3]
+            j += 4
+        while j < d:
+            a0 += table64[np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)] * qhat[j]
+            j += 1
+    else:  # nbits == 32
+        vals = code_row.view(np.float32)
+        j = 0
+        while j + 4 <= d:
+            a0 += np.float64(vals[j]) * qhat[j]
+            a1 += np.float64(vals[j + 1]) * qhat[j + 1]
+            a2 += np.float64(vals[j + 2]) * qhat[j + 2]
+            a3 += np.float64(vals[j + 3]) * qhat[j + 3]
+            j += 4
+        while j < d:
+            a0 += np.float64(vals[j]) * qhat[j]
+            j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, inline="always")
+def _cosine(dot, s, norm):
+    den = np.float64(s) * norm
+    if den == 0.0:
+        return 0.0
+    return _clip1(dot / den)
+
+
+# ---------------------------------------------------------------- top-k heaps
+#
+# A heap holds the best ``count`` (score, row) pairs seen so far with the
+# *worst* at the root. "Better" is a higher score, and for equal scores a
+# lower row, so the final order is descending score, ascending row.
+
+
+@njit(cache=True, inline="always")
+def _worse(hs, hr, i, j):
+    return hs[i] < hs[j] or (hs[i] == hs[j] and hr[i] > hr[j])
+
+
+@njit(cache=True)
+def _sift_down(hs, hr, count, i):
+    while True:
+        left = 2 * i + 1
+        if left >= count:
+            return
+        w = left
+        right = left + 1
+        if right < count and _worse(hs, hr, right, left):
+            w = right
+        if _worse(hs, hr, w, i):
+            hs[i], hs[w] = hs[w], hs[i]
+            hr[i], hr[w] = hr[w], hr[i]
+            i = w
+        else:
+            return
+
+
+@njit(cache=True)
+def heap_offer(hs, hr, count, cap, s, r):
+    """Offer (s, r) to a heap of capacity ``cap`` holding ``count`` items; return the new count."""
+    if count < cap:
+        i = count
+        hs[i] = s
+        hr[i] = r
+        count += 1
+        while i > 0:  # sift up
+            parent = (i - 1) // 2
+            if _worse(hs, hr, i, parent):
+                hs[i], hs[parent] = hs[parent], hs[i]
+                hr[i], hr[parent] = hr[parent], hr[i]
+                i = parent
+            else:
+                break
+        return count
+    if s > hs[0] or (s == hs[0] and r < hr[0]):
+        hs[0] = s
+        hr[0] = r
+        _sift_down(hs, hr, count, 0)
+    return count
+
+
+# ---------------------------------------------------------------- search: exact scan
+
+
+@njit(cache=True, parallel=True)
+def scan_topk(codes, nbits, table64, scales, norms, skip, qhat, lut, k, out_s, out_r, out_n):
+    """Exact cosine of every non-skipped row with one query; top ``k`` per block of rows.
+
+    Block ``b`` (rows ``b*BLOCK_ROWS`` ...) writes its best ``out_n[b]`` <= k
+    (score, row) pairs, unsorted, into ``out_s[b]``, ``out_r[b]``; the caller
+    merges blocks. ``lut`` must already hold ``query_lut(qhat)``.
+    """
+    n = codes.shape[0]
+    n_blocks = out_n.shape[0]
+    for blk in prange(n_blocks):
+        hs = out_s[blk]
+        hr = out_r[blk]
+        count = 0
+        for i in range(blk * BLOCK_ROWS, min(n, (blk + 1) * BLOCK_ROWS)):
+            if skip[i]:
+                continue
+            s = _cosine(row_dot_query(codes[i], nbits, lut, table64, qhat), scales[i], norms[i])
+            if count == k and s < hs[0]:
+                continue  # the common case once the heap is full
+            count = heap_offer(hs, hr, count, k, s, np.int64(i))
+        out_n[blk] = count
+
+
+@njit(cache=True, parallel=True)
+def score_rows(codes, nbits, table64, scales, norms, qhats, lut_shape0, lut_shape1, rows, counts, out):
+    """Exact cosine of query ``t`` with rows ``rows[t, :counts[t]]`` into ``out[t, :counts[t]]``."""
+    for t in prange(qhats.shape[0]):
+        lut = np.empty((lut_shape0, lut_shape1), np.float64)
+        qhat = qhats[t]
+        query_lut(qhat, nbits, table64, lut)
+        for p in range(counts[t]):
+            i = rows[t, p]
+            out[t, p] = _cosine(row_dot_query(codes[i], nbits, lut, table64, qhat), scales[i], norms[i])
+
+
+# ---------------------------------------------------------------- search: BLAS pre-selection
+
+
+@njit(cache=True, parallel=True)
+def decode_unit_chunk(codes, scales, norms, row0, nbits, table64, out):
+    """Decode rows ``row0 .. row0 + len(out) - 1`` to float32 unit vectors in ``out``.
+
+    ``out[p] = table[code] / (s * norm)`` rounded once to float32 (zeros for
+    a zero row), so a matrix product with unit queries gives approximate
+    cosines directly.
+    """
+    d = out.shape[1]
+    m = out.shape[0]
+    n_blocks = (m + 255) // 256
+    for blk in prange(n_blocks):
+        buf = np.empty(d, np.float64)
+        for p in range(blk * 256, min(m, (blk + 1) * 256)):
+            i = row0 + p
+            den = np.float64(scales[i]) * norms[i]
+            f = 1.0 / den if den > 0.0 else 0.0
+            code_row = codes[i]
+            o = out[p]
+            if nbits == 4:
+                for k in range(d // 2):
+                    byte = code_row[k]
+                    o[2 * k] = table64[byte & 0xF] * f
+                    o[2 * k + 1] = table64[byte >> 4] * f
+                if d % 2:
+                    o[d - 1] = table64[code_row[d // 2] & 0xF] * f
+            elif nbits == 8:
+                for j in range(d):
+                    o[j] = table64[code_row[j]] * f
+            else:
+                raw_row(code_row, nbits, table64, buf)
+                for j in range(d):
+                    o[j] = buf[j] * f
+
+
+@njit(cache=True, parallel=True)
+def approx_topk_update(sims, row0, skip, heap_s, heap_r, counts):
+    """Feed one chunk of approximate cosines into per-query heaps.
+
+    ``sims`` is (q, c) float32: unit queries times unit rows ``row0 ..
+    row0 + c - 1`` (from ``decode_unit_chunk``). Each query's heap keeps its
+    best ``heap_s.shape[1]`` non-skipped rows.
+    """
+    cap = heap_s.shape[1]
+    c = sims.shape[1]
+    for t in prange(sims.shape[0]):
+        hs = heap_s[t]
+        hr = heap_r[t]
+        count = counts[t]
+        row = sims[t]
+        thr = hs[0] if count == cap else -np.inf
+        for p in range(c):
+            v = np.float64(row[p])
+            # Most rows lose to a full heap: one comparison, nothing else.
+            if v < thr:
+                continue
+            i = row0 + p
+            if skip[i]:
+                continue
+            count = heap_offer(hs, hr, count, cap, v, np.int64(i))
+            if count == cap:
+                thr = hs[0]
+        counts[t] = count

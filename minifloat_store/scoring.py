@@ -1,0 +1,543 @@
+"""Cosine scoring on packed vectors: verification (1:1) and identification (1:N).
+
+Every function works on the packed codes directly. numba kernels read a row's
+bytes, look each code up in a small table and accumulate in float64, so the
+float32 copy of a database is never built; only for a batch of queries is a
+chunk of rows (16k at a time) decoded to float32 so that BLAS can pre-select
+candidates, which are then rescored exactly.
+
+Definitions used throughout:
+
+* The score of two vectors is the cosine similarity of their *decoded*
+  values (what :func:`minifloat_store.decode` returns), computed in float64.
+  Results agree with ``float64`` numpy on the decoded vectors to about 1e-7
+  (well within 1e-6; see ``_score_kernels`` for why).
+* The cosine with a zero vector (stored or query) is defined as 0.0.
+* Ranking is by descending score, ties broken by ascending row.
+
+The store (``minifloat_store.store``) calls these with its precomputed
+``norms`` (from :func:`vector_norms`) and its deletion mask as ``exclude``.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Literal
+
+import numpy as np
+
+from minifloat_store import _score_kernels as K
+from minifloat_store.codec import Packed, decode
+from minifloat_store.formats import Format, decode_table
+
+__all__ = ["cosine_index_pairs", "cosine_pairs", "search", "vector_norms", "verify"]
+
+SearchMethod = Literal["auto", "scan", "blas"]
+
+#: From this many queries on, ``search(method="auto")`` decodes chunks and
+#: pre-selects with BLAS; below it, each query is an exact table-driven scan.
+#: Measured by benchmarks/bench_search.py (see docs/performance.md).
+BLAS_MIN_QUERIES = 8
+#: Rows decoded to float32 at a time on the BLAS path.
+CHUNK_ROWS = 16384
+#: Queries multiplied at a time on the BLAS path (bounds the (q, CHUNK_ROWS) buffer).
+QUERY_BATCH = 256
+
+_TABLES64: dict[str, np.ndarray] = {}
+_NO_TABLE32 = np.zeros(1, dtype=np.float32)
+_NO_TABLE64 = np.zeros(1, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_packed(packed: object, name: str = "packed") -> Packed:
+    if not isinstance(packed, Packed):
+        raise TypeError(f"{name} must be a Packed (from minifloat_store.encode), got {type(packed).__name__}")
+    return packed
+
+
+def _tables(fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 table for ``decode_row``, float64 table for the raw-value kernels)."""
+    if fmt.bits > 16:
+        return _NO_TABLE32, _NO_TABLE64
+    t64 = _TABLES64.get(fmt.name)
+    if t64 is None:
+        with np.errstate(invalid="ignore"):  # NaN codes stay NaN
+            t64 = decode_table(fmt).astype(np.float64)
+        t64.flags.writeable = False
+        _TABLES64[fmt.name] = t64
+    return decode_table(fmt), t64
+
+
+def _check_norms(norms: object, packed: Packed, name: str = "norms") -> np.ndarray:
+    arr = np.asarray(norms)
+    if arr.dtype.kind != "f" or arr.shape != (packed.n,):
+        raise ValueError(
+            f"{name} must be a float array of shape ({packed.n},) from vector_norms(), "
+            f"got {arr.dtype} array of shape {arr.shape}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if (arr < 0).any():
+        row = int(np.flatnonzero(arr < 0)[0])
+        raise ValueError(f"{name}[{row}] = {float(arr[row])!r} is negative; pass the output of vector_norms()")
+    return arr
+
+
+def _check_rows(rows: object, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(rows)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D array of integer row indices, got {arr.dtype} array of shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            pos = int(np.flatnonzero(arr == bad)[0])
+            raise ValueError(f"{name}[{pos}] = {bad} is out of range for {n} stored rows (valid: 0..{n - 1})")
+    return arr
+
+
+def _check_row(row: object, n: int) -> int:
+    try:
+        r = operator.index(row)  # rejects floats and bools-as-arrays, accepts numpy ints
+    except TypeError:
+        raise TypeError(f"row must be an integer, got {type(row).__name__}") from None
+    if isinstance(row, (bool, np.bool_)):
+        raise TypeError("row must be an integer, got bool")
+    if not 0 <= r < n:
+        raise ValueError(f"row {r} is out of range for {n} stored rows")
+    return r
+
+
+def _unit_queries(queries: object, dim: int, name: str = "query") -> np.ndarray:
+    """Validate float queries of shape (q, dim) or (dim,); return them as float64 unit vectors.
+
+    A zero query stays zero (it scores 0.0 against everything).
+    """
+    q = np.asarray(queries)
+    if q.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {q.dtype}")
+    if q.ndim == 1:
+        q = q[None, :]
+    elif q.ndim != 2:
+        raise ValueError(f"{name} must have shape (q, {dim}) or ({dim},), got shape {q.shape}")
+    if q.shape[1] != dim:
+        raise ValueError(f"{name} dim {q.shape[1]} != {dim}")
+    q = q.astype(np.float64)
+    finite = np.isfinite(q).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{name} {row} contains NaN or inf")
+    q = np.ascontiguousarray(q)
+    K.unit_rows(q)
+    return q
+
+
+# ---------------------------------------------------------------- rows scored in plain numpy
+
+
+def _special_mask(norms: np.ndarray) -> np.ndarray:
+    """Rows the fast paths must not score: nonzero norms outside [1e-20, 1e30].
+
+    The kernels use raw values ``table[code]`` and divide by the scale once;
+    the decoded float32 ``table[code] / s`` differs from that by 2**-24
+    relative, or by at most 2**-126 absolute where it falls below the normal
+    float32 range, which is negligible against a norm of 1e-20 or more. The
+    same bounds keep float32 BLAS products from underflowing (even with
+    flush-to-zero) or overflowing. Vectors that far from unit scale do not
+    occur in practice; if one does, it is scored from ``decode`` in float64.
+    """
+    return (norms > 1e30) | ((norms < 1e-20) & (norms > 0))
+
+
+def _decoded64(packed: Packed, rows: np.ndarray) -> np.ndarray:
+    return decode(packed[rows]).astype(np.float64)
+
+
+def _exact_query_scores(packed: Packed, rows: np.ndarray, norms: np.ndarray, qhat: np.ndarray) -> np.ndarray:
+    """(q, len(rows)) cosines from decoded float64 rows: the plain definition."""
+    x = _decoded64(packed, rows)
+    nr = norms[rows]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out = (qhat @ x.T) / nr
+    out[:, nr == 0] = 0.0
+    return np.clip(out, -1.0, 1.0)
+
+
+# ---------------------------------------------------------------- norms
+
+
+def _norms_of_rows(packed: Packed, rows: np.ndarray) -> np.ndarray:
+    _, t64 = _tables(packed.fmt)
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    if rows.size:
+        K.norms_kernel(packed.codes, packed.scales, rows, packed.fmt.bits, t64, packed.dim, out)
+    return out
+
+
+def vector_norms(packed: Packed) -> np.ndarray:
+    """L2 norms of the decoded vectors, computed from the codes.
+
+    Parameters
+    ----------
+    packed : Packed
+        n packed vectors of dimension d.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        ``norm(decode(packed)[i])`` in float64, decoded row by row (no float32
+        copy of the matrix). A store computes these once and passes them as
+        ``norms=`` to the other functions here.
+    """
+    packed = _check_packed(packed)
+    return _norms_of_rows(packed, np.arange(packed.n, dtype=np.int64))
+
+
+def _norms_for(packed: Packed, norms: object, name: str, used: np.ndarray | None = None) -> np.ndarray:
+    """Validated ``norms``, or computed ones (only for the ``used`` rows, if given, when fewer)."""
+    if norms is not None:
+        return _check_norms(norms, packed, name)
+    if used is None or used.size >= packed.n:
+        return vector_norms(packed)
+    full = np.zeros(packed.n, dtype=np.float64)
+    uniq = np.unique(used)
+    full[uniq] = _norms_of_rows(packed, uniq)
+    return full
+
+
+# ---------------------------------------------------------------- pairs
+
+
+def _pairs(
+    pa: Packed, na: np.ndarray, ra: np.ndarray, pb: Packed, nb: np.ndarray, rb: np.ndarray
+) -> np.ndarray:
+    out = np.empty(ra.shape[0], dtype=np.float64)
+    if out.size == 0:
+        return out
+    ta32, ta = _tables(pa.fmt)
+    tb32, tb = _tables(pb.fmt)
+    # Pairs grouped by left row let the kernel decode each left row once and
+    # keep the right rows' cache lines warm; the sort costs ~5 % of the work.
+    order = np.argsort(ra, kind="stable")
+    ra_s, rb_s = ra[order], rb[order]
+    res = np.empty_like(out)
+    K.pairs_kernel(
+        pa.codes, pa.fmt.bits, ta, pa.scales, na, ra_s,
+        pb.codes, pb.fmt.bits, tb, pb.scales, nb, rb_s,
+        pa.dim, res,
+    )  # fmt: skip
+    out[order] = res
+    sa = _special_mask(na)
+    sb = sa if nb is na else _special_mask(nb)
+    redo = np.flatnonzero(sa[ra] | sb[rb])
+    if redo.size:
+        xa = _decoded64(pa, ra[redo])
+        xb = _decoded64(pb, rb[redo])
+        den = na[ra[redo]] * nb[rb[redo]]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            val = np.einsum("ij,ij->i", xa, xb) / den
+        out[redo] = np.where(den == 0, 0.0, np.clip(val, -1.0, 1.0))
+    return out
+
+
+def cosine_pairs(
+    packed_a: Packed,
+    packed_b: Packed,
+    *,
+    norms_a: np.ndarray | None = None,
+    norms_b: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cosine similarity of row i of ``packed_a`` with row i of ``packed_b``.
+
+    Parameters
+    ----------
+    packed_a, packed_b : Packed
+        n vectors each, same dimension; formats and scale modes may differ.
+    norms_a, norms_b : ndarray of shape (n,), float64, optional
+        :func:`vector_norms` of each, if already known.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        Cosines in [-1, 1]; 0.0 where either vector is zero.
+
+    Raises
+    ------
+    ValueError
+        If the batches differ in length or dimension.
+    """
+    pa = _check_packed(packed_a, "packed_a")
+    pb = _check_packed(packed_b, "packed_b")
+    if pa.dim != pb.dim:
+        raise ValueError(f"packed_a has dim {pa.dim} but packed_b has dim {pb.dim}")
+    if pa.n != pb.n:
+        raise ValueError(f"packed_a has {pa.n} vectors but packed_b has {pb.n}; cosine_pairs scores row i with row i")
+    na = _norms_for(pa, norms_a, "norms_a")
+    nb = _norms_for(pb, norms_b, "norms_b")
+    rows = np.arange(pa.n, dtype=np.int64)
+    return _pairs(pa, na, rows, pb, nb, rows)
+
+
+def cosine_index_pairs(
+    packed: Packed, left_rows: np.ndarray, right_rows: np.ndarray, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """Cosine of row ``left_rows[p]`` with row ``right_rows[p]`` of one batch (a trial list).
+
+    Rows are read in place; nothing is gathered or decoded in full.
+
+    Parameters
+    ----------
+    packed : Packed
+        n stored vectors.
+    left_rows, right_rows : array_like of shape (m,), integer
+        Row indices in ``0 .. n-1``.
+    norms : ndarray of shape (n,), float64, optional
+        :func:`vector_norms` of ``packed``; computed for the rows used if omitted.
+
+    Returns
+    -------
+    ndarray of shape (m,), float64
+        One cosine per pair; 0.0 where either vector is zero.
+
+    Raises
+    ------
+    ValueError
+        If the index arrays differ in length, are not 1-D integers, or hold a
+        row outside ``0 .. n-1`` (the message names the first one).
+    """
+    packed = _check_packed(packed)
+    left = _check_rows(left_rows, packed.n, "left_rows")
+    right = _check_rows(right_rows, packed.n, "right_rows")
+    if left.shape != right.shape:
+        raise ValueError(f"left_rows has {left.size} entries but right_rows has {right.size}")
+    nrm = _norms_for(packed, norms, "norms", used=np.concatenate([left, right]))
+    return _pairs(packed, nrm, left, packed, nrm, right)
+
+
+# ---------------------------------------------------------------- one query, one row
+
+
+def verify(packed: Packed, query: np.ndarray, row: int, norms: np.ndarray | None = None) -> float:
+    """Cosine of one query with one stored vector (a 1:1 verification score).
+
+    Parameters
+    ----------
+    packed : Packed
+        n stored vectors of dimension d.
+    query : array_like of shape (d,) or (1, d), floating point
+    row : int
+        Row index in ``0 .. n-1``.
+    norms : ndarray of shape (n,), float64, optional
+        :func:`vector_norms` of ``packed``.
+
+    Returns
+    -------
+    float
+        The same value :func:`search` reports for this row (bit for bit).
+    """
+    packed = _check_packed(packed)
+    r = _check_row(row, packed.n)
+    qhat = _unit_queries(query, packed.dim)
+    if qhat.shape[0] != 1:
+        raise ValueError(f"verify takes one query, got {qhat.shape[0]}; use search() for a batch")
+    nrm = _norms_for(packed, norms, "norms", used=np.array([r], dtype=np.int64))
+    rows = np.array([[r]], dtype=np.int64)
+    if _special_mask(nrm[r : r + 1])[0]:
+        return float(_exact_query_scores(packed, rows[0], nrm, qhat)[0, 0])
+    return float(_score_rows(packed, nrm, qhat, rows, np.ones(1, dtype=np.int64))[0, 0])
+
+
+# ---------------------------------------------------------------- search
+
+
+def _lut_shape(bits: int, dim: int) -> tuple[int, int]:
+    if bits == 4:
+        return (dim + 1) // 2, 256
+    if bits in (6, 8):
+        return dim, 1 << bits
+    return 1, 1
+
+
+def _score_rows(packed: Packed, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Exact kernel scores of query t with ``rows[t, :counts[t]]`` (rest of the output undefined)."""
+    _, t64 = _tables(packed.fmt)
+    out = np.zeros(rows.shape, dtype=np.float64)
+    K.score_rows(packed.codes, packed.fmt.bits, t64, packed.scales, norms, qhat,
+                 *_lut_shape(packed.fmt.bits, packed.dim), rows, counts, out)  # fmt: skip
+    return out
+
+
+def _scan_one(packed: Packed, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact scan of every row for one unit query: candidate (rows, scores) holding the top k."""
+    _, t64 = _tables(packed.fmt)
+    lut = np.empty(_lut_shape(packed.fmt.bits, packed.dim), dtype=np.float64)
+    K.query_lut(qhat, packed.fmt.bits, t64, lut)
+    n_blocks = (packed.n + K.BLOCK_ROWS - 1) // K.BLOCK_ROWS
+    cap = min(k, K.BLOCK_ROWS)
+    out_s = np.empty((n_blocks, cap), dtype=np.float64)
+    out_r = np.empty((n_blocks, cap), dtype=np.int64)
+    out_n = np.zeros(n_blocks, dtype=np.int64)
+    K.scan_topk(packed.codes, packed.fmt.bits, t64, packed.scales, norms, skip, qhat, lut, cap, out_s, out_r, out_n)
+    keep = np.arange(cap)[None, :] < out_n[:, None]
+    return out_r[keep], out_s[keep]
+
+
+def _blas_margin(dim: int) -> float:
+    """Bound on |float32-BLAS cosine - exact cosine| for unit queries.
+
+    float32 dot products of length d err by at most ~d * 2**-24 of |x||q|
+    (any summation order); a few more units cover the rounding of the unit
+    query and unit rows to float32, of the result, and the kernels' own
+    2**-23.
+    """
+    return 1.1 * (dim + 10) * 2.0**-24 + 1e-12
+
+
+def _blas_candidates(
+    packed: Packed, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_rows: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Pre-select with float32 BLAS on decoded chunks, rescore exactly.
+
+    Each query keeps its ``cap`` best rows by approximate cosine. When the
+    worst kept row is more than twice the error bound below the k-th kept
+    row, no row left out can belong to the exact top k (nor tie with it), so
+    the exact top k lies among the kept rows; otherwise (many near-ties, e.g.
+    duplicate vectors) that query falls back to the exact scan.
+    """
+    _, t64 = _tables(packed.fmt)
+    nq, dim = qhat.shape
+    cap = min(n_rows, k + max(k, 32))
+    buf = np.empty((min(CHUNK_ROWS, packed.n), dim), dtype=np.float32)
+    rows_out: list[np.ndarray] = []
+    scores_out: list[np.ndarray] = []
+    margin2 = 2 * _blas_margin(dim)
+    for q0 in range(0, nq, QUERY_BATCH):
+        qb = qhat[q0 : q0 + QUERY_BATCH]
+        q32 = qb.astype(np.float32)
+        nb = qb.shape[0]
+        heap_s = np.empty((nb, cap), dtype=np.float64)
+        heap_r = np.empty((nb, cap), dtype=np.int64)
+        counts = np.zeros(nb, dtype=np.int64)
+        sims = np.empty((nb, buf.shape[0]), dtype=np.float32)
+        for a in range(0, packed.n, CHUNK_ROWS):
+            b = min(packed.n, a + CHUNK_ROWS)
+            m = b - a
+            chunk = buf[:m]
+            K.decode_unit_chunk(packed.codes, packed.scales, norms, a, packed.fmt.bits, t64, chunk)
+            s = sims if m == sims.shape[1] else np.empty((nb, m), dtype=np.float32)
+            np.matmul(q32, chunk.T, out=s)
+            K.approx_topk_update(s, a, skip, heap_s, heap_r, counts)
+        exact = _score_rows(packed, norms, qb, heap_r, counts)
+        for t in range(nb):
+            c = int(counts[t])
+            if c == cap and cap < n_rows:
+                kth = np.partition(heap_s[t, :c], c - k)[c - k]  # k-th best approximate score
+                if not heap_s[t].min() < kth - margin2:
+                    r, sc = _scan_one(packed, norms, skip, qb[t], k)
+                    rows_out.append(r)
+                    scores_out.append(sc)
+                    continue
+            rows_out.append(heap_r[t, :c].copy())
+            scores_out.append(exact[t, :c].copy())
+    return rows_out, scores_out
+
+
+def search(
+    packed: Packed,
+    queries: np.ndarray,
+    k: int = 10,
+    exclude: np.ndarray | None = None,
+    norms: np.ndarray | None = None,
+    *,
+    method: SearchMethod = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k stored vectors of highest cosine with each query (1:N identification).
+
+    Parameters
+    ----------
+    packed : Packed
+        n stored vectors of dimension d.
+    queries : array_like of shape (q, d) or (d,), floating point
+        A (d,) query is a batch of one.
+    k : int, default 10
+        Results per query; fewer (``k' = min(k, rows not excluded)``) when the
+        store is smaller.
+    exclude : ndarray of shape (n,), bool, optional
+        True for rows never to return (deleted rows).
+    norms : ndarray of shape (n,), float64, optional
+        :func:`vector_norms` of ``packed``; computed if omitted (a full pass).
+    method : {"auto", "scan", "blas"}
+        ``"scan"``: exact table-driven scan of the codes per query, parallel
+        over row blocks with a per-thread top-k heap. ``"blas"``: decode 16k
+        rows at a time to float32, pre-select with a matrix product, rescore
+        the candidates exactly. Both return identical results; ``"auto"``
+        takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on.
+
+    Returns
+    -------
+    rows : ndarray of shape (q, k'), int64
+        Row indices, best first; ties (equal scores) in ascending row order.
+    scores : ndarray of shape (q, k'), float64
+        Their cosines (the values :func:`verify` returns).
+
+    Raises
+    ------
+    TypeError
+        If the queries are not floating point.
+    ValueError
+        If a query has the wrong dimension or holds NaN/inf, ``k < 1``, or
+        ``exclude``/``norms`` have the wrong shape.
+    """
+    packed = _check_packed(packed)
+    qhat = _unit_queries(queries, packed.dim)
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if method not in ("auto", "scan", "blas"):
+        raise ValueError(f"method must be 'auto', 'scan' or 'blas', got {method!r}")
+    n = packed.n
+    if exclude is None:
+        skip = np.zeros(n, dtype=np.bool_)
+    else:
+        skip = np.asarray(exclude)
+        if skip.dtype != np.bool_ or skip.shape != (n,):
+            raise ValueError(f"exclude must be a bool array of shape ({n},), got {skip.dtype} array of shape {skip.shape}")
+        skip = np.ascontiguousarray(skip)
+    n_valid = n - int(np.count_nonzero(skip))
+    kk = min(int(k), n_valid)
+    nq = qhat.shape[0]
+    if kk == 0 or nq == 0:
+        return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)
+    nrm = _norms_for(packed, norms, "norms")
+
+    special = _special_mask(nrm) & ~skip
+    special_rows = np.flatnonzero(special)
+    if special_rows.size:
+        skip = skip | special
+    n_kernel = n_valid - special_rows.size
+
+    if n_kernel == 0:
+        cand_r: list[np.ndarray] = [np.empty(0, np.int64)] * nq
+        cand_s: list[np.ndarray] = [np.empty(0, np.float64)] * nq
+    elif method == "blas" or (method == "auto" and nq >= BLAS_MIN_QUERIES):
+        cand_r, cand_s = _blas_candidates(packed, nrm, skip, qhat, min(kk, n_kernel), n_kernel)
+    else:
+        cand_r, cand_s = [], []
+        for t in range(nq):
+            r, s = _scan_one(packed, nrm, skip, qhat[t], min(kk, n_kernel))
+            cand_r.append(r)
+            cand_s.append(s)
+
+    special_scores = _exact_query_scores(packed, special_rows, nrm, qhat) if special_rows.size else None
+    rows = np.empty((nq, kk), dtype=np.int64)
+    scores = np.empty((nq, kk), dtype=np.float64)
+    for t in range(nq):
+        r, s = cand_r[t], cand_s[t]
+        if special_scores is not None:
+            r = np.concatenate([r, special_rows])
+            s = np.concatenate([s, special_scores[t]])
+        order = np.lexsort((r, -s))[:kk]
+        rows[t] = r[order]
+        scores[t] = s[order]
+    return rows, scores
