@@ -5,10 +5,13 @@ The core API::
     import minifloat_store as mfs
     packed = mfs.encode(x, "e2m1")        # x: float32 (n, d)
     y = mfs.decode(packed)                # float32 (n, d)
+    rows, scores = mfs.search(packed, q, k=10)       # top-10 cosine, on the codes
+    c = mfs.cosine_index_pairs(packed, left, right)  # trial-list scores
 """
 
 from minifloat_store.codec import SCALE_MODES, Packed, decode, encode, quantize, storage_bytes
 from minifloat_store.formats import FORMATS, Format, decode_table, get_format
+from minifloat_store.scoring import cosine_index_pairs, cosine_pairs, search, vector_norms, verify
 
 __version__ = "0.1.0"
 
@@ -17,10 +20,15 @@ __all__ = [
     "SCALE_MODES",
     "Format",
     "Packed",
+    "cosine_index_pairs",
+    "cosine_pairs",
     "decode",
     "decode_table",
     "encode",
     "get_format",
     "quantize",
+    "search",
     "storage_bytes",
+    "vector_norms",
+    "verify",
 ]
