@@ -267,3 +267,16 @@ def test_bench_cli_refuses_a_packed_store(tmp_path, capsys):
     code = main(["bench", str(tmp_path / "e2m1.zarr"), "--trials", str(trials), "--out", str(tmp_path / "r")])
     assert code == 2
     assert "stored as e2m1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("fmt", "scale"), [("e2m1", "none"), ("e2m1", "vector"), ("e4m3", "vector"), ("fp16", "none")])
+def test_report_scores_agree_with_the_packed_scoring_module(fmt, scale):
+    # Two independent paths: decode-then-cosine here, cosine on packed codes in scoring.
+    from minifloat_store.scoring import cosine_index_pairs
+
+    c = small_corpus()
+    left, right = c.trials.index_pairs(c.ids)
+    ours = pair_cosines(mfs.quantize(c.embeddings, fmt, scale), left, right)
+    theirs = cosine_index_pairs(mfs.encode(c.embeddings, fmt, scale), left, right)
+    np.testing.assert_allclose(ours, theirs, atol=2e-6)
+    assert np.array_equal(ours == 0, theirs == 0)  # the zero-vector convention matches
