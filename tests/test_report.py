@@ -125,6 +125,9 @@ def test_write_report_writes_every_file_with_the_right_rows(tmp_path):
     assert "## Table 1: storage (MiB)" in md
     assert "## Table 2: FAR / FRR, no scaling" in md and "## Table 3: FAR / FRR, per-vector scaling" in md
     assert "![Bits per value against EER](bits_vs_eer.png)" in md
+    # minDCF at both operating points the issue names, p_target 0.01 and 0.05.
+    assert "| minDCF 0.01 | minDCF 0.05 |" in md
+    assert f"| {r.reference.min_dcf_001:.4f} | {r.reference.min_dcf_005:.4f} |" in md
 
 
 def _table_rows(md: str, heading: str) -> dict[str, list[str]]:

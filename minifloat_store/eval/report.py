@@ -626,8 +626,8 @@ def _accuracy_lines(result: ReportResult, scale: str) -> list[str]:
     if fixed:
         head += " FAR % | FRR % |"
         sep += "---:|---:|"
-    head += " FAR % at f32 EER thr | FRR % at f32 EER thr | EER % | EER threshold | minDCF 0.01 | zero vectors |"
-    sep += "---:|---:|---:|---:|---:|---:|"
+    head += " FAR % at f32 EER thr | FRR % at f32 EER thr | EER % | EER threshold | minDCF 0.01 | minDCF 0.05 | zero vectors |"
+    sep += "---:|---:|---:|---:|---:|---:|---:|"
     lines = [head, sep]
     for fmt in result.formats:
         r = result.row(fmt, scale)
@@ -640,7 +640,7 @@ def _accuracy_lines(result: ReportResult, scale: str) -> list[str]:
         line += (
             f" {_marked(r.far_at_ref, base and base.far_at_ref)} | {_marked(r.frr_at_ref, base and base.frr_at_ref)} |"
             f" {_marked(r.eer, base and base.eer)} | {r.eer_threshold:.3f}{thr_change} |"
-            f" {r.min_dcf_001:.4f} | {r.zero_vectors} |"
+            f" {r.min_dcf_001:.4f} | {r.min_dcf_005:.4f} | {r.zero_vectors} |"
         )
         lines.append(line)
     return lines
