@@ -58,7 +58,7 @@ DEFAULT_MODELS: tuple[str, ...] = ("campplus", "redimnet", "wavlm")
 #: Where the official list files are looked for, relative to the VoxCeleb directory.
 LIST_FOLDERS: tuple[str, ...] = (".", "meta")
 #: Where the cleaned lists are published (for the error message).
-LISTS_URL = "https://mm.kaist.ac.kr/datasets/voxceleb/meta/"
+LISTS_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/"
 _SHOW = 3
 
 
