@@ -22,7 +22,9 @@ from minifloat_store.eval import debian_voices
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 if importlib.util.find_spec("resemblyzer") is None:
-    pytest.skip("the resemblyzer package (which ships the pretrained weights) is not installed", allow_module_level=True)
+    pytest.skip(
+        "the resemblyzer package (which ships the pretrained weights) is not installed", allow_module_level=True
+    )
 if not debian_voices.is_available():
     pytest.skip(
         "Debian's ktuberling-data / klettres-data are not installed (apt-get install ktuberling-data klettres-data)",
@@ -70,7 +72,8 @@ def run(tmp_path_factory):
     nontargets = []
     for k in range(n_non):
         sa, sb = voice_pairs[order[k % len(order)]]
-        nontargets.append((by_speaker[sa][rng.integers(UTTERANCES_PER_VOICE)], by_speaker[sb][rng.integers(UTTERANCES_PER_VOICE)]))
+        a = by_speaker[sa][rng.integers(UTTERANCES_PER_VOICE)]
+        nontargets.append((a, by_speaker[sb][rng.integers(UTTERANCES_PER_VOICE)]))
     trials = base / "trials.txt"
     trials.write_text("".join(f"1 {a} {b}\n" for a, b in targets) + "".join(f"0 {a} {b}\n" for a, b in nontargets))
 
@@ -104,7 +107,9 @@ def test_eer_of_every_format_on_real_voices(run):
     print(f"  {'format':<8} {'scale none':>10} {'scale vector':>12}")
     for r in results["rows"]:
         if r["scale"] == "none":
-            vec = next((x["eer_pct"] for x in results["rows"] if x["format"] == r["format"] and x["scale"] == "vector"), None)
+            vec = next(
+                (x["eer_pct"] for x in results["rows"] if (x["format"], x["scale"]) == (r["format"], "vector")), None
+            )
             print(f"  {r['format']:<8} {r['eer_pct']:>10.2f} {'' if vec is None else f'{vec:.2f}':>12}")
 
     assert 0.0 < ref < 15.0  # about 5 % for these voices; not a coincidence of a random model

@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "MD5s, audio files, weights) is checked before any work; docs/reproduce.md says how to get it."
         ),
     )
-    p.add_argument("--voxceleb", required=True, help="VoxCeleb-1 directory: wav/idXXXXX/<video>/<NNNNN>.wav and the lists")
+    p.add_argument(
+        "--voxceleb", required=True, help="VoxCeleb-1 directory: wav/idXXXXX/<video>/<NNNNN>.wav and the lists"
+    )
     p.add_argument(
         "--weights-dir", default=None,
         help="checkpoints laid out as docs/models.md says (campplus/, redimnet/, wavlm/); "
@@ -73,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         print(
-            f"\nminifloat-store reproduce: interrupted; the embeddings stored so far are kept under {args.out}/embeddings. "
-            "Run the same command again to continue.",
+            f"\nminifloat-store reproduce: interrupted; the embeddings stored so far are kept under "
+            f"{args.out}/embeddings. Run the same command again to continue.",
             file=sys.stderr,
         )
         return 130

@@ -409,7 +409,8 @@ def reproduce(
         if bad:
             listing = out_dir / f"failed-{m}.tsv"
             listing.write_text("".join(f"{f.utterance_id}\t{f.path}\t{f.reason}\n" for f in bad), encoding="utf-8")
-            say(f"    {len(bad)} utterances could not be embedded (listed in {listing}); reports needing them are skipped")
+            say(f"    {len(bad)} utterances could not be embedded (listed in {listing}); "
+                "the reports needing them are skipped")
 
         with EmbeddingStore.open(store_path, mode="r") as store:
             ids, x, meta = store.ids, store.to_numpy(), store.metadata
