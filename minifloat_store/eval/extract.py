@@ -135,9 +135,9 @@ class ExtractSummary:
             f"{self.model}, dim {self.dim}, float32",
         ]
         if self.added:
-            speed = self.audio_seconds / self.seconds if self.seconds > 0 else float("inf")
             lines.append(
-                f"embedded {self.audio_seconds / 3600:.2f} h of audio in {self.seconds:.1f} s ({speed:.1f}x real time)"
+                f"embedded {self.audio_seconds / 3600:.2f} h of audio; the run took {self.seconds:.1f} s, "
+                "model loading included"
             )
         for rate, count in sorted(self.resampled.items()):
             lines.append(f"note: {count:,} file(s) resampled from {rate} Hz to {self.sample_rate} Hz")
