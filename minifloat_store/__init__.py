@@ -12,15 +12,19 @@ The core API::
 from minifloat_store.codec import SCALE_MODES, Packed, decode, encode, quantize, storage_bytes
 from minifloat_store.formats import FORMATS, Format, decode_table, get_format
 from minifloat_store.scoring import cosine_index_pairs, cosine_pairs, search, vector_norms, verify
+from minifloat_store.store import EmbeddingStore
+from minifloat_store.store.convert import convert
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EmbeddingStore",
     "FORMATS",
     "SCALE_MODES",
     "Format",
     "Packed",
     "cosine_index_pairs",
+    "convert",
     "cosine_pairs",
     "decode",
     "decode_table",

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("formats", "bench", "extract", "demo", "reproduce")
+COMMANDS: tuple[str, ...] = ("formats", "bench", "extract", "demo", "reproduce", "info", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
