@@ -2,7 +2,7 @@
 
 Sources (``src``):
 
-* ``vectors.npy``: read memory-mapped;
+* ``vectors.npy``: read memory-mapped, one short-lived map per batch;
 * ``bundle.npz`` or ``bundle.npz:KEY``: the member is streamed out of the zip
   (``KEY`` may be omitted when the file holds one array besides ``ids``);
 * ``file.h5:/group/dataset``: an HDF5 dataset, read by slices;
@@ -191,6 +191,50 @@ class _ArraySource:
             self._closer()
 
 
+def _npy_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    # The header is a Python literal parsed with ast.literal_eval: nothing is unpickled.
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"{where} uses .npy format version {version}; re-save it with numpy.save")
+    if dtype.hasobject:
+        raise TypeError(f"{where} holds Python objects; refusing to unpickle")
+    if fortran and len(shape) > 1:
+        raise ValueError(f"{where} is stored in Fortran order; save it C-ordered to stream it")
+    return shape, fortran, dtype
+
+
+class _NpyWindows:
+    """A .npy file read through one short-lived memory map per batch.
+
+    One map of the whole file would be simplest, but every page it touches
+    stays in the process's resident set until the kernel needs the memory:
+    converting a 4 GB file would show 4 GB resident. A map per batch is
+    unmapped (and its pages dropped from the RSS) once the batch is copied.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with open(path, "rb") as fh:
+            self.shape, _, self.dtype = _npy_header(fh, path)
+            self._offset = fh.tell()
+        self._row = int(np.prod(self.shape[1:], dtype=np.int64)) if len(self.shape) > 1 else 1
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        lo, hi = sl.start, min(sl.stop, self.shape[0])
+        window = np.memmap(
+            self.path, dtype=self.dtype, mode="r", offset=self._offset + lo * self._row * self.dtype.itemsize,
+            shape=(hi - lo, *self.shape[1:]),
+        )
+        try:
+            return np.array(window)
+        finally:
+            del window
+
+
 class _NpzMember:
     """A .npy member of a zip, streamed in order (no random access needed)."""
 
@@ -202,18 +246,7 @@ class _NpzMember:
             keys = [n[:-4] for n in self._zip.namelist() if n.endswith(".npy")]
             self._zip.close()
             raise KeyError(f"{path} has no array {key!r}; it holds {', '.join(keys)}") from None
-        version = np.lib.format.read_magic(self._fh)
-        # The header is a Python literal parsed with ast.literal_eval: nothing is unpickled.
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(self._fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(self._fh)
-        else:
-            raise ValueError(f"{path}:{key} uses .npy format version {version}; re-save it with numpy.save")
-        if dtype.hasobject:
-            raise TypeError(f"{path}:{key} holds Python objects; refusing to unpickle")
-        if fortran and len(shape) > 1:
-            raise ValueError(f"{path}:{key} is stored in Fortran order; save it C-ordered to stream it")
+        shape, _, dtype = _npy_header(self._fh, f"{path}:{key}")
         self.shape, self.dtype = shape, dtype
         self._row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
         self._pos = 0
@@ -264,8 +297,7 @@ def _open_source(src: str) -> Any:
     if container.endswith(".npy"):
         if inner is not None:
             raise ValueError(f"{src}: a .npy file holds one array; drop the ':{inner}'")
-        arr = np.load(container, mmap_mode="r", allow_pickle=False)
-        return _ArraySource(container, arr)
+        return _ArraySource(container, _NpyWindows(container))
     if container.endswith(".npz"):
         with zipfile.ZipFile(container) as z:
             keys = [n[:-4] for n in z.namelist() if n.endswith(".npy")]

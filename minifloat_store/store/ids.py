@@ -1,7 +1,7 @@
 """The in-memory id index: id -> row in about 24 bytes per id, no Python object per id.
 
 Ids are kept as they are stored: one UTF-8 blob plus the int64 end offset of
-each id. Lookups go through an open-addressing hash table (int64 row numbers,
+each id. Lookups go through an open-addressing hash table (int32 row numbers,
 linear probing) keyed by a 64-bit FNV-1a hash of the id's bytes; a hash match
 is confirmed byte for byte. A dict of a million Python strings would cost
 ~100 bytes per id and seconds to build; this costs a numba pass.
@@ -22,6 +22,8 @@ __all__ = ["IdIndex", "encode_ids"]
 _EMPTY = -1
 _TOMBSTONE = -2
 _MAX_LOAD = 0.7
+#: Rows one store can hold (the hash table stores int32 row numbers).
+MAX_ROWS = 2**31 - 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -171,7 +173,7 @@ class IdIndex:
         self._blob = _Growable(np.uint8, blob)
         self._ends = _Growable(np.int64, ends)
         self._hash = _Growable(np.uint64, self._hash_rows(0, self._ends.view))
-        self._table = np.empty(0, dtype=np.int64)
+        self._table = np.empty(0, dtype=np.int32)
         self._used = 0  # live entries + tombstones in the table
         self._rebuild(np.flatnonzero(live).astype(np.int64))
 
@@ -186,7 +188,8 @@ class IdIndex:
         cap = 16
         while cap * _MAX_LOAD < max(len(live_rows), 1) * 1.5:
             cap *= 2
-        self._table = np.full(cap, _EMPTY, dtype=np.int64)
+        # int32 rows: half the memory of int64; a store is capped at 2**31 - 1 rows.
+        self._table = np.full(cap, _EMPTY, dtype=np.int32)
         _insert(self._table, self._hash.view, live_rows)
         self._used = len(live_rows)
 
@@ -234,6 +237,8 @@ class IdIndex:
     def append(self, blob: np.ndarray, ends_rel: np.ndarray) -> None:
         """Add rows whose ids are known to be absent. ``ends_rel`` are offsets within ``blob``."""
         first = self.rows
+        if first + len(ends_rel) > MAX_ROWS:
+            raise ValueError(f"a store holds at most {MAX_ROWS:,} rows (compact it, or split it)")
         base = self._blob.n
         self._blob.append(blob)
         ends = ends_rel + base
