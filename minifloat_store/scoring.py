@@ -407,6 +407,7 @@ def _blas_candidates(
     duplicate vectors) that query falls back to the exact scan.
     """
     _, t64 = _tables(packed.fmt)
+    bits = packed.fmt.bits
     nq, dim = qhat.shape
     cap = min(n_rows, k + max(k, 32))
     buf = np.empty((min(CHUNK_ROWS, packed.n), dim), dtype=np.float32)
@@ -421,14 +422,20 @@ def _blas_candidates(
         heap_r = np.empty((nb, cap), dtype=np.int64)
         counts = np.zeros(nb, dtype=np.int64)
         sims = np.empty((nb, buf.shape[0]), dtype=np.float32)
-        for a in range(0, packed.n, CHUNK_ROWS):
-            b = min(packed.n, a + CHUNK_ROWS)
-            m = b - a
-            chunk = buf[:m]
-            K.decode_unit_chunk(packed.codes, packed.scales, norms, a, packed.fmt.bits, t64, chunk)
-            s = sims if m == sims.shape[1] else np.empty((nb, m), dtype=np.float32)
-            np.matmul(q32, chunk.T, out=s)
-            K.approx_topk_update(s, a, skip, heap_s, heap_r, counts)
+        # Pipeline: decode chunk 0; then per chunk one BLAS call and one numba
+        # region (heaps take this chunk's products while the next one decodes).
+        starts = list(range(0, packed.n, CHUNK_ROWS))
+        no_sims = np.empty((nb, 0), dtype=np.float32)
+        K.update_then_decode(no_sims, 0, skip, heap_s, heap_r, counts, packed.codes, packed.scales, norms,
+                             0, min(CHUNK_ROWS, packed.n), bits, t64, buf)  # fmt: skip
+        for c, a in enumerate(starts):
+            m = min(packed.n, a + CHUNK_ROWS) - a
+            s = sims[:, :m] if m == sims.shape[1] else np.empty((nb, m), dtype=np.float32)
+            np.matmul(q32, buf[:m].T, out=s)
+            nxt = starts[c + 1] if c + 1 < len(starts) else packed.n
+            m_next = min(packed.n, nxt + CHUNK_ROWS) - nxt
+            K.update_then_decode(s, a, skip, heap_s, heap_r, counts, packed.codes, packed.scales, norms,
+                                 nxt, m_next, bits, t64, buf)  # fmt: skip
         exact = _score_rows(packed, norms, qb, heap_r, counts)
         for t in range(nb):
             c = int(counts[t])
