@@ -135,6 +135,7 @@ def test_empty_store(tmp_path, backend):
         (["a", "b", "c"], vectors(2), ValueError, "3 ids but 2 vectors"),
         (["a", "b"], np.ones((2, 12), dtype=np.int64), TypeError, "floating-point"),
         ("ab", vectors(2), TypeError, "single str"),
+        (["a", "\ud800"], vectors(2), ValueError, "cannot be encoded as UTF-8"),
     ],
 )
 def test_bad_batch_is_refused_and_nothing_is_stored(tmp_path, backend, bad_ids, bad_x, exc, message):

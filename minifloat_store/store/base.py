@@ -286,25 +286,22 @@ def _check_json(metadata: object) -> dict[str, Any]:
 
 
 def _check_ids(ids: object, what: str) -> list[str]:
+    """A batch of ids as a list of non-empty, distinct str (UTF-8 is checked by ``encode_ids``)."""
     if isinstance(ids, (str, bytes)):
         raise TypeError(f"{what} must be a sequence of strings, not a single {type(ids).__name__}")
     if isinstance(ids, np.ndarray):
-        if ids.dtype.kind not in "UT" and not (ids.dtype.kind == "O" and all(isinstance(s, str) for s in ids.ravel())):
+        if ids.dtype.kind not in "UTO":
             raise TypeError(f"{what} must be strings, got an array of dtype {ids.dtype}")
         ids = ids.ravel().tolist()
     try:
         out = list(ids)  # type: ignore[call-overload]
     except TypeError:
         raise TypeError(f"{what} must be a sequence of strings, got {type(ids).__name__}") from None
-    for i, s in enumerate(out):
-        if not isinstance(s, str):
-            raise TypeError(f"{what}[{i}] is {type(s).__name__} {s!r}, not str")
-        if not s:
-            raise ValueError(f"{what}[{i}] is an empty string; ids must be non-empty")
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{what}[{i}] {s!r} cannot be encoded as UTF-8") from None
+    if not all(isinstance(s, str) for s in out):
+        i = next(i for i, s in enumerate(out) if not isinstance(s, str))
+        raise TypeError(f"{what}[{i}] is {type(out[i]).__name__} {out[i]!r}, not str")
+    if out and min(map(len, out)) == 0:
+        raise ValueError(f"{what}[{out.index('')}] is an empty string; ids must be non-empty")
     if len(set(out)) != len(out):
         seen: set[str] = set()
         for i, s in enumerate(out):

@@ -115,18 +115,33 @@ def _remove(table: np.ndarray, row_hash: np.ndarray, rows: np.ndarray) -> None:
 
 
 def encode_ids(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 blob and int64 end offsets of a batch of ids (no validation).
+    """UTF-8 blob and int64 end offsets of a batch of ids.
 
     Returns
     -------
     blob : ndarray of shape (total_bytes,), uint8
     ends : ndarray of shape (n,), int64
         ``ends[i]`` is the exclusive end of id ``i`` in ``blob``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first id that cannot be encoded (a lone surrogate).
     """
-    encoded = [s.encode("utf-8") for s in ids]
-    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    ends = np.cumsum(np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded)))
-    return blob, ends
+    try:
+        raw = "".join(ids).encode("utf-8")
+    except UnicodeEncodeError:
+        for i, s in enumerate(ids):
+            try:
+                s.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"id {s!r} (position {i}) cannot be encoded as UTF-8") from None
+        raise
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    if len(raw) != int(lengths.sum()):
+        # Not all ASCII: byte lengths differ from character counts.
+        lengths = np.fromiter((len(s.encode("utf-8")) for s in ids), dtype=np.int64, count=len(ids))
+    return np.frombuffer(raw, dtype=np.uint8), np.cumsum(lengths)
 
 
 class _Growable:
