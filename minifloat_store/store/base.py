@@ -39,7 +39,7 @@ import numpy as np
 from minifloat_store.codec import Packed, _check_scale_mode, _effective_scale, as_float32_matrix, decode, encode, storage_bytes
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreVersionError
-from minifloat_store.store.ids import IdIndex, encode_ids
+from minifloat_store.store.ids import MAX_ROWS, IdIndex, _Growable, encode_ids
 from minifloat_store.store.lock import WriterLock
 
 __all__ = ["ARRAYS", "LAYOUT_VERSION", "Backend", "EmbeddingStore", "StoreInfo"]
@@ -487,10 +487,20 @@ class EmbeddingStore:
         live[deleted] = False
         self._record = rec
         self._rows = rows
-        self._live = live
+        self._live_buf = _Growable(np.bool_, live)
         self._n_deleted = int(len(deleted))
         self._ids = IdIndex(blob, ends, live)
         self._cache.clear()
+
+    @property
+    def _live(self) -> np.ndarray:
+        """bool (rows,): which stored rows are live."""
+        return self._live_buf.view
+
+    def _reserve(self, rows: int, id_bytes: int) -> None:
+        """Pre-size the in-memory index for ``rows`` more ids (used by ``convert``)."""
+        self._ids.reserve(rows, id_bytes)
+        self._live_buf.reserve(self._rows + rows)
 
     # -- properties --------------------------------------------------------
     @property
@@ -585,6 +595,8 @@ class EmbeddingStore:
         return x
 
     def _check_new_ids(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self._rows + len(ids) > MAX_ROWS:
+            raise ValueError(f"store {self.path} would exceed {MAX_ROWS:,} rows; compact it or start another")
         blob, ends = encode_ids(ids)
         existing = self._ids.lookup_encoded(blob, ends)
         if np.any(existing >= 0):
@@ -676,7 +688,7 @@ class EmbeddingStore:
         assert lengths["codes"] == self._rows
         self._record = self._backend.record
         self._ids.append(blob, ends)
-        self._live = np.concatenate((self._live, np.ones(n, dtype=bool)))
+        self._live_buf.append(np.ones(n, dtype=bool))
         self._rows += n
         self._cache.clear()
 

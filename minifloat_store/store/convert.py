@@ -455,13 +455,16 @@ def _open_ids_array(container: str, inner: str | None) -> tuple[Any, Any]:
     raise ValueError(f"cannot read ids from {container!r}")
 
 
-def _cosines(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
-    """Row cosines of two (n, d) arrays in float64 (in blocks), leaving out all-zero rows of x."""
+def _cosines(x: np.ndarray, packed: Any) -> tuple[np.ndarray, int]:
+    """Cosine of each row of x (n, d) with its decoded packed row, in float64, leaving out all-zero rows of x.
+
+    Decodes 4,096 rows at a time, so no decoded copy of the batch is held.
+    """
     out = []
     zeros = 0
     for i in range(0, len(x), 4096):
         a = x[i : i + 4096].astype(np.float64)
-        b = y[i : i + 4096].astype(np.float64)
+        b = decode(packed[i : i + 4096]).astype(np.float64)
         na = np.linalg.norm(a, axis=1)
         nb = np.linalg.norm(b, axis=1)
         keep = na > 0
@@ -553,11 +556,15 @@ def convert(
                         r = int(np.flatnonzero(~finite)[0])
                         raise ValueError(f"{source.name} row {lo + r} (id {batch_ids[r]!r}) contains NaN or inf")
                     packed = encode(x32, f, scale)
+                    if lo == 0:
+                        # Pre-size the id index from the first batch: no regrowth copies later.
+                        per_id = sum(len(i.encode("utf-8")) for i in batch_ids) / max(1, len(batch_ids))
+                        store._reserve(n, int(per_id * n * 1.05) + 64)
                     try:
                         store.add_packed(batch_ids, packed)
                     except (ValueError, TypeError) as exc:
                         raise type(exc)(f"{exc} (ids from {id_source.where}, rows {lo}..{hi - 1})") from None
-                    cos, z = _cosines(x, decode(packed))
+                    cos, z = _cosines(x, packed)
                     zero += z
                     if len(cos):
                         cos_sum += float(cos.sum())

@@ -1,10 +1,11 @@
-"""The in-memory id index: id -> row in about 24 bytes per id, no Python object per id.
+"""The in-memory id index: id -> row in about 14 bytes per id plus its UTF-8 bytes.
 
 Ids are kept as they are stored: one UTF-8 blob plus the int64 end offset of
 each id. Lookups go through an open-addressing hash table (int32 row numbers,
-linear probing) keyed by a 64-bit FNV-1a hash of the id's bytes; a hash match
-is confirmed byte for byte. A dict of a million Python strings would cost
-~100 bytes per id and seconds to build; this costs a numba pass.
+linear probing) keyed by a 64-bit FNV-1a hash of the id's bytes, recomputed
+from the blob when needed; a probe is confirmed byte for byte. A dict of a
+million Python strings would cost ~100 bytes per id and seconds to build;
+this costs a numba pass.
 
 Only live rows are in the table; deleted rows keep their bytes in the blob
 (row numbers are stable until ``compact``) but are removed from the table.
@@ -39,11 +40,8 @@ def _hash_bytes(blob: np.ndarray, start: int, end: int) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True)
-def _hash_all(blob: np.ndarray, ends: np.ndarray, first_start: int, out: np.ndarray) -> None:
-    start = first_start
-    for i in range(ends.shape[0]):
-        out[i] = _hash_bytes(blob, start, ends[i])
-        start = ends[i]
+def _row_start(ends: np.ndarray, r: int) -> int:
+    return ends[r - 1] if r > 0 else 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,7 +57,6 @@ def _equal(blob: np.ndarray, a0: int, a1: int, qblob: np.ndarray, q0: int, q1: i
 @numba.njit(cache=True, nogil=True)
 def _lookup(
     table: np.ndarray,
-    row_hash: np.ndarray,
     blob: np.ndarray,
     ends: np.ndarray,
     qblob: np.ndarray,
@@ -70,31 +67,29 @@ def _lookup(
     q0 = 0
     for k in range(qends.shape[0]):
         q1 = qends[k]
-        h = _hash_bytes(qblob, q0, q1)
-        i = h & mask
+        i = _hash_bytes(qblob, q0, q1) & mask
         found = -1
         while True:
             r = table[i]
             if r == _EMPTY:
                 break
-            if r >= 0 and row_hash[r] == h:
-                a0 = ends[r - 1] if r > 0 else 0
-                if _equal(blob, a0, ends[r], qblob, q0, q1):
-                    found = r
-                    break
+            # No stored hashes (8 bytes a row saved): compare bytes, length first.
+            if r >= 0 and _equal(blob, _row_start(ends, r), ends[r], qblob, q0, q1):
+                found = r
+                break
             i = (i + np.uint64(1)) & mask
         out[k] = found
         q0 = q1
 
 
 @numba.njit(cache=True, nogil=True)
-def _insert(table: np.ndarray, row_hash: np.ndarray, rows: np.ndarray) -> int:
+def _insert(table: np.ndarray, blob: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> int:
     """Insert rows (known absent); returns the number of tombstones reused."""
     mask = np.uint64(table.shape[0] - 1)
     reused = 0
     for k in range(rows.shape[0]):
         r = rows[k]
-        i = row_hash[r] & mask
+        i = _hash_bytes(blob, _row_start(ends, r), ends[r]) & mask
         while table[i] >= 0:
             i = (i + np.uint64(1)) & mask
         if table[i] == _TOMBSTONE:
@@ -104,11 +99,11 @@ def _insert(table: np.ndarray, row_hash: np.ndarray, rows: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _remove(table: np.ndarray, row_hash: np.ndarray, rows: np.ndarray) -> None:
+def _remove(table: np.ndarray, blob: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> None:
     mask = np.uint64(table.shape[0] - 1)
     for k in range(rows.shape[0]):
         r = rows[k]
-        i = row_hash[r] & mask
+        i = _hash_bytes(blob, _row_start(ends, r), ends[r]) & mask
         while table[i] != r:
             i = (i + np.uint64(1)) & mask
         table[i] = _TOMBSTONE
@@ -154,17 +149,18 @@ class _Growable:
         if data is not None:
             self.append(data)
 
+    def reserve(self, capacity: int) -> None:
+        if capacity > len(self.buf):
+            new = np.empty(capacity, dtype=self.dtype)
+            new[: self.n] = self.buf[: self.n]
+            self.buf = new
+
     def append(self, data: np.ndarray) -> None:
         need = self.n + len(data)
         if need > len(self.buf):
-            new = np.empty(max(need, int(len(self.buf) * 1.5) + 16), dtype=self.dtype)
-            new[: self.n] = self.buf[: self.n]
-            self.buf = new
+            self.reserve(max(need, int(len(self.buf) * 1.5) + 16))
         self.buf[self.n : need] = data
         self.n = need
-
-    def truncate(self, n: int) -> None:
-        self.n = n
 
     @property
     def view(self) -> np.ndarray:
@@ -187,26 +183,26 @@ class IdIndex:
     def __init__(self, blob: np.ndarray, ends: np.ndarray, live: np.ndarray) -> None:
         self._blob = _Growable(np.uint8, blob)
         self._ends = _Growable(np.int64, ends)
-        self._hash = _Growable(np.uint64, self._hash_rows(0, self._ends.view))
         self._table = np.empty(0, dtype=np.int32)
         self._used = 0  # live entries + tombstones in the table
         self._rebuild(np.flatnonzero(live).astype(np.int64))
 
     # -- internals -------------------------------------------------------
-    def _hash_rows(self, first_row: int, ends: np.ndarray) -> np.ndarray:
-        out = np.empty(len(ends), dtype=np.uint64)
-        start = int(self._ends.view[first_row - 1]) if first_row > 0 else 0
-        _hash_all(self._blob.view, ends, start, out)
-        return out
-
-    def _rebuild(self, live_rows: np.ndarray) -> None:
+    def _rebuild(self, live_rows: np.ndarray, room_for: int = 0) -> None:
         cap = 16
-        while cap * _MAX_LOAD < max(len(live_rows), 1) * 1.5:
+        while cap * _MAX_LOAD < max(len(live_rows) * 1.5, room_for, 1):
             cap *= 2
         # int32 rows: half the memory of int64; a store is capped at 2**31 - 1 rows.
         self._table = np.full(cap, _EMPTY, dtype=np.int32)
-        _insert(self._table, self._hash.view, live_rows)
+        _insert(self._table, self._blob.view, self._ends.view, live_rows)
         self._used = len(live_rows)
+
+    def reserve(self, rows: int, nbytes: int) -> None:
+        """Make room for ``rows`` more ids of ``nbytes`` more bytes without regrowing."""
+        self._blob.reserve(self._blob.n + nbytes)
+        self._ends.reserve(self._ends.n + rows)
+        if (self._used + rows) > len(self._table) * _MAX_LOAD:
+            self._rebuild(self._live_rows_in_table(), room_for=self._used + rows)
 
     # -- queries ---------------------------------------------------------
     @property
@@ -227,7 +223,7 @@ class IdIndex:
     def lookup_encoded(self, qblob: np.ndarray, qends: np.ndarray) -> np.ndarray:
         """Like :meth:`lookup` for ids already given as a UTF-8 blob and end offsets."""
         out = np.empty(len(qends), dtype=np.int64)
-        _lookup(self._table, self._hash.view, self._blob.view, self._ends.view, qblob, qends, out)
+        _lookup(self._table, self._blob.view, self._ends.view, qblob, qends, out)
         return out
 
     def id_of(self, row: int) -> str:
@@ -256,29 +252,17 @@ class IdIndex:
             raise ValueError(f"a store holds at most {MAX_ROWS:,} rows (compact it, or split it)")
         base = self._blob.n
         self._blob.append(blob)
-        ends = ends_rel + base
-        self._ends.append(ends)
-        self._hash.append(self._hash_rows(first, ends))
-        rows = np.arange(first, first + len(ends), dtype=np.int64)
+        self._ends.append(ends_rel + base)
+        rows = np.arange(first, first + len(ends_rel), dtype=np.int64)
         if (self._used + len(rows)) > len(self._table) * _MAX_LOAD:
             live = np.concatenate((self._live_rows_in_table(), rows))
             self._rebuild(live)
         else:
-            self._used += len(rows) - _insert(self._table, self._hash.view, rows)
+            self._used += len(rows) - _insert(self._table, self._blob.view, self._ends.view, rows)
 
     def remove(self, rows: np.ndarray) -> None:
         """Take live rows out of the table (their bytes stay until compaction)."""
-        _remove(self._table, self._hash.view, np.asarray(rows, dtype=np.int64))
-
-    def truncate(self, rows: int, nbytes: int) -> None:
-        """Forget rows >= ``rows`` (used to undo an append whose commit failed)."""
-        dropped = np.arange(rows, self.rows, dtype=np.int64)
-        live_dropped = dropped[np.isin(dropped, self._live_rows_in_table())]
-        if len(live_dropped):
-            self.remove(live_dropped)
-        self._ends.truncate(rows)
-        self._hash.truncate(rows)
-        self._blob.truncate(nbytes)
+        _remove(self._table, self._blob.view, self._ends.view, np.asarray(rows, dtype=np.int64))
 
     def _live_rows_in_table(self) -> np.ndarray:
         t = self._table
