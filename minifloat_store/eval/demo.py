@@ -120,6 +120,7 @@ def _write_stores(corpus: SyntheticCorpus, folder: Path) -> tuple[Path, dict[tup
     store written (``StoreInfo.bytes_on_disk``: ids, indexes and checksums included).
     """
     from minifloat_store.store import EmbeddingStore
+    from minifloat_store.store.convert import convert
 
     folder.mkdir(parents=True, exist_ok=True)
     src = folder / "fp32.zarr"
@@ -131,19 +132,9 @@ def _write_stores(corpus: SyntheticCorpus, folder: Path) -> tuple[Path, dict[tup
     for fmt, scale in DEMO_STORES:
         dst = folder / f"{fmt}_{scale}.zarr"
         _remove(dst)
-        _convert(src, dst, fmt, scale)
+        convert(src, dst, fmt=fmt, scale=scale, progress=False)
         sizes[(fmt, scale)] = _bytes_on_disk(dst)
     return src, sizes
-
-
-def _convert(src: Path, dst: Path, fmt: str, scale: str) -> None:
-    """Copy a store into a new one of another format, batch by batch (bounded memory)."""
-    from minifloat_store.store import EmbeddingStore
-
-    with EmbeddingStore.open(src, mode="r") as source:
-        with EmbeddingStore.create(dst, dim=source.dim, fmt=fmt, scale=scale, metadata=source.metadata) as target:
-            for ids, vectors in source.iter_batches():
-                target.add(ids, vectors)
 
 
 def _remove(path: Path) -> None:
