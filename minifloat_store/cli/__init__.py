@@ -12,8 +12,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from minifloat_store.store.errors import StoreError
+
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("formats", "bench", "extract", "demo", "reproduce", "info", "convert")
+COMMANDS: tuple[str, ...] = ("demo", "bench", "info", "convert", "formats", "extract", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError) as exc:
+    except (StoreError, ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError) as exc:
         # User errors: one clear line, no traceback.
         print(f"minifloat-store {args.command}: error: {exc}", file=sys.stderr)
         return 2
