@@ -130,19 +130,19 @@ def unit_rows(q):
 
 
 @njit(cache=True, parallel=True)
-def norms_kernel(codes, scales, rows, nbits, table64, dim, out):
-    """L2 norm of the *decoded* row ``rows[p]`` into ``out[p]`` (float64).
+def norms_kernel(codes, scales, rows, all_rows, nbits, table64, dim, out):
+    """L2 norm of the *decoded* row ``rows[p]`` (row ``p`` if ``all_rows``) into ``out[p]`` (float64).
 
     Rounds each value as ``decode`` does (``table[code] / s`` in float32:
     the raw value is exact in float32), so the result is the float64 norm of
     what ``decode`` returns.
     """
-    m = rows.shape[0]
+    m = out.shape[0]
     n_blocks = (m + BLOCK_ROWS - 1) // BLOCK_ROWS
     for blk in prange(n_blocks):
         buf = np.empty(dim, np.float64)
         for p in range(blk * BLOCK_ROWS, min(m, (blk + 1) * BLOCK_ROWS)):
-            r = rows[p]
+            r = p if all_rows else rows[p]
             raw_row(codes[r], nbits, table64, buf)
             s = scales[r]
             for j in range(dim):
@@ -187,18 +187,20 @@ def pairs_kernel(
 
 # ---------------------------------------------------------------- one query against rows
 #
-# A query q (float64, unit norm) is turned into a look-up table so that a
-# row's dot product is a sum of table reads: for 4-bit codes one entry per
-# (byte position, byte value) holding both nibbles' products; for 6- and
-# 8-bit codes one entry per (position, code). 16- and 32-bit codes multiply.
+# A query q (float64, unit norm) meets 4-bit rows through a look-up table:
+# one entry per (byte position, byte value) holding both nibbles' products,
+# so a 192-value row is 96 table reads and adds. Wider codes look their value
+# up in the (small) value table and multiply; a per-(position, code) table
+# for 8-bit codes measured 1.5-2x slower (393 KB of it competes for L2).
+# Sums run on eight accumulators: chains of dependent float64 adds, not
+# loads, bound these loops.
 
 
 @njit(cache=True)
 def query_lut(qhat, nbits, table64, lut):
-    """Fill ``lut`` for query ``qhat`` (float64, (d,)).
+    """Fill ``lut`` (float64, (ceil(d/2), 256)) for query ``qhat`` (float64, (d,)) if nbits == 4.
 
-    ``lut`` shape: (ceil(d/2), 256) for 4-bit, (d, 64) for 6-bit, (d, 256) for
-    8-bit codes; unused (any shape) for 16/32-bit.
+    Any other width needs no table (``lut`` is ignored; pass any shape).
     """
     d = qhat.shape[0]
     if nbits == 4:
@@ -206,36 +208,60 @@ def query_lut(qhat, nbits, table64, lut):
             q0 = qhat[2 * k]
             q1 = qhat[2 * k + 1] if 2 * k + 1 < d else 0.0
             for byte in range(256):
-                # Two exact products rounded once each, then one rounded add:
-                # the same arithmetic for every row, hence exact ties.
+                # Two products rounded once each, then one rounded add: the
+                # same arithmetic for every row, hence exact ties.
                 lut[k, byte] = table64[byte & 0xF] * q0 + table64[byte >> 4] * q1
-    elif nbits == 6 or nbits == 8:
-        for j in range(d):
-            for c in range(lut.shape[1]):
-                lut[j, c] = table64[c] * qhat[j]
+
+
+@njit(cache=True, inline="always")
+def _code16(code_row, j):
+    return np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)
 
 
 @njit(cache=True, inline="always")
 def row_dot_query(code_row, nbits, lut, table64, qhat):
-    """Raw dot product ``sum(table[code_j] * qhat[j])`` of one packed row with a query.
-
-    Table-read sums use eight accumulators: the adds, not the loads, bound
-    the loop, and each accumulator's chain of dependent adds is short.
-    """
+    """Raw dot product ``sum(table[code_j] * qhat[j])`` of one packed row with a query."""
     d = qhat.shape[0]
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
     a3 = 0.0
-    if nbits == 4 or nbits == 8:
-        # One table read per byte: a byte is two 4-bit codes or one 8-bit code.
-        nb = (d + 1) // 2 if nbits == 4 else d
-        a4 = 0.0
-        a5 = 0.0
-        a6 = 0.0
-        a7 = 0.0
-        k = 0
-        while k + 8 <= nb:
+    a4 = 0.0
+    a5 = 0.0
+    a6 = 0.0
+    a7 = 0.0
+    if nbits == 6:  # four codes in three bytes; fewer accumulators fit the unpacking
+        g = 0
+        while 4 * g + 4 <= d:
+            o = 3 * g
+            b0 = np.int64(code_row[o])
+            b1 = np.int64(code_row[o + 1])
+            b2 = np.int64(code_row[o + 2])
+            j = 4 * g
+            a0 += table64[b0 & 0x3F] * qhat[j]
+            a1 += table64[((b0 >> 6) | (b1 << 2)) & 0x3F] * qhat[j + 1]
+            a2 += table64[((b1 >> 4) | (b2 << 4)) & 0x3F] * qhat[j + 2]
+            a3 += table64[b2 >> 2] * qhat[j + 3]
+            g += 1
+        j = 4 * g
+        if j < d:  # 1-3 trailing codes; their bytes may stop early
+            n_bytes = code_row.shape[0]
+            o = 3 * g
+            b0 = np.int64(code_row[o])
+            b1 = np.int64(code_row[o + 1]) if o + 1 < n_bytes else np.int64(0)
+            b2 = np.int64(code_row[o + 2]) if o + 2 < n_bytes else np.int64(0)
+            a0 += table64[b0 & 0x3F] * qhat[j]
+            if j + 1 < d:
+                a1 += table64[((b0 >> 6) | (b1 << 2)) & 0x3F] * qhat[j + 1]
+            if j + 2 < d:
+                a2 += table64[((b1 >> 4) | (b2 << 4)) & 0x3F] * qhat[j + 2]
+        return (a0 + a1) + (a2 + a3)
+    # Every other width: eight lanes over n items, then a tail into lane 0.
+    n = (d + 1) // 2 if nbits == 4 else d
+    k = 0
+    if nbits == 4:
+        # An odd dim's last byte has a zero high nibble and lut weight 0.
+        while k + 8 <= n:
             a0 += lut[k, code_row[k]]
             a1 += lut[k + 1, code_row[k + 1]]
             a2 += lut[k + 2, code_row[k + 2]]
@@ -245,63 +271,53 @@ def row_dot_query(code_row, nbits, lut, table64, qhat):
             a6 += lut[k + 6, code_row[k + 6]]
             a7 += lut[k + 7, code_row[k + 7]]
             k += 8
-        while k < nb:
-            # An odd dim's last 4-bit byte has a zero high nibble and lut weight 0.
+        while k < n:
             a0 += lut[k, code_row[k]]
             k += 1
-        a0 += a4
-        a1 += a5
-        a2 += a6
-        a3 += a7
-    elif nbits == 6:
-        g = 0
-        while 4 * g + 4 <= d:
-            o = 3 * g
-            b0 = np.int64(code_row[o])
-            b1 = np.int64(code_row[o + 1])
-            b2 = np.int64(code_row[o + 2])
-            j = 4 * g
-            a0 += lut[j, b0 & 0x3F]
-            a1 += lut[j + 1, ((b0 >> 6) | (b1 << 2)) & 0x3F]
-            a2 += lut[j + 2, ((b1 >> 4) | (b2 << 4)) & 0x3F]
-            a3 += lut[j + 3, b2 >> 2]
-            g += 1
-        j = 4 * g
-        if j < d:  # 1-3 trailing codes; their bytes may stop early
-            n_bytes = code_row.shape[0]
-            o = 3 * g
-            b0 = np.int64(code_row[o])
-            b1 = np.int64(code_row[o + 1]) if o + 1 < n_bytes else np.int64(0)
-            b2 = np.int64(code_row[o + 2]) if o + 2 < n_bytes else np.int64(0)
-            a0 += lut[j, b0 & 0x3F]
-            if j + 1 < d:
-                a1 += lut[j + 1, ((b0 >> 6) | (b1 << 2)) & 0x3F]
-            if j + 2 < d:
-                a2 += lut[j + 2, ((b1 >> 4) | (b2 << 4)) & 0x3F]
+    elif nbits == 8:
+        while k + 8 <= n:
+            a0 += table64[code_row[k]] * qhat[k]
+            a1 += table64[code_row[k + 1]] * qhat[k + 1]
+            a2 += table64[code_row[k + 2]] * qhat[k + 2]
+            a3 += table64[code_row[k + 3]] * qhat[k + 3]
+            a4 += table64[code_row[k + 4]] * qhat[k + 4]
+            a5 += table64[code_row[k + 5]] * qhat[k + 5]
+            a6 += table64[code_row[k + 6]] * qhat[k + 6]
+            a7 += table64[code_row[k + 7]] * qhat[k + 7]
+            k += 8
+        while k < n:
+            a0 += table64[code_row[k]] * qhat[k]
+            k += 1
     elif nbits == 16:
-        j = 0
-        while j + 4 <= d:
-            a0 += table64[np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)] * qhat[j]
-            a1 += table64[np.int64(code_row[2 * j + 2]) | (np.int64(code_row[2 * j + 3]) << 8)] * qhat[j + 1]
-            a2 += table64[np.int64(code_row[2 * j + 4]) | (np.int64(code_row[2 * j + 5]) << 8)] * qhat[j + 2]
-            a3 += table64[np.int64(code_row[2 * j + 6]) | (np.int64(code_row[2 * j + 7]) << 8)] * qhat[j + 3]
-            j += 4
-        while j < d:
-            a0 += table64[np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)] * qhat[j]
-            j += 1
+        while k + 8 <= n:
+            a0 += table64[_code16(code_row, k)] * qhat[k]
+            a1 += table64[_code16(code_row, k + 1)] * qhat[k + 1]
+            a2 += table64[_code16(code_row, k + 2)] * qhat[k + 2]
+            a3 += table64[_code16(code_row, k + 3)] * qhat[k + 3]
+            a4 += table64[_code16(code_row, k + 4)] * qhat[k + 4]
+            a5 += table64[_code16(code_row, k + 5)] * qhat[k + 5]
+            a6 += table64[_code16(code_row, k + 6)] * qhat[k + 6]
+            a7 += table64[_code16(code_row, k + 7)] * qhat[k + 7]
+            k += 8
+        while k < n:
+            a0 += table64[_code16(code_row, k)] * qhat[k]
+            k += 1
     else:  # nbits == 32
-        vals = code_row.view(np.float32)
-        j = 0
-        while j + 4 <= d:
-            a0 += np.float64(vals[j]) * qhat[j]
-            a1 += np.float64(vals[j + 1]) * qhat[j + 1]
-            a2 += np.float64(vals[j + 2]) * qhat[j + 2]
-            a3 += np.float64(vals[j + 3]) * qhat[j + 3]
-            j += 4
-        while j < d:
-            a0 += np.float64(vals[j]) * qhat[j]
-            j += 1
-    return (a0 + a1) + (a2 + a3)
+        vals = code_row.view(np.float32)  # rows are C-contiguous, 4-byte multiples
+        while k + 8 <= n:
+            a0 += np.float64(vals[k]) * qhat[k]
+            a1 += np.float64(vals[k + 1]) * qhat[k + 1]
+            a2 += np.float64(vals[k + 2]) * qhat[k + 2]
+            a3 += np.float64(vals[k + 3]) * qhat[k + 3]
+            a4 += np.float64(vals[k + 4]) * qhat[k + 4]
+            a5 += np.float64(vals[k + 5]) * qhat[k + 5]
+            a6 += np.float64(vals[k + 6]) * qhat[k + 6]
+            a7 += np.float64(vals[k + 7]) * qhat[k + 7]
+            k += 8
+        while k < n:
+            a0 += np.float64(vals[k]) * qhat[k]
+            k += 1
+    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
 
 
 @njit(cache=True, inline="always")

@@ -37,15 +37,15 @@ SearchMethod = Literal["auto", "scan", "blas"]
 #: From this many queries on, ``search(method="auto")`` decodes chunks and
 #: pre-selects with BLAS; below it, each query is an exact table-driven scan.
 #: Measured by benchmarks/bench_search.py (see docs/performance.md).
-BLAS_MIN_QUERIES = 8
+BLAS_MIN_QUERIES = 6
 #: Rows decoded to float32 at a time on the BLAS path.
 CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path (bounds the (q, CHUNK_ROWS) buffer).
 QUERY_BATCH = 256
 
 _TABLES64: dict[str, np.ndarray] = {}
-_NO_TABLE32 = np.zeros(1, dtype=np.float32)
 _NO_TABLE64 = np.zeros(1, dtype=np.float64)
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 # ---------------------------------------------------------------- validation
@@ -57,17 +57,20 @@ def _check_packed(packed: object, name: str = "packed") -> Packed:
     return packed
 
 
-def _tables(fmt: Format) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 table for ``decode_row``, float64 table for the raw-value kernels)."""
+def _raw_table(fmt: Format) -> np.ndarray:
+    """Value of every code for the kernels: float64 up to 8 bits; for 16-bit codes
+    the float32 ``decode_table`` itself (its values are exact either way, and
+    256 KB instead of 512 KB stays in L2); a dummy for fp32, read directly."""
     if fmt.bits > 16:
-        return _NO_TABLE32, _NO_TABLE64
+        return _NO_TABLE64
+    if fmt.bits == 16:
+        return decode_table(fmt)
     t64 = _TABLES64.get(fmt.name)
     if t64 is None:
-        with np.errstate(invalid="ignore"):  # NaN codes stay NaN
-            t64 = decode_table(fmt).astype(np.float64)
+        t64 = decode_table(fmt).astype(np.float64)
         t64.flags.writeable = False
         _TABLES64[fmt.name] = t64
-    return decode_table(fmt), t64
+    return t64
 
 
 def _check_norms(norms: object, packed: Packed, name: str = "norms") -> np.ndarray:
@@ -168,11 +171,13 @@ def _exact_query_scores(packed: Packed, rows: np.ndarray, norms: np.ndarray, qha
 # ---------------------------------------------------------------- norms
 
 
-def _norms_of_rows(packed: Packed, rows: np.ndarray) -> np.ndarray:
-    _, t64 = _tables(packed.fmt)
-    out = np.empty(rows.shape[0], dtype=np.float64)
-    if rows.size:
-        K.norms_kernel(packed.codes, packed.scales, rows, packed.fmt.bits, t64, packed.dim, out)
+def _norms_of_rows(packed: Packed, rows: np.ndarray | None) -> np.ndarray:
+    """Decoded norms of ``rows`` (int64), or of every row for None."""
+    t64 = _raw_table(packed.fmt)
+    out = np.empty(packed.n if rows is None else rows.shape[0], dtype=np.float64)
+    if out.size:
+        idx = _NO_ROWS if rows is None else rows
+        K.norms_kernel(packed.codes, packed.scales, idx, rows is None, packed.fmt.bits, t64, packed.dim, out)
     return out
 
 
@@ -192,7 +197,7 @@ def vector_norms(packed: Packed) -> np.ndarray:
         ``norms=`` to the other functions here.
     """
     packed = _check_packed(packed)
-    return _norms_of_rows(packed, np.arange(packed.n, dtype=np.int64))
+    return _norms_of_rows(packed, None)
 
 
 def _norms_for(packed: Packed, norms: object, name: str, used: np.ndarray | None = None) -> np.ndarray:
@@ -216,8 +221,8 @@ def _pairs(
     out = np.empty(ra.shape[0], dtype=np.float64)
     if out.size == 0:
         return out
-    ta32, ta = _tables(pa.fmt)
-    tb32, tb = _tables(pb.fmt)
+    ta = _raw_table(pa.fmt)
+    tb = _raw_table(pb.fmt)
     # Pairs grouped by left row let the kernel decode each left row once and
     # keep the right rows' cache lines warm; the sort costs ~5 % of the work.
     order = np.argsort(ra, kind="stable")
@@ -353,16 +358,12 @@ def verify(packed: Packed, query: np.ndarray, row: int, norms: np.ndarray | None
 
 
 def _lut_shape(bits: int, dim: int) -> tuple[int, int]:
-    if bits == 4:
-        return (dim + 1) // 2, 256
-    if bits in (6, 8):
-        return dim, 1 << bits
-    return 1, 1
+    return ((dim + 1) // 2, 256) if bits == 4 else (1, 1)
 
 
 def _score_rows(packed: Packed, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Exact kernel scores of query t with ``rows[t, :counts[t]]`` (rest of the output undefined)."""
-    _, t64 = _tables(packed.fmt)
+    t64 = _raw_table(packed.fmt)
     out = np.zeros(rows.shape, dtype=np.float64)
     K.score_rows(packed.codes, packed.fmt.bits, t64, packed.scales, norms, qhat,
                  *_lut_shape(packed.fmt.bits, packed.dim), rows, counts, out)  # fmt: skip
@@ -371,7 +372,7 @@ def _score_rows(packed: Packed, norms: np.ndarray, qhat: np.ndarray, rows: np.nd
 
 def _scan_one(packed: Packed, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact scan of every row for one unit query: candidate (rows, scores) holding the top k."""
-    _, t64 = _tables(packed.fmt)
+    t64 = _raw_table(packed.fmt)
     lut = np.empty(_lut_shape(packed.fmt.bits, packed.dim), dtype=np.float64)
     K.query_lut(qhat, packed.fmt.bits, t64, lut)
     n_blocks = (packed.n + K.BLOCK_ROWS - 1) // K.BLOCK_ROWS
@@ -406,7 +407,7 @@ def _blas_candidates(
     the exact top k lies among the kept rows; otherwise (many near-ties, e.g.
     duplicate vectors) that query falls back to the exact scan.
     """
-    _, t64 = _tables(packed.fmt)
+    t64 = _raw_table(packed.fmt)
     bits = packed.fmt.bits
     nq, dim = qhat.shape
     cap = min(n_rows, k + max(k, 32))
