@@ -15,8 +15,8 @@ sequence of str, or ``None``: then a sibling dataset named ``ids`` next to the
 vectors (the npz member ``ids``, ``/group/ids``...), the source store's own
 ids, or else the row numbers ``"0"``, ``"1"``...
 
-Memory is bounded by one batch (about 32 MiB of float32 by default) plus the
-destination's id index (about 24 bytes per id); it does not grow with the
+Memory is bounded by one batch (at most 24 MiB of float32 by default) plus the
+destination's id index (about 14 bytes per id plus the ids' UTF-8 bytes); it does not grow with the
 size of the vectors in ``src``.
 """
 
@@ -38,8 +38,10 @@ from minifloat_store.formats import Format, get_format
 
 __all__ = ["ConvertSummary", "convert"]
 
-#: Float32 bytes per batch when ``batch_size`` is not given.
-BATCH_BYTES = 32 << 20
+#: Float32 bytes per batch when ``batch_size`` is not given (rounded down to a
+#: power-of-two row count, which divides the store's chunk length: fewer
+#: partial-chunk rewrites). Peak memory measured in benchmarks/bench_store.py.
+BATCH_BYTES = 24 << 20
 
 
 @dataclass(frozen=True)
@@ -510,7 +512,8 @@ def convert(
     ids : path, dataset spec, sequence of str or None
         See the module docstring.
     batch_size : int, optional
-        Vectors per batch (one commit each); default: about 32 MiB of float32.
+        Vectors per batch (one commit each); default: the power of two nearest
+        below 24 MiB of float32 (32,768 vectors of 192 dims).
     metadata : mapping, optional
         Store metadata; defaults to the source store's when converting a store.
     progress : bool
@@ -538,7 +541,7 @@ def convert(
         try:
             n, dim = source.n, source.dim
             if batch_size is None:
-                batch_size = max(1024, BATCH_BYTES // (4 * dim))
+                batch_size = max(1024, 1 << int(np.log2(max(1, BATCH_BYTES // (4 * dim)))))
             elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
                 raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
             meta = dict(metadata) if metadata is not None else dict(source.metadata)
