@@ -418,3 +418,17 @@ def test_score_search_verify_match_numpy_on_decoded_vectors(tmp_path, backend):
         assert top_ids[0, 0] not in s.search(q, k=4)[0][0]
         with pytest.raises(KeyError):
             s.verify(q[0], ids[0])
+
+
+def test_zarr_store_at_an_fsspec_url(tmp_path):
+    """Any URL zarr accepts works (here fsspec's in-memory filesystem); no lock there."""
+    pytest.importorskip("fsspec")
+    url = f"memory://{tmp_path.name}/s.zarr"
+    x = vectors(30)
+    with EmbeddingStore.create(url, dim=12, fmt="e4m3", chunk_rows=CHUNK) as s:
+        s.add(ids_for(30), x)
+        s.delete(ids_for(30)[:3])
+        assert s.compact() == 3
+    with EmbeddingStore.open(url) as r:
+        assert r.ids == ids_for(30)[3:] and r.info().bytes_on_disk > r.info().payload_bytes
+        np.testing.assert_array_equal(r.to_numpy(), mfs.quantize(x[3:], "e4m3"))
