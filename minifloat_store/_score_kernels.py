@@ -162,8 +162,8 @@ def pairs_kernel(
     """``out[p]`` = cosine of row ``rows_a[p]`` of a with row ``rows_b[p]`` of b.
 
     ``norms_*`` are the decoded norms (float64, one per row of ``codes_*``).
-    A pair with a zero vector scores 0.0. When consecutive pairs share their
-    left row (pairs sorted by left row) the left row is decoded once.
+    A pair with a zero vector scores 0.0. Consecutive pairs with the same
+    left row (a trial list grouped by enrolment) decode it once.
     """
     m = rows_a.shape[0]
     n_blocks = (m + BLOCK_ROWS - 1) // BLOCK_ROWS

@@ -223,17 +223,14 @@ def _pairs(
         return out
     ta = _raw_table(pa.fmt)
     tb = _raw_table(pb.fmt)
-    # Pairs grouped by left row let the kernel decode each left row once and
-    # keep the right rows' cache lines warm; the sort costs ~5 % of the work.
-    order = np.argsort(ra, kind="stable")
-    ra_s, rb_s = ra[order], rb[order]
-    res = np.empty_like(out)
+    # Pairs are scored in the given order: sorting them by left row (to
+    # decode each left row once) measured no faster on 580k pairs over 145k
+    # rows, whose codes mostly fit in L3 anyway.
     K.pairs_kernel(
-        pa.codes, pa.fmt.bits, ta, pa.scales, na, ra_s,
-        pb.codes, pb.fmt.bits, tb, pb.scales, nb, rb_s,
-        pa.dim, res,
+        pa.codes, pa.fmt.bits, ta, pa.scales, na, ra,
+        pb.codes, pb.fmt.bits, tb, pb.scales, nb, rb,
+        pa.dim, out,
     )  # fmt: skip
-    out[order] = res
     sa = _special_mask(na)
     sb = sa if nb is na else _special_mask(nb)
     redo = np.flatnonzero(sa[ra] | sb[rb])
