@@ -432,3 +432,36 @@ def test_zarr_store_at_an_fsspec_url(tmp_path):
     with EmbeddingStore.open(url) as r:
         assert r.ids == ids_for(30)[3:] and r.info().bytes_on_disk > r.info().payload_bytes
         np.testing.assert_array_equal(r.to_numpy(), mfs.quantize(x[3:], "e4m3"))
+
+
+def test_deleting_everything_then_compacting_leaves_an_empty_usable_store(tmp_path, backend):
+    s, ids, x = make(tmp_path, backend, n=35)
+    with s:
+        s.delete(ids)
+        assert s.compact() == 35 and len(s) == 0 and s.to_numpy().shape == (0, 12)
+        s.add(ids[:2], x[:2])
+    with EmbeddingStore.open(s.path) as r:
+        assert r.ids == ids[:2]
+
+
+def test_a_failed_commit_leaves_the_committed_state(tmp_path, backend, monkeypatch):
+    """An error inside the commit step (here: a full disk) changes nothing visible."""
+    s, ids, x = make(tmp_path, backend, n=20)
+    with s:
+        be = s._backend
+
+        def disk_full(record):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(be, "commit", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            s.add(["n1", "n2"], vectors(2, seed=3))
+        with pytest.raises(OSError, match="No space"):
+            s.delete(ids[:2])
+        monkeypatch.undo()
+        assert len(s) == 20 and "n1" not in s and ids[0] in s
+        s.add(["n1"], vectors(1, seed=3))
+        np.testing.assert_array_equal(s.get(["n1"]), mfs.quantize(vectors(1, seed=3), "e2m1"))
+    with EmbeddingStore.open(s.path) as r:
+        assert len(r) == 21 and r.ids[-1] == "n1"
+        np.testing.assert_array_equal(r.to_numpy()[:20], mfs.quantize(x, "e2m1"))

@@ -140,6 +140,10 @@ class Backend(ABC):
         """Read the commit record afresh from storage (without changing ``record``)."""
 
     @abstractmethod
+    def refresh(self) -> None:
+        """Reload ``record`` and everything derived from it (after a failed transaction)."""
+
+    @abstractmethod
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         """Committed elements ``[start, stop)`` of logical array ``name``."""
 
@@ -669,7 +673,7 @@ class EmbeddingStore:
             # in case the failure came after the record was published.
             try:
                 be.abort()
-                be.record = be.reload_record()
+                be.refresh()
                 self._load_once()
             except Exception:
                 pass
@@ -751,6 +755,8 @@ class EmbeddingStore:
         except BaseException:
             try:
                 be.abort()
+                be.refresh()
+                self._load_once()
             except Exception:
                 pass
             raise

@@ -386,6 +386,10 @@ class HDF5Backend(Backend):
     def reload_record(self) -> dict[str, Any]:
         return _read_record(self._f, f"store {self.path}", refresh=not self.writable)
 
+    def refresh(self) -> None:
+        self.record = _read_record(self._f, f"store {self.path}", refresh=not self.writable)
+        self._gen = _Generation(self._f, self.record, self.path, self.writable)
+
     # -- data --------------------------------------------------------------
     def read_block_rows(self) -> int:
         return self._gen.chunk_rows

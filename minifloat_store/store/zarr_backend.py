@@ -125,6 +125,10 @@ class ZarrBackend(Backend):
             raise StoreCorruptedError(f"store {self.path}: cannot reopen the root group ({exc})") from None
         return self._record_from(root.attrs.asdict())
 
+    def refresh(self) -> None:
+        self.record = self.reload_record()
+        self._open_generation()
+
     # -- lifecycle ---------------------------------------------------------
     @classmethod
     def lock_path(cls, path: str) -> str | None:
