@@ -350,3 +350,16 @@ def test_bad_k_exclude_norms_and_batches_are_rejected(store192):
         scoring.search(np.zeros((3, 192), np.float32), q)
     with pytest.raises(ValueError, match="verify takes one query"):
         scoring.verify(store192, np.ones((2, 192)), 0)
+
+
+def test_read_only_memory_mapped_codes_are_scored_in_place(tmp_path):
+    """A store may hand over codes memory-mapped read-only from disk."""
+    x = embeddings(3000, 40, 8)
+    p = mfs.encode(x, "e2m3")
+    np.save(tmp_path / "codes.npy", p.codes)
+    scales = p.scales.copy()
+    scales.flags.writeable = False
+    mapped = mfs.Packed(np.load(tmp_path / "codes.npy", mmap_mode="r"), scales, p.fmt, 40)
+    for method in METHODS:
+        np.testing.assert_array_equal(scoring.search(mapped, x[:8], k=5, method=method)[0], scoring.search(p, x[:8], k=5)[0])
+    np.testing.assert_array_equal(scoring.cosine_index_pairs(mapped, [0, 5], [7, 9]), scoring.cosine_index_pairs(p, [0, 5], [7, 9]))
