@@ -15,13 +15,14 @@ import multiprocessing
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minifloat_store as mfs
-from minifloat_store.store import EmbeddingStore
+from minifloat_store.store import EmbeddingStore, StoreChangedError
 
 HERE = str(Path(__file__).parent)
 sys.path.insert(0, HERE)
@@ -126,3 +127,31 @@ def test_killed_writer_leaves_committed_batches(tmp_path, ctx, backend):
     with EmbeddingStore.open(path, "a") as store:
         store.add(W.batch_ids(1), W.batch_vectors(1))
         assert stored_batches(store) == live | {1}
+
+
+@pytest.mark.parametrize("backend", ["zarr", "hdf5"])
+def test_readers_see_whole_batches_while_a_writer_works(tmp_path, ctx, backend):
+    """Readers in another process open, read and check the store while the writer adds, deletes and compacts."""
+    path = str(tmp_path / ("live.zarr" if backend == "zarr" else "live.h5"))
+    EmbeddingStore.create(path, dim=W.DIM, fmt=FMT, backend=backend, chunk_rows=16).close()
+    proc = ctx.Process(target=W.run, args=(path, str(tmp_path / "log.txt"), 1000, 3))
+    proc.start()
+    reads = changed = 0
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                with EmbeddingStore.open(path, "r") as store:
+                    batches = sorted(stored_batches(store))
+                    if batches:
+                        np.testing.assert_array_equal(
+                            store.get([i for k in batches for i in W.batch_ids(k)]),
+                            mfs.quantize(np.concatenate([W.batch_vectors(k) for k in batches]), FMT),
+                        )
+                reads += 1
+            except StoreChangedError:
+                changed += 1  # a compaction removed what this reader had opened: the documented outcome
+    finally:
+        proc.kill()
+        proc.join()
+    assert reads >= 5

@@ -35,7 +35,7 @@ import zarr
 from zarr.codecs import Crc32cCodec
 
 from minifloat_store.store.base import ARRAYS, RECORD_KEY, Backend, unwrap_record, wrap_record
-from minifloat_store.store.errors import StoreCorruptedError
+from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
 
 __all__ = ["ZarrBackend"]
 
@@ -131,7 +131,18 @@ class ZarrBackend(Backend):
         self._touched: set[Path] = set()
         if writable and self._local is not None:
             self._cleanup()
-        self._open_generation()
+        for _ in range(8):
+            try:
+                self._open_generation()
+                return
+            except StoreCorruptedError:
+                # A reader can lose a race with a compaction that removed the
+                # generation its record named: follow the new record instead.
+                fresh = None if writable else self.reload_record()
+                if fresh is None or fresh["generation"] == self.record["generation"]:
+                    raise
+                self.record = fresh
+        raise StoreChangedError(f"store {path} kept being compacted while being opened; try again")
 
     # -- the record --------------------------------------------------------
     def _record_from(self, attrs: dict[str, Any]) -> dict[str, Any]:
