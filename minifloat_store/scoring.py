@@ -51,9 +51,16 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 # ---------------------------------------------------------------- validation
 
 
+_KERNEL_BITS = (4, 6, 8, 16, 32)
+
+
 def _check_packed(packed: object, name: str = "packed") -> Packed:
     if not isinstance(packed, Packed):
         raise TypeError(f"{name} must be a Packed (from minifloat_store.encode), got {type(packed).__name__}")
+    # The kernels unpack exactly these widths; a hand-made Format of another
+    # width would make them read past the end of a row.
+    if packed.fmt.bits not in _KERNEL_BITS:
+        raise ValueError(f"{name} has {packed.fmt.bits}-bit codes; scoring supports {_KERNEL_BITS} bits")
     return packed
 
 
@@ -63,11 +70,14 @@ def _raw_table(fmt: Format) -> np.ndarray:
     256 KB instead of 512 KB stays in L2); a dummy for fp32, read directly."""
     if fmt.bits > 16:
         return _NO_TABLE64
+    table = decode_table(fmt)
+    if table.shape != (1 << fmt.bits,):  # every code must index inside the table
+        raise ValueError(f"format {fmt.name}: decode table has {table.size} entries, {1 << fmt.bits} codes")
     if fmt.bits == 16:
-        return decode_table(fmt)
+        return table
     t64 = _TABLES64.get(fmt.name)
     if t64 is None:
-        t64 = decode_table(fmt).astype(np.float64)
+        t64 = table.astype(np.float64)
         t64.flags.writeable = False
         _TABLES64[fmt.name] = t64
     return t64

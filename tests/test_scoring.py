@@ -363,3 +363,15 @@ def test_read_only_memory_mapped_codes_are_scored_in_place(tmp_path):
     for method in METHODS:
         np.testing.assert_array_equal(scoring.search(mapped, x[:8], k=5, method=method)[0], scoring.search(p, x[:8], k=5)[0])
     np.testing.assert_array_equal(scoring.cosine_index_pairs(mapped, [0, 5], [7, 9]), scoring.cosine_index_pairs(p, [0, 5], [7, 9]))
+
+
+def test_formats_the_kernels_cannot_unpack_are_refused():
+    """A hand-made 5-bit Format would make a kernel read past a row's end."""
+    import dataclasses
+
+    fmt5 = dataclasses.replace(FORMATS["e2m3"], name="e2m2", bits=5, mantissa_bits=2)
+    p = mfs.Packed(np.zeros((3, fmt5.row_bytes(8)), np.uint8), np.ones(3, np.float32), fmt5, 8)
+    with pytest.raises(ValueError, match="5-bit codes"):
+        scoring.search(p, np.ones(8))
+    with pytest.raises(ValueError, match="5-bit codes"):
+        scoring.cosine_index_pairs(p, [0], [1])
