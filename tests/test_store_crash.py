@@ -1,7 +1,9 @@
 """A writer killed with SIGKILL at random moments never loses or half-writes a batch.
 
 Each iteration forks a writer (tests/store_crash_writer.py) that adds,
-deletes and compacts in a loop, kills it after a random delay, then opens the
+deletes and compacts in a loop and kills it at a random moment: early (while
+it opens the store, or recovers an HDF5 file), or inside an add, a delete or
+a compaction, a random time after it began. Then it opens the
 store and checks: it opens; the stored ids are exactly whole batches; they are
 the batches the writer reported committed, plus possibly the operation in
 flight (its commit may have landed just before the kill), and nothing else;
@@ -58,6 +60,15 @@ def ctx():
     return c
 
 
+def wait_for_line(path: Path, prefix: str, count: int, timeout: float) -> None:
+    """Poll the writer's log until ``count`` lines start with ``prefix`` (or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and sum(line.startswith(prefix) for line in path.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.0005)
+
+
 def apply(live: set[int], op: str, k: int) -> set[int]:
     if op == "add":
         return live | {k}
@@ -87,8 +98,16 @@ def test_killed_writer_leaves_committed_batches(tmp_path, ctx, backend):
         log_path = tmp_path / f"log{it}.txt"
         proc = ctx.Process(target=W.run, args=(path, str(log_path), 1000 * (it + 1), it))
         proc.start()
-        # Kill somewhere in the first ~0.4 s: during open/recovery or mid-operation.
-        proc.join(timeout=rnd.uniform(0.05, 0.45))
+        target = ("add", "delete", "compact", None)[it % 4]
+        if target is None:
+            # Early: while the writer opens the store (for HDF5 after a kill,
+            # while it copies the committed state into a fresh file).
+            proc.join(timeout=rnd.uniform(0.0, 0.05))
+        else:
+            # Inside a chosen kind of operation: wait for its n-th start, then a
+            # random fraction of its typical duration.
+            wait_for_line(log_path, f"begin {target}", rnd.randint(1, 3), timeout=5.0)
+            time.sleep(rnd.uniform(0, 0.004 if target == "delete" else 0.03))
         proc.kill()
         proc.join()
         assert proc.exitcode is not None and proc.exitcode < 0, "the writer died by itself"
@@ -122,7 +141,7 @@ def test_killed_writer_leaves_committed_batches(tmp_path, ctx, backend):
                     err_msg=f"iteration {it}: stored vectors differ from their batches",
                 )
     assert {"add", "delete", "compact"} <= seen_ops, f"only {seen_ops} were exercised"
-    assert {"add", "delete", "compact"} <= set(killed_during), f"kills landed only during {killed_during}"
+    assert {"open", "add", "delete", "compact"} <= set(killed_during), f"kills landed only during {killed_during}"
     # After all the kills, a writer still opens the store and works.
     with EmbeddingStore.open(path, "a") as store:
         store.add(W.batch_ids(1), W.batch_vectors(1))
