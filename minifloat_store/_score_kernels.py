@@ -6,18 +6,20 @@ arguments and index only rows they are handed.
 
 Arithmetic. A stored value is ``table[code] / s`` (float32). The kernels work
 on the *raw* values ``table[code]`` and divide by the scale once per row:
-``dot(a/sa, b/sb) = dot(a, b) / (sa * sb)``. The raw products are exact in
-float64 for every format of at most 16 bits, and sums are float64, so the
-only difference from the float64 cosine of the decoded float32 vectors is the
+``dot(a/sa, b/sb) = dot(a, b) / (sa * sb)``. A product of two raw values is
+exact in float64 (at most 24 + 24 significant bits), a product with a
+float64 query rounds once, and sums are float64, so apart from 2**-53-sized
+rounding the only difference from the float64 cosine of the decoded float32 vectors is the
 float32 rounding of ``table[code] / s`` inside ``decode``: at most 2**-23 of
-``|a||b|`` on a dot product, about 1.2e-7 on a cosine. Rows whose scale would
-make that rounding leave the normal float32 range are scored elsewhere (see
-``scoring._special_rows``).
+``|a||b|`` on a dot product, about 1.2e-7 on a cosine (cosines are clipped to
+[-1, 1], which only removes error). Rows with norms so small or large that
+float32 under- or overflow could matter are scored elsewhere (see
+``scoring._special_mask``).
 
-Every dot product is summed in the same fixed order (four interleaved float64
-accumulators combined as ``(a0 + a1) + (a2 + a3)``, no fast-math), so a row
-gets bit-identical scores from every kernel here: search, rescoring and
-``verify`` agree exactly, and identical rows tie exactly.
+A query's dot product with a row is summed in one fixed order (eight
+interleaved float64 accumulators, no fast-math) by ``row_dot_query``, the
+one function that every search path and ``verify`` use, so a row gets
+bit-identical scores however it is reached and identical rows tie exactly.
 """
 
 from __future__ import annotations

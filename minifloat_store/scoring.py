@@ -155,7 +155,7 @@ def _special_mask(norms: np.ndarray) -> np.ndarray:
 
     The kernels use raw values ``table[code]`` and divide by the scale once;
     the decoded float32 ``table[code] / s`` differs from that by 2**-24
-    relative, or by at most 2**-126 absolute where it falls below the normal
+    relative, or by at most 2**-149 absolute where it falls below the normal
     float32 range, which is negligible against a norm of 1e-20 or more. The
     same bounds keep float32 BLAS products from underflowing (even with
     flush-to-zero) or overflowing. Vectors that far from unit scale do not
