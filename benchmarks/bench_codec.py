@@ -8,6 +8,7 @@ produce identical bytes (checked). Throughput is GB/s of float32 input (encode)
 or output (decode).
 
     python benchmarks/bench_codec.py [--rows 1000000] [--dim 192] [--repeats 3]
+    NUMBA_NUM_THREADS=1 python benchmarks/bench_codec.py --out bench_codec_1thread   # kernels on one core
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=192)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--formats", default=",".join(f for f in FORMATS if f != "fp32"))
+    ap.add_argument("--out", default="bench_codec", help="name of the JSON file in benchmarks/results/")
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
@@ -119,7 +121,7 @@ def main() -> None:
         for r in rows
         if (name := r["format"]) in TARGET_FORMATS
     }
-    path = save("bench_codec", {"rows": args.rows, "dim": args.dim, "repeats": args.repeats, "results": rows, "targets_met": targets})
+    path = save(args.out, {"rows": args.rows, "dim": args.dim, "repeats": args.repeats, "results": rows, "targets_met": targets})
     print(f"targets (encode >= 10x, decode >= 5x) for {', '.join(TARGET_FORMATS)}: {targets}")
     print(f"wrote {path}")
 
