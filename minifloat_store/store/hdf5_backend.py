@@ -55,6 +55,45 @@ _DTYPE = {"codes": np.uint8, "scales": np.float32, "id_ends": np.int64, "id_blob
 _FILL = {"codes": 0, "scales": np.nan, "id_ends": -1, "id_blob": 0, "deleted": -1}
 
 
+#: Metadata read attempts of a SWMR reader. A SWMR reader retries a metadata
+#: read whose checksum fails (the writer may be mid-flush), with a sleep that
+#: doubles from about the 20th attempt; HDF5's default of 100 attempts turns
+#: one damaged byte of metadata into an hours-long hang. 28 attempts give a
+#: writer's flush about 0.3 s to land and turn damage into an error as fast.
+SWMR_READ_ATTEMPTS = 28
+
+
+def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
+    """``H5Pset_metadata_read_attempts`` (not wrapped by h5py), through ctypes on h5py's own libhdf5."""
+    import ctypes
+
+    lib = None
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "libhdf5" in line and "libhdf5_hl" not in line}
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            break
+    except OSError:
+        pass
+    fn = getattr(lib, "H5Pset_metadata_read_attempts", None)
+    if fn is None:
+        return  # not Linux, or no such symbol: HDF5's default applies
+    fn.argtypes = [ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    fn(fapl.id, attempts)
+
+
+def _open_reader(path: str) -> h5py.File:
+    """Open for reading in SWMR mode (required while a writer is active or after one was killed)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    fapl.set_file_locking(False, True)  # our own lock file guards writers; readers take none
+    _set_read_attempts(fapl, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
 def _unit(name: str, chunk_rows: int) -> int:
     return chunk_rows * BLOB_BYTES_PER_ROW if name == "id_blob" else chunk_rows
 
@@ -144,6 +183,17 @@ def _write_slots(f: h5py.File, record: dict[str, Any]) -> None:
 class _Generation:
     """One open HDF5 file: committed sealed lengths and tails, plus what is staged."""
 
+    def _ds(self, ds_name: str) -> h5py.Dataset:
+        """A dataset, or StoreCorruptedError naming it if its metadata is damaged."""
+        try:
+            return self.f[ds_name]
+        except (KeyError, OSError, ValueError) as exc:
+            array = ds_name.split("/")[0]
+            raise StoreCorruptedError(
+                f"store {self.path}: array '{array}' (dataset '{ds_name}') cannot be opened: {exc} "
+                "(its HDF5 metadata is damaged)"
+            ) from None
+
     def __init__(self, f: h5py.File, record: dict[str, Any], path: str, writable: bool) -> None:
         self.f = f
         self.path = path
@@ -157,7 +207,7 @@ class _Generation:
             length = int(length)
             if self.sealed[name] + length != int(record["lengths"][name]):
                 raise StoreCorruptedError(f"store {path}: sealed + tail of '{name}' != its committed length")
-            ds = f[f"{name}/sealed"]
+            ds = self._ds(f"{name}/sealed")
             if ds.shape[0] < self.sealed[name]:
                 raise StoreCorruptedError(
                     f"store {path}: dataset '{name}/sealed' has {ds.shape[0]} rows, the commit record needs {self.sealed[name]}"
@@ -173,7 +223,7 @@ class _Generation:
         self.abort()
 
     def _read_ds(self, name: str, ds_name: str, start: int, stop: int) -> np.ndarray:
-        ds = self.f[ds_name]
+        ds = self._ds(ds_name)
         if stop <= start:
             return np.empty((0, *ds.shape[1:]), dtype=ds.dtype)
         try:
@@ -203,7 +253,7 @@ class _Generation:
         start = self.p_sealed[name]
         full = (len(tail) + len(data)) // unit
         if full:
-            ds = self.f[f"{name}/sealed"]
+            ds = self._ds(f"{name}/sealed")
             end = start + full * unit
             if ds.shape[0] < end:
                 ds.resize(end, axis=0)
@@ -232,7 +282,7 @@ class _Generation:
             if name in self.dirty:
                 slot = 1 - self.slots[name]
                 data = self.p_tail[name]
-                ds = self.f[f"{name}/tail{slot}"]
+                ds = self._ds(f"{name}/tail{slot}")
                 if ds.shape[0] < len(data):
                     ds.resize(len(data), axis=0)  # tails only grow (up to a chunk): no freed space
                 if len(data):
@@ -317,7 +367,7 @@ class HDF5Backend(Backend):
             raise FileNotFoundError(f"no store at {path}")
         if not writable:
             try:
-                f = h5py.File(path, "r", swmr=True, locking=False)
+                f = _open_reader(path)
             except OSError as exc:
                 raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
             return cls(path, False, f)
@@ -347,7 +397,7 @@ class HDF5Backend(Backend):
     @classmethod
     def _recover(cls, path: str) -> None:
         try:
-            src_file = h5py.File(path, "r", swmr=True, locking=False)
+            src_file = _open_reader(path)
         except OSError as exc:
             raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
         with src_file:

@@ -223,6 +223,11 @@ class ZarrBackend(Backend):
                 arr = self._root[f"g{gen}/{name}"]
             except KeyError:
                 raise StoreCorruptedError(f"store {self.path}: array 'g{gen}/{name}' is missing") from None
+            except Exception as exc:  # zarr raises many kinds for damaged metadata
+                raise StoreCorruptedError(
+                    f"store {self.path}: metadata of array '{name}' (g{gen}/{name}/zarr.json) cannot be read: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
             expect_tail = (row_bytes,) if name == "codes" else ()
             if (
                 not isinstance(arr, zarr.Array)
