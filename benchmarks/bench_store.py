@@ -36,7 +36,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import save  # noqa: E402
 
-import minifloat_store as mfs  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
 
 DIM = 192
