@@ -87,7 +87,7 @@ def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
 def _open_reader(path: str) -> h5py.File:
     """Open for reading in SWMR mode (required while a writer is active or after one was killed)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_WEAK)  # as h5py.File: a second open in one process must match
     fapl.set_file_locking(False, True)  # our own lock file guards writers; readers take none
     _set_read_attempts(fapl, SWMR_READ_ATTEMPTS)
     fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
