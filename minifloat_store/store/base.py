@@ -827,6 +827,9 @@ class EmbeddingStore:
             self._check_scales(scales[live], live)
             # Deleted rows may hold anything valid; give them scale 1 so Packed accepts them.
             scales[~self._live] = 1.0
+            # Shared by every caller until the next change: read-only, so no caller can alter another's view.
+            codes.flags.writeable = False
+            scales.flags.writeable = False
             hit = (codes, scales)
             self._cache["all"] = hit
         return hit
