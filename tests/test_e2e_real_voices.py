@@ -38,14 +38,6 @@ UTTERANCES_PER_VOICE = 3
 NONTARGETS_PER_TARGET = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Write the corpus and trials, run extract and bench; return what a user would look at."""

@@ -19,7 +19,6 @@ sf = pytest.importorskip("soundfile")
 from minifloat_store.cli import main  # noqa: E402
 from minifloat_store.eval.audio import read_audio  # noqa: E402
 from minifloat_store.eval.extract import (  # noqa: E402
-    TooManyFailuresError,
     extract,
     locate_weights,
     read_utterance_list,
@@ -28,6 +27,7 @@ from minifloat_store.eval.extract import (  # noqa: E402
 from minifloat_store.eval.models import campplus, redimnet  # noqa: E402
 from minifloat_store.eval.trials import read_trials  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
+from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
@@ -47,23 +47,6 @@ TINY_REDIMNET = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Two cores shared by parallel jobs: one intra-op thread is fastest."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def speech_like(seconds: float, f0: float, seed: int, rate: int = SR) -> np.ndarray:
-    """A harmonic tone with vibrato and noise; f0 plays the part of the speaker."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 4 * t))) / rate
-    x = sum(np.sin(k * phase) / k for k in range(1, 9)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
-    x = x + 0.03 * rng.standard_normal(t.size)
-    return (0.4 * x / np.abs(x).max()).astype(np.float32)
 
 
 def write_corpus(root: pathlib.Path, speakers: int = 3, per_speaker: int = 4) -> list[str]:
@@ -75,7 +58,7 @@ def write_corpus(root: pathlib.Path, speakers: int = 3, per_speaker: int = 4) ->
             rate = 8000 if (s, u) == (0, 1) else SR
             path = root / uid
             path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, speech_like(1.0 + 0.25 * u, 110.0 + 45.0 * s, seed=10 * s + u, rate=rate), rate)
+            sf.write(path, speech_like(1.0 + 0.25 * u, seed=10 * s + u, f0=110.0 + 45.0 * s, rate=rate), rate)
             ids.append(uid)
     return ids
 

@@ -28,16 +28,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "campplus"
 SR = 16000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The CI box has 2 cores shared with other jobs; torch's intra-op threads
-    # then spin against each other (30x slower here), one thread is fastest.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _fixture_module():
     spec = importlib.util.spec_from_file_location("campplus_make_fixtures", FIXTURES / "make_fixtures.py")
     module = importlib.util.module_from_spec(spec)

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from minifloat_store.eval.models import MODELS, load_model  # noqa: E402
 from minifloat_store.eval.models import redimnet  # noqa: E402
 from minifloat_store.eval.models.weights import WeightsNotFoundError  # noqa: E402
+from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
@@ -59,24 +60,6 @@ TINY_RESNET_CONFIG = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The test machines share two cores between parallel jobs; intra-op threads then
-    oversubscribe them and run several times slower than one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _speech_like(seconds: float, seed: int) -> np.ndarray:
-    """Harmonic tone with vibrato plus noise: float32 in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 120.0 + 40.0 * rng.random() + 5.0 * np.sin(2 * np.pi * 3.0 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 8)) + 0.05 * rng.standard_normal(t.size)
-    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
 
 
 def _randomise(network: torch.nn.Module, seed: int) -> None:
@@ -150,7 +133,7 @@ def test_b2_state_dict_uses_official_key_names():
 
 def test_load_from_official_layout_reproduces_the_saved_network(b2_checkpoint, b2_model):
     _, source = b2_checkpoint
-    x = _speech_like(0.3, seed=3)
+    x = speech_like(0.3, seed=3)
     with torch.inference_mode():
         expected = source(torch.from_numpy(x)[None]).numpy()[0]
     got = b2_model.embed(x)
@@ -168,13 +151,13 @@ def test_load_model_by_registry_name(b2_checkpoint):
 
 
 def test_embed_is_deterministic(b2_model):
-    x = _speech_like(0.3, seed=4)
+    x = speech_like(0.3, seed=4)
     np.testing.assert_array_equal(b2_model.embed(x), b2_model.embed(x))
 
 
 def test_batch_equals_one_by_one(b2_model):
     # Two equal lengths share a forward pass, the third runs alone.
-    waves = [_speech_like(0.3, 5), _speech_like(0.4, 6), _speech_like(0.3, 7)]
+    waves = [speech_like(0.3, 5), speech_like(0.4, 6), speech_like(0.3, 7)]
     batch = b2_model.embed_batch(waves)
     single = np.stack([b2_model.embed(w) for w in waves])
     assert batch.shape == (3, 192) and batch.dtype == np.float32
@@ -183,7 +166,7 @@ def test_batch_equals_one_by_one(b2_model):
 
 
 def test_different_speech_gives_different_embeddings(b2_model):
-    a, b = b2_model.embed(_speech_like(0.3, 9)), b2_model.embed(_speech_like(0.3, 10))
+    a, b = b2_model.embed(speech_like(0.3, 9)), b2_model.embed(speech_like(0.3, 10))
     assert not np.allclose(a, b, atol=1e-3)
 
 
@@ -201,7 +184,7 @@ def test_load_from_torch_hub_directory(empty_caches):
     hub.mkdir(parents=True)
     torch.save({"model_config": TINY_RESNET_CONFIG, "state_dict": network.state_dict()}, hub / "b2-vox2-ft_lm.pt")
     model = redimnet.load()
-    x = _speech_like(0.3, seed=11)
+    x = speech_like(0.3, seed=11)
     with torch.inference_mode():
         expected = network(torch.from_numpy(x)[None]).numpy()[0]
     np.testing.assert_allclose(model.embed(x), expected, rtol=1e-5, atol=1e-6)
@@ -255,7 +238,7 @@ def test_other_block_types_build_and_run():
     network = redimnet.build_network(TINY_RESNET_CONFIG)
     _randomise(network, seed=2)
     with torch.inference_mode():
-        out = network(torch.from_numpy(np.stack([_speech_like(0.3, 12), _speech_like(0.3, 13)])))
+        out = network(torch.from_numpy(np.stack([speech_like(0.3, 12), speech_like(0.3, 13)])))
     assert out.shape == (2, 32) and torch.isfinite(out).all()
     keys = set(network.state_dict())
     assert "backbone.stage0.3.conv_block.se.exitation.weight" in keys  # the published spelling
@@ -317,7 +300,7 @@ def _numpy_log_mel(x: np.ndarray, n_mels: int, hop: int) -> np.ndarray:
 
 
 def test_mel_frontend_matches_numpy():
-    x = _speech_like(0.25, seed=14).astype(np.float64)
+    x = speech_like(0.25, seed=14).astype(np.float64)
     frontend = redimnet.MelBanks(n_mels=72, hop_length=240)
     with torch.inference_mode():
         got = frontend(torch.from_numpy(x.astype(np.float32))[None]).numpy()[0]

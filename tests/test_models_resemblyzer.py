@@ -25,15 +25,6 @@ from minifloat_store.eval.models.weights import (  # noqa: E402
 SR = 16000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # 2 shared cores: torch's intra-op threads spin against each other; one is fastest.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pretrained():
     try:

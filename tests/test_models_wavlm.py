@@ -17,6 +17,7 @@ from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector,
 from minifloat_store.eval.models import MODELS, load_model  # noqa: E402
 from minifloat_store.eval.models import wavlm  # noqa: E402
 from minifloat_store.eval.models.weights import WeightsNotFoundError  # noqa: E402
+from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
@@ -40,24 +41,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The test machines share two cores between parallel jobs; intra-op threads then
-    oversubscribe them and run several times slower than one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _speech_like(seconds: float, seed: int) -> np.ndarray:
-    """Harmonic tone with vibrato plus noise: float32 in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 120.0 + 40.0 * rng.random() + 5.0 * np.sin(2 * np.pi * 3.0 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 8)) + 0.05 * rng.standard_normal(t.size)
-    return (0.4 * x / np.max(np.abs(x))).astype(np.float32)
 
 
 def _save_checkpoint(directory: pathlib.Path, do_normalize: bool | None = False, **overrides) -> WavLMForXVector:
@@ -97,7 +80,7 @@ def test_registered():
 
 def test_loads_saved_directory_and_reproduces_the_saved_model(checkpoint, model):
     _, source = checkpoint
-    x = _speech_like(0.5, seed=1)
+    x = speech_like(0.5, seed=1)
     with torch.inference_mode():
         expected = source(torch.from_numpy(x)[None]).embeddings.numpy()[0]
     got = model.embed(x)
@@ -112,13 +95,13 @@ def test_load_model_by_registry_name(checkpoint):
 
 
 def test_embed_is_deterministic(model):
-    x = _speech_like(0.5, seed=2)
+    x = speech_like(0.5, seed=2)
     np.testing.assert_array_equal(model.embed(x), model.embed(x))
 
 
 def test_batch_equals_one_by_one(model):
     # Two equal lengths share a forward pass; the others are never padded to them.
-    waves = [_speech_like(0.5, 3), _speech_like(0.8, 4), _speech_like(0.5, 5), _speech_like(0.3, 6)]
+    waves = [speech_like(0.5, 3), speech_like(0.8, 4), speech_like(0.5, 5), speech_like(0.3, 6)]
     batch = model.embed_batch(waves)
     single = np.stack([model.embed(w) for w in waves])
     assert batch.shape == (4, 512) and batch.dtype == np.float32
@@ -127,7 +110,7 @@ def test_batch_equals_one_by_one(model):
 
 
 def test_different_audio_gives_different_embeddings(model):
-    assert not np.allclose(model.embed(_speech_like(0.5, 7)), model.embed(_speech_like(0.5, 8)), atol=1e-4)
+    assert not np.allclose(model.embed(speech_like(0.5, 7)), model.embed(speech_like(0.5, 8)), atol=1e-4)
 
 
 def test_do_normalize_from_preprocessor_config_is_honoured(tmp_path):
@@ -141,7 +124,7 @@ def test_do_normalize_from_preprocessor_config_is_honoured(tmp_path):
     (normalising / "preprocessor_config.json").write_text(json.dumps(config))
     model, normalising_model = wavlm.load(weights=plain), wavlm.load(weights=normalising)
     assert (model.do_normalize, normalising_model.do_normalize) == (False, True)
-    x = (0.2 + 0.1 * _speech_like(0.5, seed=9)).astype(np.float32)
+    x = (0.2 + 0.1 * speech_like(0.5, seed=9)).astype(np.float32)
     normalised = ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
     np.testing.assert_allclose(normalising_model.embed(x), model.embed(normalised), rtol=1e-4, atol=1e-5)
     assert not np.allclose(normalising_model.embed(x), model.embed(x), atol=1e-3)
@@ -160,7 +143,7 @@ def test_found_in_huggingface_cache_without_network(checkpoint, empty_caches, mo
     shutil.copytree(checkpoint[0], repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    x = _speech_like(0.3, seed=10)
+    x = speech_like(0.3, seed=10)
     np.testing.assert_allclose(wavlm.load().embed(x), wavlm.load(weights=checkpoint[0]).embed(x), atol=1e-6)
 
 
@@ -188,7 +171,7 @@ def test_checkpoint_without_xvector_head_is_refused(tmp_path):
 def test_too_short_waveform_is_rejected_with_the_minimum(model):
     with pytest.raises(ValueError, match=f"at least {model.min_samples} samples"):
         model.embed(np.zeros(model.min_samples - 1, np.float32))
-    assert model.embed(_speech_like(model.min_samples / SR, 11)[: model.min_samples]).shape == (512,)
+    assert model.embed(speech_like(model.min_samples / SR, 11)[: model.min_samples]).shape == (512,)
 
 
 def test_published_configuration_has_the_published_size():

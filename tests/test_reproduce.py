@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import pathlib
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -28,6 +27,7 @@ from minifloat_store.eval import study  # noqa: E402
 from minifloat_store.eval.models import campplus, redimnet, wavlm  # noqa: E402
 from minifloat_store.eval.trials import KNOWN_LISTS  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
+from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
@@ -45,14 +45,6 @@ TINY_WAVLM = dict(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def no_caches(tmp_path, monkeypatch):
     """Point every place a loader searches at empty folders."""
@@ -61,12 +53,6 @@ def no_caches(tmp_path, monkeypatch):
         monkeypatch.setenv(var, str(empty / var.lower()))
 
 
-def speech_like(seconds: float, f0: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 4 * t))) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 9)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
-    return (0.4 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 def fake_voxceleb(root: pathlib.Path) -> tuple[list[str], pathlib.Path, pathlib.Path]:
@@ -76,7 +62,7 @@ def fake_voxceleb(root: pathlib.Path) -> tuple[list[str], pathlib.Path, pathlib.
         for u in range(4):
             uid = f"id1{s:04d}/vid{u % 2}/{u + 1:05d}.wav"
             (root / "wav" / uid).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(root / "wav" / uid, speech_like(1.0 + 0.2 * u, 110.0 + 50.0 * s, 10 * s + u), SR)
+            sf.write(root / "wav" / uid, speech_like(1.0 + 0.2 * u, seed=10 * s + u, f0=110.0 + 50.0 * s), SR)
             ids.append(uid)
 
     def write(path, utts):
