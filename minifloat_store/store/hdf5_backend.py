@@ -5,9 +5,9 @@ flushed in pieces, and a chunk that is rewritten is rewritten in place (a kill
 in the middle leaves a chunk whose fletcher32 checksum fails, taking every
 committed row of that chunk with it). Three measures make it safe:
 
-1. The writer keeps the file in SWMR-write mode (file format v110), in which
-   HDF5 orders its metadata flushes so that the file on disk is always a
-   consistent HDF5 file. After a writer is killed, the file opens for
+1. The writer opens the file directly in SWMR-write mode (file format
+   v110), in which HDF5 orders its metadata flushes so that the file on disk
+   is always a consistent HDF5 file. After a writer is killed, the file opens for
    reading (readers always open it SWMR-read); the next writer copies the
    committed state into a fresh file and renames it over the old one,
    because a killed SWMR writer leaves a "file is open for writing" flag set.
@@ -91,6 +91,22 @@ def _open_reader(path: str) -> h5py.File:
     fapl.set_file_locking(False, True)  # our own lock file guards writers; readers take none
     _set_read_attempts(fapl, SWMR_READ_ATTEMPTS)
     fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+def _open_writer(path: str) -> h5py.File:
+    """Open read-write *already* in SWMR-write mode.
+
+    Opening ``"r+"`` and then setting ``swmr_mode`` would leave a window in
+    which the file is flagged "open for writing" but not "for SWMR writing":
+    readers cannot open it then, and a writer killed in that window would
+    lock readers out until the next writer recovers the file.
+    """
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_WEAK)
+    fapl.set_file_locking(False, True)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl=fapl)
     return h5py.File(fid)
 
 
@@ -373,18 +389,13 @@ class HDF5Backend(Backend):
             return cls(path, False, f)
         cls._cleanup(path)
         try:
-            f = h5py.File(path, "r+", libver=LIBVER, locking=False)
+            f = _open_writer(path)
         except OSError:
             # We hold the writer lock, so no writer is alive: the file carries the
             # "open for writing" flag of a writer that was killed. Its committed
             # state is intact (SWMR); copy it into a clean file.
             cls._recover(path)
-            f = h5py.File(path, "r+", libver=LIBVER, locking=False)
-        try:
-            f.swmr_mode = True
-        except BaseException:
-            f.close()
-            raise
+            f = _open_writer(path)
         return cls(path, True, f)
 
     @classmethod
@@ -484,8 +495,7 @@ class HDF5Backend(Backend):
             os.replace(tmp, self.path)  # the commit point of a rewrite
             _fsync_path(os.path.dirname(os.path.abspath(self.path)))
             self._f.close()
-            self._f = h5py.File(self.path, "r+", libver=LIBVER, locking=False)
-            self._f.swmr_mode = True
+            self._f = _open_writer(self.path)
             self.record = _read_record(self._f, f"store {self.path}")
             self._gen = _Generation(self._f, self.record, self.path, True)
             return
