@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any, ClassVar
 
@@ -382,11 +383,7 @@ class HDF5Backend(Backend):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no store at {path}")
         if not writable:
-            try:
-                f = _open_reader(path)
-            except OSError as exc:
-                raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
-            return cls(path, False, f)
+            return cls._open_for_reading(path)
         cls._cleanup(path)
         try:
             f = _open_writer(path)
@@ -397,6 +394,33 @@ class HDF5Backend(Backend):
             cls._recover(path)
             f = _open_writer(path)
         return cls(path, True, f)
+
+    @classmethod
+    def _open_for_reading(cls, path: str) -> HDF5Backend:
+        """Open read-only; while a writer keeps changing the file, try again.
+
+        A reader can catch a writer between two flushes (a commit slot being
+        rewritten, a tail slot reused). What it reads then fails a check; if
+        the file changed meanwhile, that was the writer, and the reader tries
+        again. If the file did not change, the damage is real.
+        """
+        def stamp() -> tuple[int, int, int]:
+            st = os.stat(path)
+            return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+        for attempt in range(50):
+            before = stamp()
+            try:
+                try:
+                    f = _open_reader(path)
+                except OSError as exc:
+                    raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
+                return cls(path, False, f)
+            except (StoreCorruptedError, StoreChangedError):
+                time.sleep(0.01)
+                if stamp() == before or attempt == 49:
+                    raise
+        raise AssertionError("unreachable")
 
     @classmethod
     def _cleanup(cls, path: str) -> None:
