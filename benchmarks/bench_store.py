@@ -177,16 +177,23 @@ def main() -> None:
                 "ratio_to_plain_float32": rate / (args.rows / t_plain),
             }
             results["disk"][f"{backend}_{fmt}_{args.rows}"] = sizes(path)
-            print(f"store {backend} {fmt}: {rate:,.0f} vectors/s ({rate * t_plain / args.rows:.2f}x plain); "
-                  f"vector arrays {results['disk'][f'{backend}_{fmt}_{args.rows}']['vector_arrays_over_payload']:.4f}x payload",
-                  flush=True)
+            big = results["disk"][f"{backend}_{fmt}_{args.rows}"]
+            print(
+                f"store {backend} {fmt}: {rate:,.0f} vectors/s ({rate * t_plain / args.rows:.2f}x plain); "
+                f"vector arrays {big['vector_arrays_over_payload']:.4f}x payload",
+                flush=True,
+            )
             fresh(work, f"s_{backend}_{fmt}")
             # 100k vectors added 10k at a time.
             small = fresh(work, f"small_{backend}_{fmt}")
             store_add(small, backend, fmt, x[:100_000], ids[:100_000], 10_000)
             results["disk"][f"{backend}_{fmt}_100000"] = sizes(small)
-            print(f"  100k: vector arrays {results['disk'][f'{backend}_{fmt}_100000']['vector_arrays_over_payload']:.4f}x payload, "
-                  f"store {results['disk'][f'{backend}_{fmt}_100000']['store_over_payload']:.4f}x", flush=True)
+            small_sizes = results["disk"][f"{backend}_{fmt}_100000"]
+            print(
+                f"  100k: vector arrays {small_sizes['vector_arrays_over_payload']:.4f}x payload, "
+                f"store {small_sizes['store_over_payload']:.4f}x",
+                flush=True,
+            )
             fresh(work, f"small_{backend}_{fmt}")
 
     del x

@@ -141,7 +141,8 @@ def test_existing_destination_and_unknown_source_are_refused(tmp_path):
 def test_cli_convert_then_info(tmp_path, capsys):
     np.save(tmp_path / "x.npy", data(20))
     dst = str(tmp_path / "o.h5")
-    assert main(["convert", str(tmp_path / "x.npy"), dst, "--format", "e2m1", "--backend", "hdf5", "--no-progress"]) == 0
+    argv = ["convert", str(tmp_path / "x.npy"), dst, "--format", "e2m1", "--backend", "hdf5", "--no-progress"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "vectors" in out and "20 x 16" in out and "cosine mean / min" in out
     assert main(["info", dst, "--json"]) == 0

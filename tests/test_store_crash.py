@@ -45,7 +45,10 @@ def ctx():
     # hand it the tests directory through the environment it inherits.
     # GNU OpenMP (numba's default threading layer here) cannot be used before a
     # fork; the workqueue layer can.
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")])), "NUMBA_THREADING_LAYER": "workqueue"}
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")])),
+        "NUMBA_THREADING_LAYER": "workqueue",
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

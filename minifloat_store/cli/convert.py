@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", choices=("vector", "none"), default="vector", help="per-vector scaling (default) or none")
     p.add_argument("--backend", choices=("zarr", "hdf5"), default="zarr")
     p.add_argument("--ids", metavar="FILE", default=None, help="text file with one id per line, or a dataset spec")
-    p.add_argument("--batch-size", type=int, default=None, help="vectors per commit (default: a power of two, at most 24 MiB of float32)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="vectors per commit (default: a power of two, <= 24 MiB)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)

@@ -36,7 +36,15 @@ from typing import Any, ClassVar
 import crc32c
 import numpy as np
 
-from minifloat_store.codec import Packed, _check_scale_mode, _effective_scale, as_float32_matrix, decode, encode, storage_bytes
+from minifloat_store.codec import (
+    Packed,
+    _check_scale_mode,
+    _effective_scale,
+    as_float32_matrix,
+    decode,
+    encode,
+    storage_bytes,
+)
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreVersionError
 from minifloat_store.store.ids import MAX_ROWS, IdIndex, _Growable, encode_ids
@@ -587,7 +595,9 @@ class EmbeddingStore:
     def _vectors(self, ids: list[str], vectors: object) -> np.ndarray:
         x = as_float32_matrix(vectors, "vectors")
         if x.shape[1] != self._dim:
-            raise ValueError(f"dim {x.shape[1]} != {self._dim}: vectors do not match store {self.path}; nothing was stored")
+            raise ValueError(
+                f"dim {x.shape[1]} != {self._dim}: vectors do not match store {self.path}; nothing was stored"
+            )
         if x.shape[0] != len(ids):
             raise ValueError(f"{len(ids)} ids but {x.shape[0]} vectors; nothing was stored")
         finite = np.isfinite(x).all(axis=1)
@@ -992,7 +1002,10 @@ def _check_ids_any(ids: object, what: str) -> list[str]:
     """Like ``_check_ids`` but repeats are allowed (pairs may reuse an id)."""
     if isinstance(ids, (str, bytes)):
         raise TypeError(f"{what} must be a sequence of strings, not a single {type(ids).__name__}")
-    out = list(np.asarray(ids).ravel().tolist()) if isinstance(ids, np.ndarray) else list(ids)  # type: ignore[call-overload]
+    if isinstance(ids, np.ndarray):
+        out = ids.ravel().tolist()
+    else:
+        out = list(ids)  # type: ignore[call-overload]
     for i, s in enumerate(out):
         if not isinstance(s, str):
             raise TypeError(f"{what}[{i}] is {type(s).__name__} {s!r}, not str")

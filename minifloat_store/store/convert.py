@@ -292,6 +292,14 @@ class _StoreSource:
         self.store.close()
 
 
+def _zarr_node(container: str, inner: str | None) -> Any:
+    import zarr
+
+    if inner is None:
+        return zarr.open(container, mode="r")
+    return zarr.open_group(container, mode="r")[inner.strip("/")]
+
+
 def _open_source(src: str) -> Any:
     container, inner = _split_spec(src)
     if inner is None and _is_store(container):
@@ -337,7 +345,7 @@ def _open_source(src: str) -> Any:
     if os.path.isdir(container):
         import zarr
 
-        node = zarr.open(container, mode="r") if inner is None else zarr.open_group(container, mode="r")[inner.strip("/")]
+        node = _zarr_node(container, inner)
         if not isinstance(node, zarr.Array):
             raise ValueError(f"{src} is a zarr group; give the array as {container}:/path/to/array")
         sib = None
@@ -376,7 +384,8 @@ class _IdSource:
             spec = os.fspath(ids)
             container, inner = _split_spec(spec)
             self._source = None
-            if inner is None and os.path.isfile(container) and not container.endswith((".npy", ".npz")) and not _is_hdf5(container):
+            is_text = os.path.isfile(container) and not container.endswith((".npy", ".npz")) and not _is_hdf5(container)
+            if inner is None and is_text:
                 self._fh = open(container, encoding="utf-8")
                 self._lines = (line.rstrip("\r\n") for line in self._fh)
                 self.where = f"{container}"
@@ -450,10 +459,7 @@ def _open_ids_array(container: str, inner: str | None) -> tuple[Any, Any]:
             raise ValueError(f"{container}: give the ids dataset as {container}:/path")
         return (ds.asstr() if ds.dtype.kind == "O" else ds), f.close
     if os.path.isdir(container):
-        import zarr
-
-        node = zarr.open(container, mode="r") if inner is None else zarr.open_group(container, mode="r")[inner.strip("/")]
-        return node, None
+        return _zarr_node(container, inner), None
     raise ValueError(f"cannot read ids from {container!r}")
 
 

@@ -153,7 +153,13 @@ def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
             )
     for slot in COMMIT_SLOTS:
         f.create_dataset(
-            slot, shape=(0,), maxshape=(None,), chunks=(_COMMIT_CHUNK,), dtype=np.uint8, fletcher32=True, track_times=False
+            slot,
+            shape=(0,),
+            maxshape=(None,),
+            chunks=(_COMMIT_CHUNK,),
+            dtype=np.uint8,
+            fletcher32=True,
+            track_times=False,
         )
     return f
 
@@ -181,7 +187,9 @@ def _read_slot(f: h5py.File, slot: str, where: str, refresh: bool) -> dict[str, 
 def _read_record(f: h5py.File, where: str, refresh: bool = False) -> dict[str, Any]:
     found = [r for r in (_read_slot(f, s, where, refresh) for s in COMMIT_SLOTS) if r is not None]
     if not found:
-        raise StoreCorruptedError(f"{where}: neither commit slot holds a valid commit record (is this a minifloat store?)")
+        raise StoreCorruptedError(
+            f"{where}: neither commit slot holds a valid commit record (is this a minifloat store?)"
+        )
     return max(found, key=lambda r: int(r["txn"]))
 
 
@@ -227,7 +235,8 @@ class _Generation:
             ds = self._ds(f"{name}/sealed")
             if ds.shape[0] < self.sealed[name]:
                 raise StoreCorruptedError(
-                    f"store {path}: dataset '{name}/sealed' has {ds.shape[0]} rows, the commit record needs {self.sealed[name]}"
+                    f"store {path}: dataset '{name}/sealed' has {ds.shape[0]} rows, "
+                    f"the commit record needs {self.sealed[name]}"
                 )
             data = self._read_ds(name, f"{name}/tail{int(slot)}", 0, length)
             if crc32c.crc32c(data.tobytes()) != int(crc):
@@ -442,9 +451,8 @@ class HDF5Backend(Backend):
             try:
                 dst_file = _build_file(tmp, int(record["layout"]["row_bytes"]), src.chunk_rows)
                 with dst_file:
-                    dst = _Generation(
-                        dst_file, dict(record, backend=_empty_record_backend(src.chunk_rows), lengths={a: 0 for a in ARRAYS}), tmp, True
-                    )
+                    empty = dict(record, backend=_empty_record_backend(src.chunk_rows), lengths={a: 0 for a in ARRAYS})
+                    dst = _Generation(dst_file, empty, tmp, True)
                     for name in ARRAYS:
                         n = int(record["lengths"][name])
                         for lo in range(0, n, SCAN_ROWS):

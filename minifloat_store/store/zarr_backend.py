@@ -334,7 +334,7 @@ class ZarrBackend(Backend):
             raise AssertionError("a rewrite must commit the next generation")
         for name in ARRAYS:
             if int(record["lengths"][name]) != self._staged[name]:
-                raise AssertionError(f"record length of {name} {record['lengths'][name]} != staged {self._staged[name]}")
+                raise AssertionError(f"record length of {name} != staged {self._staged[name]}")
         if self._local is not None:
             if switching:
                 for dirpath, _, files in os.walk(self._local / f"g{self._next_gen}"):
