@@ -17,7 +17,7 @@ import numpy as np
 from minifloat_store import _kernels
 from minifloat_store.formats import Format, decode_table, get_format
 
-__all__ = ["SCALE_MODES", "Packed", "decode", "encode", "quantize", "storage_bytes"]
+__all__ = ["SCALE_MODES", "Packed", "check_scale_mode", "decode", "effective_scale", "encode", "quantize", "storage_bytes"]
 
 ScaleMode = Literal["none", "vector"]
 #: ``"none"``: values are cast as they are (the study's Tables 2-4).
@@ -28,14 +28,18 @@ SCALE_MODES: tuple[str, ...] = ("none", "vector")
 _EMPTY_TABLE = np.zeros(1, dtype=np.float32)
 
 
-def _check_scale_mode(scale: str) -> str:
+def check_scale_mode(scale: str) -> str:
+    """Return ``scale`` if it is one of :data:`SCALE_MODES`, else raise a ValueError naming them."""
     if scale not in SCALE_MODES:
         raise ValueError(f"unknown scale mode {scale!r}; expected one of {', '.join(SCALE_MODES)}")
     return scale
 
 
-def _effective_scale(fmt: Format, scale: str) -> str:
-    # float32 is the reference: stored bit for bit, never rescaled.
+def effective_scale(fmt: Format, scale: str) -> str:
+    """The scale mode a format really uses: ``"none"`` for fp32, ``scale`` otherwise.
+
+    float32 is the reference: stored bit for bit, never rescaled.
+    """
     return "none" if fmt.is_identity else scale
 
 
@@ -48,10 +52,10 @@ def storage_bytes(n: int, dim: int, fmt: str | Format, scale: str = "vector") ->
     checksums) is not included.
     """
     f = get_format(fmt)
-    _check_scale_mode(scale)
+    check_scale_mode(scale)
     if n < 0 or dim < 1:
         raise ValueError(f"need n >= 0 and dim >= 1, got n={n}, dim={dim}")
-    scale_bytes = 4 if _effective_scale(f, scale) == "vector" else 0
+    scale_bytes = 4 if effective_scale(f, scale) == "vector" else 0
     return int(n) * (f.row_bytes(int(dim)) + scale_bytes)
 
 
@@ -83,7 +87,7 @@ class Packed:
     def __post_init__(self) -> None:
         fmt = get_format(self.fmt)
         object.__setattr__(self, "fmt", fmt)
-        _check_scale_mode(self.scale)
+        check_scale_mode(self.scale)
         if not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
             raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
         object.__setattr__(self, "dim", int(self.dim))
@@ -196,7 +200,7 @@ def encode(x: object, fmt: str | Format, scale: str = "vector") -> Packed:
         ``scale`` is unknown.
     """
     f = get_format(fmt)
-    scale = _effective_scale(f, _check_scale_mode(scale))
+    scale = effective_scale(f, check_scale_mode(scale))
     x32 = as_float32_matrix(x)
     n, d = x32.shape
     codes = np.empty((n, f.row_bytes(d)), dtype=np.uint8)

@@ -38,8 +38,8 @@ import numpy as np
 
 from minifloat_store.codec import (
     Packed,
-    _check_scale_mode,
-    _effective_scale,
+    check_scale_mode,
+    effective_scale,
     as_float32_matrix,
     decode,
     encode,
@@ -389,7 +389,7 @@ class EmbeddingStore:
         """
         path = os.fspath(path)
         f = get_format(fmt)
-        _check_scale_mode(scale)
+        check_scale_mode(scale)
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if chunk_rows is not None and (not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
@@ -402,7 +402,7 @@ class EmbeddingStore:
             "layout": {
                 "format": f.name,
                 "dim": int(dim),
-                "scale": _effective_scale(f, scale),
+                "scale": effective_scale(f, scale),
                 "row_bytes": f.row_bytes(int(dim)),
             },
             "lengths": {name: 0 for name in ARRAYS},
