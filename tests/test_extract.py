@@ -271,6 +271,16 @@ def test_missing_weights_name_what_to_download(corpus, tmp_path, monkeypatch, ca
     assert "campplus_voxceleb.bin" in err and "modelscope.cn" in err and str(tmp_path / "weights" / "campplus") in err
 
 
+def test_locate_weights_dispatches_to_the_models_locate(corpus, tmp_path, monkeypatch):
+    _, _, _, ckpt = corpus
+    assert locate_weights("redimnet", ckpt, threshold=0.5) == redimnet.locate(ckpt) == ckpt
+    monkeypatch.setenv("MINIFLOAT_STORE_WEIGHTS", str(tmp_path / "weights"))
+    with pytest.raises(ValueError, match="no published ReDimNet checkpoint 'b9-vox2-ft_lm.pt'.*--weights"):
+        locate_weights("redimnet", model_name="b9")
+    with pytest.raises(ValueError, match="unknown model 'nope'; known models: campplus, redimnet"):
+        locate_weights("nope")
+
+
 def test_wavlm_weights_are_a_directory_fingerprinted_by_its_weight_file(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"weights")

@@ -156,3 +156,14 @@ def test_too_short_waveform_is_refused(model):
     with pytest.raises(ValueError, match="too short for CAM\\+\\+"):
         model.embed(np.zeros(719, np.float32))
     assert model.embed(_voice(0.045, 150, 4)).shape == (512,)
+
+
+def test_locate_finds_the_file_load_loads(synthetic_checkpoint, model, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIFLOAT_STORE_WEIGHTS", str(tmp_path / "w"))
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    placed = tmp_path / "w" / "campplus" / "campplus_voxceleb.bin"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(synthetic_checkpoint.read_bytes())
+    assert campplus.locate(verify=False) == placed
+    w = _voice(1.5, 140, 1)
+    np.testing.assert_array_equal(campplus.load(verify=False).embed(w), model.embed(w))

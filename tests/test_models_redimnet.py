@@ -314,3 +314,24 @@ def test_truncated_checkpoint_is_a_clear_error(b2_checkpoint, tmp_path):
     path.write_bytes(b2_checkpoint[0].read_bytes()[:5000])
     with pytest.raises(ValueError, match="not a readable torch checkpoint"):
         redimnet.load(weights=path)
+
+
+def test_locate_finds_the_file_load_loads(empty_caches):
+    # One checkpoint in the weights directory, another in torch hub's: both must pick the first.
+    nets = []
+    places = (empty_caches / "weights" / "redimnet", empty_caches / "torch" / "hub" / "checkpoints")
+    for seed, directory in enumerate(places, start=5):
+        network = redimnet.build_network(TINY_RESNET_CONFIG)
+        _randomise(network, seed=seed)
+        directory.mkdir(parents=True)
+        blob = {"model_config": TINY_RESNET_CONFIG, "state_dict": network.state_dict()}
+        torch.save(blob, directory / "b2-vox2-ft_lm.pt")
+        nets.append(network)
+    # threshold only matters to load: locate accepts and ignores it, as extract passes all options.
+    assert redimnet.locate(threshold=0.5) == empty_caches / "weights" / "redimnet" / "b2-vox2-ft_lm.pt"
+    x = speech_like(0.3, seed=12)
+    with torch.inference_mode():
+        expected = nets[0](torch.from_numpy(x)[None]).numpy()[0]
+    np.testing.assert_allclose(redimnet.load().embed(x), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="no published ReDimNet checkpoint 'b9-vox2-ft_lm.pt'"):
+        redimnet.locate(model_name="b9")

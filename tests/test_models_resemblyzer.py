@@ -188,3 +188,14 @@ def test_an_untrained_encoder_does_not_separate_the_real_voices(random_model, re
     # the check above must be able to fail: random weights give a gap of about 0.003
     _, same_mean, diff_mean = _same_and_different(random_model, real_corpus)
     assert same_mean - diff_mean < 0.05
+
+
+def test_locate_finds_the_file_load_loads(random_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIFLOAT_STORE_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(rz, "installed_package_weights", list)
+    placed = tmp_path / "resemblyzer" / "pretrained.pt"
+    placed.parent.mkdir()
+    torch.save({"model_state": random_model.network.state_dict()}, placed)
+    assert rz.locate(verify=False) == placed
+    w = _voice(2.0, 150, 1)
+    np.testing.assert_allclose(rz.load(verify=False).embed(w), random_model.embed(w), rtol=0, atol=1e-6)

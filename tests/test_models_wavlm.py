@@ -192,3 +192,11 @@ def test_weights_needing_unpickling_are_refused(tmp_path):
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(ValueError, match="refused to load the weights"):
         wavlm.load(weights=tmp_path)
+
+
+def test_locate_finds_the_directory_load_loads(checkpoint, model, empty_caches):
+    placed = empty_caches / "weights" / "wavlm"
+    shutil.copytree(checkpoint[0], placed)
+    assert wavlm.locate() == placed
+    x = speech_like(0.3, seed=13)
+    np.testing.assert_array_equal(wavlm.load().embed(x), model.embed(x))

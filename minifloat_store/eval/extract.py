@@ -240,7 +240,11 @@ def _list_record(utterances: Trials | Sequence[str], list_path: str | os.PathLik
 def locate_weights(
     model: str, weights: str | os.PathLike[str] | None = None, *, verify: bool = True, **options: Any
 ) -> Path:
-    """Find a model's pretrained weights the way its loader does, without loading them.
+    """Find a model's pretrained weights without loading them, with the model's own search.
+
+    Dispatches to ``locate`` of the model's module (e.g.
+    :func:`minifloat_store.eval.models.campplus.locate`), the function that
+    module's ``load`` calls, so the search order is written once.
 
     Parameters
     ----------
@@ -253,8 +257,9 @@ def locate_weights(
     verify : bool
         Check the file's SHA-256 where one is published.
     **options
-        The model's loader options that choose a file (ReDimNet's
-        ``model_name``, ``dataset``, ``train_type``; WavLM's ``repo_id``).
+        The model's loader options; those that choose a file (ReDimNet's
+        ``model_name``, ``dataset``, ``train_type``; WavLM's ``repo_id``) are
+        used, the others are ignored.
 
     Returns
     -------
@@ -270,47 +275,16 @@ def locate_weights(
     ValueError
         Unknown model, or an unpublished ReDimNet variant without ``weights``.
     """
-    from minifloat_store.eval.models import weights as w
+    import importlib
 
-    if model == "campplus":
-        from minifloat_store.eval.models import campplus
+    from minifloat_store.eval.models import MODELS
 
-        src = campplus.WEIGHTS
-        candidates = w.modelscope_cache_files(campplus.MODELSCOPE_ID, src.filename)
-    elif model == "redimnet":
-        from minifloat_store.eval.models import redimnet
-
-        variant = (
-            options.get("model_name", "b2"),
-            options.get("dataset", "vox2"),
-            options.get("train_type", "ft_lm"),
-        )
-        if weights is None and variant not in redimnet.PUBLISHED_VARIANTS:
-            raise ValueError(
-                f"no published ReDimNet checkpoint {redimnet.checkpoint_filename(*variant)!r}; "
-                "give the file with weights=/--weights"
-            )
-        src = redimnet.weights_source(*variant)
-        candidates = w.torch_hub_checkpoint_files(src.filename)
-    elif model == "wavlm":
-        from minifloat_store.eval.models import wavlm
-
-        repo_id = options.get("repo_id", wavlm.REPO_ID)
-        src = wavlm.weights_source(repo_id)
-        config = w.resolve_weights(
-            src, weights, candidates=w.huggingface_cache_files(repo_id, src.filename), verify=False
-        )
-        return config.parent
-    elif model == "resemblyzer":
-        from minifloat_store.eval.models import resemblyzer
-
-        src = resemblyzer.WEIGHTS
-        candidates = resemblyzer.installed_package_weights()
-    else:
-        from minifloat_store.eval.models import MODELS
-
-        raise ValueError(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}")
-    return w.resolve_weights(src, weights, candidates=candidates, verify=verify)
+    try:
+        module_name = MODELS[model]
+    except KeyError:
+        raise ValueError(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}") from None
+    module = importlib.import_module(f"minifloat_store.eval.models.{module_name}")
+    return module.locate(weights, verify=verify, **options)
 
 
 def weights_fingerprint(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -344,7 +318,9 @@ def weights_fingerprint(path: str | os.PathLike[str]) -> dict[str, str]:
 # Extraction
 # ---------------------------------------------------------------------------
 
-# Loaders that take ``verify`` (a SHA-256 check); WavLM publishes no sums.
+# Loaders that take ``verify`` (a SHA-256 check); WavLM publishes no sums. Each loader re-runs
+# its ``locate`` on the path it is given, so a caller that has already located (and verified) the
+# file passes ``verify=False`` to these to avoid hashing it twice (reproduce.py does the same).
 _VERIFYING_LOADERS = frozenset({"campplus", "redimnet", "resemblyzer"})
 
 

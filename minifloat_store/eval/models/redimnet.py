@@ -804,16 +804,49 @@ def weights_source(model_name: str = "b2", dataset: str = "vox2", train_type: st
     )
 
 
-def _resolve_checkpoint(
-    weights: str | Path | None, model_name: str, dataset: str, train_type: str, verify: bool
+def locate(
+    weights: str | Path | None = None,
+    *,
+    verify: bool = True,
+    model_name: str = "b2",
+    dataset: str = "vox2",
+    train_type: str = "ft_lm",
+    **options: object,
 ) -> Path:
-    """``weights`` (a file, or a directory holding the published name), else the weights
-    directory, else torch hub's ``checkpoints`` directory."""
+    """Find a ReDimNet checkpoint without loading it (the search :func:`load` uses).
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        The ``.pt`` file, or a directory holding ``{model_name}-{dataset}-{train_type}.pt``.
+        When omitted, ``<weights_dir()>/redimnet/`` and then torch hub's
+        checkpoint directory are searched.
+    verify : bool
+        Check the file's SHA-256 when one is known (none is published for ReDimNet yet).
+    model_name, dataset, train_type : str
+        The variant, as in :func:`load`.
+    **options
+        :func:`load`'s other options; none of them chooses the file, so they
+        are ignored (callers may pass one set of options to both functions).
+
+    Returns
+    -------
+    Path
+        An existing file.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        The checkpoint is not there; the message names the URL and the destination.
+    ValueError
+        ``weights`` omitted for a variant that was never published.
+    """
     if weights is None and (model_name, dataset, train_type) not in PUBLISHED_VARIANTS:
         known = ", ".join("-".join(v) for v in sorted(PUBLISHED_VARIANTS))
         raise ValueError(
             f"no published ReDimNet checkpoint {checkpoint_filename(model_name, dataset, train_type)!r}; "
-            f"published (model_name-dataset-train_type): {known}"
+            f"published (model_name-dataset-train_type): {known}; "
+            "give the file with weights=/--weights"
         )
     source = weights_source(model_name, dataset, train_type)
     return resolve_weights(source, weights, candidates=torch_hub_checkpoint_files(source.filename), verify=verify)
@@ -915,9 +948,10 @@ def load(
         The checkpoint is not there; the message names the URL and the destination.
     ValueError
         The file is not a ReDimNet checkpoint, needs unpickling beyond plain
-        containers, or its ``state_dict`` does not match its ``model_config``.
+        containers, or its ``state_dict`` does not match its ``model_config``;
+        or ``weights`` is omitted for a variant that was never published.
     """
-    path = _resolve_checkpoint(weights, model_name, dataset, train_type, verify)
+    path = locate(weights, verify=verify, model_name=model_name, dataset=dataset, train_type=train_type)
     return ReDimNetSpeakerModel(build_from_checkpoint(path), device=device, threshold=threshold, max_batch=max_batch)
 
 
@@ -932,6 +966,7 @@ __all__ = [
     "build_network",
     "checkpoint_filename",
     "load",
+    "locate",
     "mel_filterbank",
     "read_checkpoint",
     "weights_source",

@@ -296,6 +296,36 @@ def installed_package_weights() -> list[Path]:
     return [p for d in spec.submodule_search_locations if (p := Path(d) / WEIGHTS.filename).is_file()]
 
 
+def locate(weights: str | Path | None = None, *, verify: bool = True, **options: object) -> Path:
+    """Find Resemblyzer's ``pretrained.pt`` without loading it (the search :func:`load` uses).
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        ``pretrained.pt`` or a directory holding it. By default
+        ``<weights_dir()>/resemblyzer/pretrained.pt``, then the installed
+        ``resemblyzer`` package, are searched.
+    verify : bool
+        Check the file's SHA-256 against the one in resemblyzer 0.1.4.
+    **options
+        :func:`load`'s other options; none of them chooses the file, so they
+        are ignored (callers may pass one set of options to both functions).
+
+    Returns
+    -------
+    Path
+        An existing file.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        Nothing found; the message says what to download and where to put it.
+    WeightsChecksumError
+        ``verify`` and the file is not the published one.
+    """
+    return resolve_weights(WEIGHTS, weights, candidates=installed_package_weights(), verify=verify)
+
+
 def load(
     weights: str | Path | None = None,
     device: str = "cpu",
@@ -324,7 +354,7 @@ def load(
     -------
     ResemblyzerModel
     """
-    path = resolve_weights(WEIGHTS, weights, candidates=installed_package_weights(), verify=verify)
+    path = locate(weights, verify=verify)
     network = VoiceEncoder()
     # Resemblyzer's file is its training checkpoint; the weights are under "model_state"
     load_strict(network, load_torch_state_dict(path, key="model_state"), path)
@@ -337,6 +367,7 @@ __all__ = [
     "VoiceEncoder",
     "WEIGHTS",
     "load",
+    "locate",
     "normalize_volume",
     "partial_starts",
     "trim_long_silences",

@@ -62,8 +62,37 @@ def weights_source(repo_id: str = REPO_ID) -> WeightsSource:
     )
 
 
-def _resolve_directory(weights: str | Path | None, repo_id: str) -> Path:
+def locate(
+    weights: str | Path | None = None, *, verify: bool = True, repo_id: str = REPO_ID, **options: object
+) -> Path:
+    """Find the checkpoint directory without loading it (the search :func:`load` uses).
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        The checkpoint directory (or its ``config.json``). When omitted,
+        ``<weights_dir()>/wavlm/`` and then the Hugging Face cache are searched.
+    verify : bool
+        Accepted so every model's ``locate`` takes the same arguments; WavLM
+        publishes no SHA-256, so there is nothing to check.
+    repo_id : str
+        Hugging Face repository looked up in the cache.
+    **options
+        :func:`load`'s other options; none of them chooses the directory, so
+        they are ignored (callers may pass one set of options to both functions).
+
+    Returns
+    -------
+    Path
+        The directory holding ``config.json``.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        No such directory, or nothing in the caches; the message says what to download.
+    """
     source = weights_source(repo_id)
+    # The directory is found through its config.json, which has no published sum: never verify.
     config = resolve_weights(
         source, weights, candidates=huggingface_cache_files(repo_id, source.filename), verify=False
     )
@@ -200,7 +229,7 @@ def load(
     """
     from transformers import WavLMForXVector
 
-    directory = _resolve_directory(weights, repo_id)
+    directory = locate(weights, repo_id=repo_id)
     model_type = json.loads((directory / "config.json").read_text()).get("model_type")
     if model_type != "wavlm":
         raise ValueError(f"{directory}/config.json describes model_type {model_type!r}, not a 'wavlm' checkpoint")
@@ -227,4 +256,12 @@ def load(
     )
 
 
-__all__ = ["DEFAULT_THRESHOLD", "PUBLISHED_FEATURE_EXTRACTOR", "REPO_ID", "WavLMSpeakerModel", "load", "weights_source"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "PUBLISHED_FEATURE_EXTRACTOR",
+    "REPO_ID",
+    "WavLMSpeakerModel",
+    "load",
+    "locate",
+    "weights_source",
+]
