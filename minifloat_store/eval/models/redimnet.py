@@ -20,9 +20,11 @@ linear layer (no L2 normalisation).
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from pickle import (
+    UnpicklingError,  # only the error torch.load(weights_only=True) raises; nothing is unpickled
+)
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,11 @@ from torch import Tensor, nn
 
 from minifloat_store.eval.models._batching import as_waveform, embed_grouped
 from minifloat_store.eval.models.base import SpeakerModel
-from minifloat_store.eval.models.weights import WeightsSource, resolve_weights, torch_hub_checkpoint_files
+from minifloat_store.eval.models.weights import (
+    WeightsSource,
+    resolve_weights,
+    torch_hub_checkpoint_files,
+)
 
 RELEASE_URL = "https://github.com/IDRnD/ReDimNet/releases/download/latest/{filename}"
 
@@ -759,7 +765,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]
     path = Path(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except UnpicklingError as exc:
         raise ValueError(
             f"{path}: refused to load: it holds objects other than tensors and plain containers "
             f"(torch.load weights_only=True said: {exc})"

@@ -18,16 +18,22 @@ unpickler).
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from pickle import (
+    UnpicklingError,  # only the error torch.load(weights_only=True) raises; nothing is unpickled
+)
 
 import numpy as np
 import torch
 
 from minifloat_store.eval.models._batching import as_waveform, embed_grouped
 from minifloat_store.eval.models.base import SpeakerModel
-from minifloat_store.eval.models.weights import WeightsSource, huggingface_cache_files, resolve_weights
+from minifloat_store.eval.models.weights import (
+    WeightsSource,
+    huggingface_cache_files,
+    resolve_weights,
+)
 
 REPO_ID = "microsoft/wavlm-base-plus-sv"
 
@@ -237,7 +243,7 @@ def load(
         model, info = WavLMForXVector.from_pretrained(
             directory, local_files_only=True, weights_only=True, output_loading_info=True
         )
-    except pickle.UnpicklingError as exc:
+    except UnpicklingError as exc:
         raise ValueError(
             f"{directory}: refused to load the weights: they hold objects other than tensors and plain "
             f"containers (torch.load weights_only=True said: {str(exc).splitlines()[0]})"
