@@ -679,15 +679,22 @@ class EmbeddingStore:
                 be.append(name, data)
             be.commit(record)
         except BaseException:
-            # Nothing staged is visible; drop it and re-read what is committed
-            # in case the failure came after the record was published.
-            try:
-                be.abort()
-                be.refresh()
-                self._load_once()
-            except Exception:
-                pass
+            self._roll_back()
             raise
+
+    def _roll_back(self) -> None:
+        """After a failed write: drop what was staged and re-read what is committed.
+
+        Nothing staged is visible to readers; the re-read matters in case the
+        failure came after the record was published. A failure here is
+        swallowed so that the caller's original error is the one raised.
+        """
+        try:
+            self._backend.abort()
+            self._backend.refresh()
+            self._load_once()
+        except Exception:
+            pass
 
     def _append(self, blob: np.ndarray, ends: np.ndarray, packed: Packed) -> None:
         n = packed.n
@@ -761,12 +768,7 @@ class EmbeddingStore:
             rec["generation"] = int(rec["generation"]) + 1
             be.commit(rec)
         except BaseException:
-            try:
-                be.abort()
-                be.refresh()
-                self._load_once()
-            except Exception:
-                pass
+            self._roll_back()
             raise
         self._load_once()
         return reclaimed
