@@ -85,8 +85,12 @@ def main() -> None:
     x = (rng.standard_normal((args.rows, args.dim), dtype=np.float32) * 2).astype(np.float32)
     gb = x.nbytes / 1e9
     mfs.encode(x[:100], "e2m1")  # compile outside the timings
-    print(f"machine: {machine()['cpu']}, {machine()['cores']} cores; data {args.rows} x {args.dim} float32 ({gb:.2f} GB)")
-    print(f"{'format':<6} {'encode GB/s':>11} {'baseline':>9} {'ratio':>7} {'decode GB/s':>11} {'baseline':>9} {'ratio':>7}")
+    print(
+        f"machine: {machine()['cpu']}, {machine()['cores']} cores; data {args.rows} x {args.dim} float32 ({gb:.2f} GB)"
+    )
+    print(
+        f"{'format':<6} {'encode GB/s':>11} {'baseline':>9} {'ratio':>7} {'decode GB/s':>11} {'baseline':>9} {'ratio':>7}"
+    )
     rows = []
     for name in args.formats.split(","):
         packed = mfs.encode(x, name)
@@ -121,7 +125,9 @@ def main() -> None:
         for r in rows
         if (name := r["format"]) in TARGET_FORMATS
     }
-    path = save(args.out, {"rows": args.rows, "dim": args.dim, "repeats": args.repeats, "results": rows, "targets_met": targets})
+    path = save(
+        args.out, {"rows": args.rows, "dim": args.dim, "repeats": args.repeats, "results": rows, "targets_met": targets}
+    )
     print(f"targets (encode >= 10x, decode >= 5x) for {', '.join(TARGET_FORMATS)}: {targets}")
     print(f"wrote {path}")
 

@@ -77,10 +77,20 @@ def main() -> None:
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
             t = best_of(lambda: model.embed(x), repeats=args.repeats)
-            rows.append({"model": name, "parameters": n_params, "threads": threads, "seconds": t,
-                         "real_time_factor": args.seconds / t})
-            print(f"{name:<9} {n_params / 1e6:6.1f} M params  {threads} thread(s): {t * 1000:8.1f} ms per "
-                  f"{args.seconds} s utterance = {args.seconds / t:6.1f}x real time", flush=True)
+            rows.append(
+                {
+                    "model": name,
+                    "parameters": n_params,
+                    "threads": threads,
+                    "seconds": t,
+                    "real_time_factor": args.seconds / t,
+                }
+            )
+            print(
+                f"{name:<9} {n_params / 1e6:6.1f} M params  {threads} thread(s): {t * 1000:8.1f} ms per "
+                f"{args.seconds} s utterance = {args.seconds / t:6.1f}x real time",
+                flush=True,
+            )
     path = save("bench_extract", {"utterance_seconds": args.seconds, "repeats": args.repeats, "rows": rows})
     print(f"machine: {machine()['cpu']}, {machine()['cores']} cores; wrote {path}")
 

@@ -200,10 +200,25 @@ def measure_memory(names: list[str], rows: int, dim: int, k: int, q: np.ndarray)
         qf = os.path.join(tmp, "queries.npy")
         np.save(qf, q)
         for name in names:
-            cmd = [sys.executable, __file__, "--child", name, "--rows", str(rows), "--dim", str(dim), "--k", str(k), "--queries-file", qf]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                "--rows",
+                str(rows),
+                "--dim",
+                str(dim),
+                "--k",
+                str(k),
+                "--queries-file",
+                qf,
+            ]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             out[name] = json.loads(res.stdout.strip().splitlines()[-1])
-            print(f"  memory {name:<15} index {out[name]['index_mb']:8.1f} MB   search peak {out[name]['search_peak_mb']:8.1f} MB")
+            print(
+                f"  memory {name:<15} index {out[name]['index_mb']:8.1f} MB   search peak {out[name]['search_peak_mb']:8.1f} MB"
+            )
     return out
 
 
@@ -252,8 +267,10 @@ def main() -> None:
     rows, dim, k = args.rows, args.dim, args.k
     info = machine()
     load_before = os.getloadavg()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, numba threads {info['numba_threads']}, "
-          f"faiss {faiss.__version__} ({faiss.get_compile_options()}); load average {load_before[0]:.1f}")
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores, numba threads {info['numba_threads']}, "
+        f"faiss {faiss.__version__} ({faiss.get_compile_options()}); load average {load_before[0]:.1f}"
+    )
     x = np.empty((rows, dim), np.float32)
     for a, c in data_chunks(rows, dim):
         x[a : a + c.shape[0]] = c
@@ -289,8 +306,10 @@ def main() -> None:
     batch = interleaved({n: (lambda fn=fn: fn(q)) for n, fn in fns.items()}, args.repeats)
     single_q = q[:20]
     print("single-query search (20 queries, one call each) ...")
-    single = interleaved({n: (lambda fn=fn: [fn(single_q[i : i + 1]) for i in range(20)]) for n, fn in fns.items()},
-                         max(2, args.repeats // 2))
+    single = interleaved(
+        {n: (lambda fn=fn: [fn(single_q[i : i + 1]) for i in range(20)]) for n, fn in fns.items()},
+        max(2, args.repeats // 2),
+    )
     truth = fns["numpy_f32"](q)
     results = []
     for name in names:
@@ -313,7 +332,9 @@ def main() -> None:
     crossover = []
     for nq in (1, 2, 4, 8, 16, 32):
         qq = np.resize(q, (nq, dim))
-        t = interleaved({m: (lambda m=m: mfs.search(packed, qq, k, norms=norms, method=m)) for m in ("scan", "blas")}, 3)
+        t = interleaved(
+            {m: (lambda m=m: mfs.search(packed, qq, k, norms=norms, method=m)) for m in ("scan", "blas")}, 3
+        )
         crossover.append({"queries": nq, "scan_s": t["scan"]["best_s"], "blas_s": t["blas"]["best_s"]})
         print(f"  q={nq:<3} scan {t['scan']['best_s'] * 1e3:8.1f} ms   blas {t['blas']['best_s'] * 1e3:8.1f} ms")
 
@@ -328,6 +349,7 @@ def main() -> None:
                 return mfs.search(packed, q, k, norms=norms, method="blas")
             finally:
                 scoring.CHUNK_ROWS = default_chunk
+
         return run
 
     sweep = interleaved({str(c): with_chunk(c) for c in (4096, 16384, 32768, 65536)}, 3)
@@ -366,7 +388,12 @@ def main() -> None:
     ref = numpy_pairs()
     trial_rows = []
     for name, t in trials.items():
-        row = {"method": name, "best_s": t["best_s"], "median_s": t["median_s"], "pairs_per_s": args.trial_pairs / t["best_s"]}
+        row = {
+            "method": name,
+            "best_s": t["best_s"],
+            "median_s": t["median_s"],
+            "pairs_per_s": args.trial_pairs / t["best_s"],
+        }
         if name.startswith("mfs_") and not name.endswith("included"):
             row["max_abs_diff_vs_float32"] = float(np.abs(pair_fns[name]() - ref).max())
         trial_rows.append(row)
@@ -374,10 +401,14 @@ def main() -> None:
 
     # ---- report
     base = by["numpy_f32"]
-    print(f"\n{'method':<16} {'batch q/s':>10} {'single q/s':>10} {'held MB':>9} {'index MB':>9} {'peak MB':>9} {'recall':>7}")
+    print(
+        f"\n{'method':<16} {'batch q/s':>10} {'single q/s':>10} {'held MB':>9} {'index MB':>9} {'peak MB':>9} {'recall':>7}"
+    )
     for r in results:
-        print(f"{r['method']:<16} {r['batch_qps']:>10.1f} {r['single_qps']:>10.1f} {r['held_mb']:>9.1f} "
-              f"{r.get('index_mb', float('nan')):>9.1f} {r.get('search_peak_mb', float('nan')):>9.1f} {r['recall_at_k_vs_float32']:>7.3f}")
+        print(
+            f"{r['method']:<16} {r['batch_qps']:>10.1f} {r['single_qps']:>10.1f} {r['held_mb']:>9.1f} "
+            f"{r.get('index_mb', float('nan')):>9.1f} {r.get('search_peak_mb', float('nan')):>9.1f} {r['recall_at_k_vs_float32']:>7.3f}"
+        )
     e2 = by["mfs_e2m1"]
     mem_key = "index_mb" if "index_mb" in e2 else "held_mb"
     targets = {
@@ -398,14 +429,30 @@ def main() -> None:
     for key, v in met.items():
         print(f"target {key}: {'met' if v else 'NOT met'}")
     load_after = os.getloadavg()
-    path = save("bench_search", {
-        "rows": rows, "dim": dim, "queries": args.queries, "k": k, "repeats": args.repeats,
-        "faiss": {"version": faiss.__version__, "compile_options": faiss.get_compile_options(), "omp_threads": faiss.omp_get_max_threads()},
-        "blas_min_queries": scoring.BLAS_MIN_QUERIES, "chunk_rows": scoring.CHUNK_ROWS,
-        "load_average_before_after": [load_before[0], load_after[0]],
-        "search": results, "crossover_e2m1": crossover, "chunk_sweep_e2m1": chunk_sweep, "trial_scoring": {"rows": args.trial_rows, "pairs": args.trial_pairs, "results": trial_rows},
-        "targets": targets, "targets_met": met,
-    })
+    path = save(
+        "bench_search",
+        {
+            "rows": rows,
+            "dim": dim,
+            "queries": args.queries,
+            "k": k,
+            "repeats": args.repeats,
+            "faiss": {
+                "version": faiss.__version__,
+                "compile_options": faiss.get_compile_options(),
+                "omp_threads": faiss.omp_get_max_threads(),
+            },
+            "blas_min_queries": scoring.BLAS_MIN_QUERIES,
+            "chunk_rows": scoring.CHUNK_ROWS,
+            "load_average_before_after": [load_before[0], load_after[0]],
+            "search": results,
+            "crossover_e2m1": crossover,
+            "chunk_sweep_e2m1": chunk_sweep,
+            "trial_scoring": {"rows": args.trial_rows, "pairs": args.trial_pairs, "results": trial_rows},
+            "targets": targets,
+            "targets_met": met,
+        },
+    )
     print(f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}; wrote {path}")
 
 

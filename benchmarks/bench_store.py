@@ -199,8 +199,11 @@ def main() -> None:
     del x
     if args.convert_gb > 0:
         results["convert"] = convert_rss(work, args.convert_gb)
-        print(f"convert {results['convert']['npy_bytes'] / 2**30:.2f} GiB .npy: peak RSS "
-              f"{results['convert']['peak_rss_mib']:.0f} MiB in {results['convert']['seconds']:.0f} s", flush=True)
+        print(
+            f"convert {results['convert']['npy_bytes'] / 2**30:.2f} GiB .npy: peak RSS "
+            f"{results['convert']['peak_rss_mib']:.0f} MiB in {results['convert']['seconds']:.0f} s",
+            flush=True,
+        )
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     print("saved", save("bench_store", results))

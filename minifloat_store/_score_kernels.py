@@ -27,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-
 # Rows per parallel work item: big enough to amortise a thread's scratch
 # buffers and heap, small enough to balance two to a few dozen threads.
 BLOCK_ROWS = 4096

@@ -17,7 +17,16 @@ import numpy as np
 from minifloat_store import _kernels
 from minifloat_store.formats import Format, decode_table, get_format
 
-__all__ = ["SCALE_MODES", "Packed", "check_scale_mode", "decode", "effective_scale", "encode", "quantize", "storage_bytes"]
+__all__ = [
+    "SCALE_MODES",
+    "Packed",
+    "check_scale_mode",
+    "decode",
+    "effective_scale",
+    "encode",
+    "quantize",
+    "storage_bytes",
+]
 
 ScaleMode = Literal["none", "vector"]
 #: ``"none"``: values are cast as they are (the study's Tables 2-4).
@@ -96,9 +105,7 @@ class Packed:
             raise ValueError(f"codes must be a 2-D uint8 array, got {_describe(codes)}")
         expected = fmt.row_bytes(self.dim)
         if codes.shape[1] != expected:
-            raise ValueError(
-                f"codes have {codes.shape[1]} bytes per row; {fmt.name} x {self.dim} needs {expected}"
-            )
+            raise ValueError(f"codes have {codes.shape[1]} bytes per row; {fmt.name} x {self.dim} needs {expected}")
         if not isinstance(scales, np.ndarray) or scales.dtype != np.float32 or scales.shape != (codes.shape[0],):
             raise ValueError(f"scales must be float32 of shape ({codes.shape[0]},), got {_describe(scales)}")
         if not codes.flags.c_contiguous:

@@ -12,7 +12,14 @@ import numpy as np
 
 from minifloat_store.formats import Format, get_format
 
-__all__ = ["reference_scales", "reference_codes", "reference_pack", "reference_unpack", "reference_encode", "reference_decode"]
+__all__ = [
+    "reference_scales",
+    "reference_codes",
+    "reference_pack",
+    "reference_unpack",
+    "reference_encode",
+    "reference_decode",
+]
 
 
 def reference_scales(x: np.ndarray, fmt: str | Format, scale: str) -> np.ndarray:

@@ -100,7 +100,9 @@ def _check_norms(norms: object, packed: Packed, name: str = "norms") -> np.ndarr
 def _check_rows(rows: object, n: int, name: str) -> np.ndarray:
     arr = np.asarray(rows)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise ValueError(f"{name} must be a 1-D array of integer row indices, got {arr.dtype} array of shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a 1-D array of integer row indices, got {arr.dtype} array of shape {arr.shape}"
+        )
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if arr.size:
         lo, hi = int(arr.min()), int(arr.max())
@@ -225,9 +227,7 @@ def _norms_for(packed: Packed, norms: object, name: str, used: np.ndarray | None
 # ---------------------------------------------------------------- pairs
 
 
-def _pairs(
-    pa: Packed, na: np.ndarray, ra: np.ndarray, pb: Packed, nb: np.ndarray, rb: np.ndarray
-) -> np.ndarray:
+def _pairs(pa: Packed, na: np.ndarray, ra: np.ndarray, pb: Packed, nb: np.ndarray, rb: np.ndarray) -> np.ndarray:
     out = np.empty(ra.shape[0], dtype=np.float64)
     if out.size == 0:
         return out
@@ -368,7 +368,9 @@ def _lut_shape(bits: int, dim: int) -> tuple[int, int]:
     return ((dim + 1) // 2, 256) if bits == 4 else (1, 1)
 
 
-def _score_rows(packed: Packed, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _score_rows(
+    packed: Packed, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
     """Exact kernel scores of query t with ``rows[t, :counts[t]]`` (rest of the output undefined)."""
     t64 = _raw_table(packed.fmt)
     out = np.zeros(rows.shape, dtype=np.float64)
@@ -377,7 +379,9 @@ def _score_rows(packed: Packed, norms: np.ndarray, qhat: np.ndarray, rows: np.nd
     return out
 
 
-def _scan_one(packed: Packed, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _scan_one(
+    packed: Packed, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact scan of every row for one unit query: candidate (rows, scores) holding the top k."""
     t64 = _raw_table(packed.fmt)
     lut = np.empty(_lut_shape(packed.fmt.bits, packed.dim), dtype=np.float64)
@@ -517,7 +521,9 @@ def search(
     else:
         skip = np.asarray(exclude)
         if skip.dtype != np.bool_ or skip.shape != (n,):
-            raise ValueError(f"exclude must be a bool array of shape ({n},), got {skip.dtype} array of shape {skip.shape}")
+            raise ValueError(
+                f"exclude must be a bool array of shape ({n},), got {skip.dtype} array of shape {skip.shape}"
+            )
         skip = np.ascontiguousarray(skip)
     n_valid = n - int(np.count_nonzero(skip))
     kk = min(int(k), n_valid)

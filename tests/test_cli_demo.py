@@ -44,8 +44,17 @@ def test_demo_writes_every_report_file_and_a_summary(demo_dir):
     out, _, stdout = demo_dir
     for profile in ("batchnorm", "nonorm"):
         folder = out / profile
-        for name in ("report.md", "results.csv", "results.json", "trials.txt", "scores_none.png",
-                     "scores_vector.png", "far_frr_e2m1_none.png", "far_frr_e2m1_vector.png", "bits_vs_eer.png"):
+        for name in (
+            "report.md",
+            "results.csv",
+            "results.json",
+            "trials.txt",
+            "scores_none.png",
+            "scores_vector.png",
+            "far_frr_e2m1_none.png",
+            "far_frr_e2m1_vector.png",
+            "bits_vs_eer.png",
+        ):
             assert (folder / name).stat().st_size > 0, name
         assert "The data is synthetic" in (folder / "report.md").read_text()
         assert (folder / "stores").is_dir() and any((folder / "stores").iterdir())
@@ -92,10 +101,21 @@ def test_bench_on_the_demo_store_reproduces_the_demo_numbers(demo_dir, tmp_path)
     out, _, _ = demo_dir
     store = out / "nonorm" / "stores" / "fp32.zarr"
     threshold = json.loads((out / "nonorm" / "results.json").read_text())["threshold"]
-    code = main([
-        "bench", str(store), "--trials", str(out / "nonorm" / "trials.txt"), "--threshold", str(threshold),
-        "--formats", "e2m1,e4m3", "--out", str(tmp_path), "--no-progress",
-    ])
+    code = main(
+        [
+            "bench",
+            str(store),
+            "--trials",
+            str(out / "nonorm" / "trials.txt"),
+            "--threshold",
+            str(threshold),
+            "--formats",
+            "e2m1,e4m3",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     got = rows(tmp_path.parent, tmp_path.name)
     want = rows(out, "nonorm")

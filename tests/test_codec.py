@@ -44,9 +44,7 @@ def probe_values(name: str) -> np.ndarray:
     f = FORMATS[name]
     v = np.unique(finite_values(name).astype(np.float64))
     mids = ((v[:-1] + v[1:]) / 2).astype(np.float32)
-    around = np.concatenate(
-        [np.nextafter(mids, np.float32(np.inf)), np.nextafter(mids, np.float32(-np.inf))]
-    )
+    around = np.concatenate([np.nextafter(mids, np.float32(np.inf)), np.nextafter(mids, np.float32(-np.inf))])
     top = np.float32(f.max_value)
     with np.errstate(over="ignore"):  # bf16's max * 2 overflows float32: dropped below
         overflow = np.array(
@@ -54,8 +52,16 @@ def probe_values(name: str) -> np.ndarray:
             dtype=np.float32,
         )
     tiny = np.array(
-        [f.min_subnormal, f.min_subnormal / 2, f.min_subnormal * 0.5000001, f.min_subnormal * 0.4999999,
-         f.min_normal, np.nextafter(np.float32(f.min_normal), np.float32(0)), 1e-45, 0.0],
+        [
+            f.min_subnormal,
+            f.min_subnormal / 2,
+            f.min_subnormal * 0.5000001,
+            f.min_subnormal * 0.4999999,
+            f.min_normal,
+            np.nextafter(np.float32(f.min_normal), np.float32(0)),
+            1e-45,
+            0.0,
+        ],
         dtype=np.float32,
     )
     out = np.concatenate([v.astype(np.float32), mids, around, overflow, tiny])
@@ -108,9 +114,7 @@ def test_study_worked_example_fp4() -> None:
 
 def test_fp4_has_fifteen_values() -> None:
     values = np.unique(finite_values("e2m1"))  # -0 == 0 for unique
-    np.testing.assert_array_equal(
-        values, [-6, -4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4, 6]
-    )
+    np.testing.assert_array_equal(values, [-6, -4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4, 6])
 
 
 @pytest.mark.parametrize(
@@ -196,7 +200,9 @@ def test_packed_bytes_match_slow_reference_packer(name: str, scale: str, x: np.n
     codes, scales = reference_encode(x, name, scale)
     np.testing.assert_array_equal(p.codes, codes)
     np.testing.assert_array_equal(p.scales, scales)
-    np.testing.assert_array_equal(reference_pack(reference_unpack(p.codes, p.fmt.bits, x.shape[1]), p.fmt.bits), p.codes)
+    np.testing.assert_array_equal(
+        reference_pack(reference_unpack(p.codes, p.fmt.bits, x.shape[1]), p.fmt.bits), p.codes
+    )
 
 
 def test_no_scaling_collapses_wavlm_like_vector_in_fp4() -> None:

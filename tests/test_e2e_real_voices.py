@@ -70,10 +70,39 @@ def run(tmp_path_factory):
     trials.write_text("".join(f"1 {a} {b}\n" for a, b in targets) + "".join(f"0 {a} {b}\n" for a, b in nontargets))
 
     store = base / "resemblyzer.zarr"
-    assert main(["extract", "--model", "resemblyzer", "--audio-root", str(base / "audio"), "--trials", str(trials),
-                 "--out", str(store), "--no-progress"]) == 0
-    assert main(["bench", str(store), "--trials", str(trials), "--threshold", "0.75", "--out", str(base / "report"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--model",
+                "resemblyzer",
+                "--audio-root",
+                str(base / "audio"),
+                "--trials",
+                str(trials),
+                "--out",
+                str(store),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bench",
+                str(store),
+                "--trials",
+                str(trials),
+                "--threshold",
+                "0.75",
+                "--out",
+                str(base / "report"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads((base / "report" / "results.json").read_text())
     return ids, store, results, len(targets), n_non
 
@@ -94,8 +123,10 @@ def test_store_holds_every_utterance_once(run):
 def test_eer_of_every_format_on_real_voices(run):
     ids, store, results, n_targets, n_non = run
     ref = eer_of(results, "fp32", "none")
-    print(f"\nResemblyzer on {len(ids)} utterances of {len(set(ids.values()))} Debian voices, "
-          f"{n_targets} target / {n_non} non-target trials; EER %:")
+    print(
+        f"\nResemblyzer on {len(ids)} utterances of {len(set(ids.values()))} Debian voices, "
+        f"{n_targets} target / {n_non} non-target trials; EER %:"
+    )
     print(f"  {'format':<8} {'scale none':>10} {'scale vector':>12}")
     for r in results["rows"]:
         if r["scale"] == "none":

@@ -16,6 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 
+from synthetic_audio import speech_like  # noqa: E402
+
 from minifloat_store.cli import main  # noqa: E402
 from minifloat_store.eval.audio import read_audio  # noqa: E402
 from minifloat_store.eval.extract import (  # noqa: E402
@@ -27,7 +29,6 @@ from minifloat_store.eval.extract import (  # noqa: E402
 from minifloat_store.eval.models import campplus, redimnet  # noqa: E402
 from minifloat_store.eval.trials import read_trials  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
-from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
@@ -45,8 +46,6 @@ TINY_REDIMNET = {
     "emb_bn": True,
     "spec_params": {"norm_signal": True, "spec_norm": "mvn"},
 }
-
-
 
 
 def write_corpus(root: pathlib.Path, speakers: int = 3, per_speaker: int = 4) -> list[str]:
@@ -170,8 +169,22 @@ def test_bad_file_stops_a_strict_run_and_the_rerun_after_fixing_it_completes(cor
     good_bytes = bad.read_bytes()
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
     out = tmp_path / "e.zarr"
-    argv = ["extract", "--model", "redimnet", "--weights", str(ckpt), "--audio-root", str(wav),
-            "--trials", str(trials), "--out", str(out), "--batch-size", "3", "--no-progress"]
+    argv = [
+        "extract",
+        "--model",
+        "redimnet",
+        "--weights",
+        str(ckpt),
+        "--audio-root",
+        str(wav),
+        "--trials",
+        str(trials),
+        "--out",
+        str(out),
+        "--batch-size",
+        "3",
+        "--no-progress",
+    ]
 
     assert main([*argv, "--max-failures", "0"]) == 1
     err = capsys.readouterr().err
@@ -192,8 +205,24 @@ def test_undecodable_and_too_short_files_are_skipped_and_reported_with_exit_stat
     (wav / ids[2]).write_bytes(b"not audio at all")
     sf.write(wav / ids[5], np.zeros(100, np.float32), SR)  # 100 samples: below the model's 257
     out = tmp_path / "e.zarr"
-    rc = main(["extract", "--model", "redimnet", "--weights", str(ckpt), "--audio-root", str(wav),
-               "--trials", str(trials), "--out", str(out), "--batch-size", "4", "--no-progress"])
+    rc = main(
+        [
+            "extract",
+            "--model",
+            "redimnet",
+            "--weights",
+            str(ckpt),
+            "--audio-root",
+            str(wav),
+            "--trials",
+            str(trials),
+            "--out",
+            str(out),
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 1
     assert "10 of 12 utterances stored" in text and "2 utterance(s) could not be embedded" in text
@@ -208,8 +237,22 @@ def test_missing_audio_is_an_error_before_any_work(corpus, tmp_path, capsys):
     write_corpus(wav)
     (wav / ids[4]).unlink()
     out = tmp_path / "e.zarr"
-    rc = main(["extract", "--model", "redimnet", "--weights", str(ckpt), "--audio-root", str(wav),
-               "--trials", str(trials), "--out", str(out), "--no-progress"])
+    rc = main(
+        [
+            "extract",
+            "--model",
+            "redimnet",
+            "--weights",
+            str(ckpt),
+            "--audio-root",
+            str(wav),
+            "--trials",
+            str(trials),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and f"1 of 12 audio files to embed do not exist under {wav}" in err and str(wav / ids[4]) in err
     assert not out.exists()
@@ -248,8 +291,20 @@ def test_cli_with_a_list_file_and_a_random_weight_campplus_checkpoint(corpus, tm
     lst = tmp_path / "list.txt"
     lst.write_text("\n".join(ids[:3]) + "\n")
     out = tmp_path / "cam.zarr"
-    argv = ["extract", "--model", "campplus", "--weights", str(weights), "--audio-root", str(base / "wav"),
-            "--list", str(lst), "--out", str(out), "--no-progress"]
+    argv = [
+        "extract",
+        "--model",
+        "campplus",
+        "--weights",
+        str(weights),
+        "--audio-root",
+        str(base / "wav"),
+        "--list",
+        str(lst),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     # not the published file: the SHA-256 check refuses it with both sums, before anything is written
     assert main(argv) == 2
     assert "is not the published campplus_voxceleb.bin" in capsys.readouterr().err and not out.exists()
@@ -264,8 +319,20 @@ def test_missing_weights_name_what_to_download(corpus, tmp_path, monkeypatch, ca
     base, ids, trials, ckpt = corpus
     monkeypatch.setenv("MINIFLOAT_STORE_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "modelscope"))
-    rc = main(["extract", "--model", "campplus", "--audio-root", str(base / "wav"), "--trials", str(trials),
-               "--out", str(tmp_path / "e.zarr"), "--no-progress"])
+    rc = main(
+        [
+            "extract",
+            "--model",
+            "campplus",
+            "--audio-root",
+            str(base / "wav"),
+            "--trials",
+            str(trials),
+            "--out",
+            str(tmp_path / "e.zarr"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "campplus_voxceleb.bin" in err and "modelscope.cn" in err and str(tmp_path / "weights" / "campplus") in err

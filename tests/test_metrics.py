@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from minifloat_store.eval.metrics import det_curve, eer, far_frr, far_frr_curve, min_dcf
 
-
 # ---------------------------------------------------------------------------
 # A plain reference anyone can check: count, per distinct score, what is accepted.
 # ---------------------------------------------------------------------------

@@ -20,8 +20,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("kaldi_native_fbank")
 
-from minifloat_store.eval.models import MODELS, load_model  # noqa: E402
-from minifloat_store.eval.models import campplus  # noqa: E402
+from minifloat_store.eval.models import (  # noqa: E402
+    MODELS,
+    campplus,  # noqa: E402
+    load_model,
+)
 from minifloat_store.eval.models.weights import WeightsChecksumError, WeightsNotFoundError  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "campplus"

@@ -9,10 +9,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from minifloat_store.eval.models import MODELS, load_model  # noqa: E402
-from minifloat_store.eval.models import redimnet  # noqa: E402
-from minifloat_store.eval.models.weights import WeightsNotFoundError  # noqa: E402
 from synthetic_audio import speech_like  # noqa: E402
+
+from minifloat_store.eval.models import (  # noqa: E402
+    MODELS,
+    load_model,
+    redimnet,  # noqa: E402
+)
+from minifloat_store.eval.models.weights import WeightsNotFoundError  # noqa: E402
 
 SR = 16000
 
@@ -58,8 +62,6 @@ TINY_RESNET_CONFIG = {
     "emb_bn": True,
     "spec_params": {"norm_signal": True, "spec_norm": "mvn"},
 }
-
-
 
 
 def _randomise(network: torch.nn.Module, seed: int) -> None:

@@ -58,7 +58,10 @@ def _voice(seconds: float, f0: float, seed: int, amp: float = 0.2) -> np.ndarray
 def test_registered_and_described(pretrained):
     assert MODELS["resemblyzer"] == "resemblyzer"
     assert (pretrained.name, pretrained.dim, pretrained.sample_rate, pretrained.threshold) == (
-        "resemblyzer", 256, 16000, 0.75,
+        "resemblyzer",
+        256,
+        16000,
+        0.75,
     )
 
 

@@ -12,12 +12,15 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from synthetic_audio import speech_like  # noqa: E402
 from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector, WavLMModel  # noqa: E402
 
-from minifloat_store.eval.models import MODELS, load_model  # noqa: E402
-from minifloat_store.eval.models import wavlm  # noqa: E402
+from minifloat_store.eval.models import (  # noqa: E402
+    MODELS,
+    load_model,
+    wavlm,  # noqa: E402
+)
 from minifloat_store.eval.models.weights import WeightsNotFoundError  # noqa: E402
-from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
@@ -39,8 +42,6 @@ TINY = dict(
     use_weighted_layer_sum=True,
     num_labels=7,
 )
-
-
 
 
 def _save_checkpoint(directory: pathlib.Path, do_normalize: bool | None = False, **overrides) -> WavLMForXVector:

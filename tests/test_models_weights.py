@@ -44,8 +44,16 @@ def test_missing_weights_error_names_url_file_and_exact_target_path(caches):
         W.resolve_weights(SOURCE, None, candidates=[caches / "elsewhere" / "toy.bin"])
     text = str(err.value)
     target = caches / "mfs" / "toy" / "toy.bin"
-    for piece in (SOURCE.url, "toy.bin", str(target), "--weights PATH", SOURCE.sha256, SOURCE.notes,
-                  SOURCE.origin, str(caches / "elsewhere" / "toy.bin")):
+    for piece in (
+        SOURCE.url,
+        "toy.bin",
+        str(target),
+        "--weights PATH",
+        SOURCE.sha256,
+        SOURCE.notes,
+        SOURCE.origin,
+        str(caches / "elsewhere" / "toy.bin"),
+    ):
         assert piece in text
 
 

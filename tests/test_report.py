@@ -83,9 +83,11 @@ def test_row_numbers_equal_direct_computation(fmt, scale):
 
 def test_storage_table_reproduces_the_studys_table_1():
     # The study counts one 512-value vector per trial pair: 37,611 pairs -> 73.46 MiB in float32.
-    for n_trials, want in ((37_611, (73.46, 36.73, 18.36, 13.77, 9.18)),
-                           (550_894, (1075.96, 537.98, 268.99, 201.74, 134.50)),
-                           (579_818, (1132.46, 566.23, 283.11, 212.34, 141.56))):
+    for n_trials, want in (
+        (37_611, (73.46, 36.73, 18.36, 13.77, 9.18)),
+        (550_894, (1075.96, 537.98, 268.99, 201.74, 134.50)),
+        (579_818, (1132.46, 566.23, 283.11, 212.34, 141.56)),
+    ):
         table = storage_table(n_trials, 4708, 512, ["fp32", "fp16", "e4m3", "e3m2", "e2m1"])
         got = tuple(round(row["per_trial_pair_bytes"] / 2**20, 2) for row in table)
         assert got == want
@@ -102,9 +104,17 @@ def test_storage_table_counts_scales_and_disk_sizes():
 def test_write_report_writes_every_file_with_the_right_rows(tmp_path):
     r = write_report(small_report(), tmp_path, figure_formats=("e2m1", "e4m3"))
     names = {p.name for p in r.files}
-    assert {"report.md", "results.csv", "results.json", "scores_none.png", "scores_vector.png",
-            "far_frr_e2m1_none.png", "far_frr_e2m1_vector.png", "far_frr_e4m3_none.png",
-            "bits_vs_eer.png"} <= names
+    assert {
+        "report.md",
+        "results.csv",
+        "results.json",
+        "scores_none.png",
+        "scores_vector.png",
+        "far_frr_e2m1_none.png",
+        "far_frr_e2m1_vector.png",
+        "far_frr_e4m3_none.png",
+        "bits_vs_eer.png",
+    } <= names
     for p in r.files:
         assert p.stat().st_size > 0
         if p.suffix == ".png":
@@ -169,8 +179,14 @@ def test_without_threshold_the_fixed_columns_are_left_out(tmp_path):
 
 def test_on_disk_sizes_appear_in_table_1(tmp_path):
     c = small_corpus()
-    r = run_report(c.embeddings, c.ids, c.trials, formats=["e2m1"], progress=False,
-                   on_disk={("e2m1", "vector"): 3 * 2**20, ("fp32", "none"): 5 * 2**20})
+    r = run_report(
+        c.embeddings,
+        c.ids,
+        c.trials,
+        formats=["e2m1"],
+        progress=False,
+        on_disk={("e2m1", "vector"): 3 * 2**20, ("fp32", "none"): 5 * 2**20},
+    )
     write_report(r, tmp_path, figures=False)
     md = (tmp_path / "report.md").read_text()
     assert "on disk, scale vector" in md
@@ -246,8 +262,23 @@ def test_bench_cli_writes_the_report_of_a_float32_store(tmp_path, capsys):
         store.add(c.ids.tolist(), c.embeddings)
     trials = c.write_trials(tmp_path / "trials.txt")
     out = tmp_path / "report"
-    code = main(["bench", str(tmp_path / "f32.zarr"), "--trials", str(trials), "--threshold", "0.6",
-                 "--formats", "e2m1,e4m3", "--scales", "none,vector", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "bench",
+            str(tmp_path / "f32.zarr"),
+            "--trials",
+            str(trials),
+            "--threshold",
+            "0.6",
+            "--formats",
+            "e2m1,e4m3",
+            "--scales",
+            "none,vector",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "e2m1/none" in text and "e2m1/vector" in text and "2,400 trials" in text

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 pytest.importorskip("transformers")
 
+from synthetic_audio import speech_like  # noqa: E402
 from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector  # noqa: E402
 
 import minifloat_store as mfs  # noqa: E402
@@ -27,21 +28,38 @@ from minifloat_store.eval import study  # noqa: E402
 from minifloat_store.eval.models import campplus, redimnet, wavlm  # noqa: E402
 from minifloat_store.eval.trials import KNOWN_LISTS  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
-from synthetic_audio import speech_like  # noqa: E402
 
 SR = 16000
 
 TINY_REDIMNET = {
-    "F": 24, "C": 4, "block_1d_type": "att", "block_2d_type": "basic_resnet_fwse",
+    "F": 24,
+    "C": 4,
+    "block_1d_type": "att",
+    "block_2d_type": "basic_resnet_fwse",
     "stages_setup": [[1, 1, 2, [[3, 3]], 8], [2, 1, 1, [[3, 3]], None], [3, 1, 2, [[3, 3]], 4]],
-    "group_divisor": 2, "out_channels": 64, "embed_dim": 32, "hop_length": 160, "emb_bn": True,
+    "group_divisor": 2,
+    "out_channels": 64,
+    "embed_dim": 32,
+    "hop_length": 160,
+    "emb_bn": True,
     "spec_params": {"norm_signal": True, "spec_norm": "mvn"},
 }
 TINY_WAVLM = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-    conv_dim=(32, 32, 32), conv_kernel=(10, 3, 3), conv_stride=(5, 4, 4),
-    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, num_buckets=32, max_bucket_distance=64,
-    tdnn_dim=(32, 32, 32, 32, 64), xvector_output_dim=64, use_weighted_layer_sum=True, num_labels=7,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(32, 32, 32),
+    conv_kernel=(10, 3, 3),
+    conv_stride=(5, 4, 4),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    num_buckets=32,
+    max_bucket_distance=64,
+    tdnn_dim=(32, 32, 32, 32, 64),
+    xvector_output_dim=64,
+    use_weighted_layer_sum=True,
+    num_labels=7,
 )
 
 
@@ -51,8 +69,6 @@ def no_caches(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     for var in ("MINIFLOAT_STORE_WEIGHTS", "MODELSCOPE_CACHE", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE"):
         monkeypatch.setenv(var, str(empty / var.lower()))
-
-
 
 
 def fake_voxceleb(root: pathlib.Path) -> tuple[list[str], pathlib.Path, pathlib.Path]:
@@ -100,8 +116,20 @@ def setup(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(setup):
     base, ids, list_o, list_h, wdir = setup
-    argv = ["reproduce", "--voxceleb", str(base / "vox"), "--weights-dir", str(wdir), "--out", str(base / "out"),
-            "--lists", f"Vox1-O={list_o},Vox1-H={list_h}", "--no-verify-weights", "--no-figures", "--no-progress"]
+    argv = [
+        "reproduce",
+        "--voxceleb",
+        str(base / "vox"),
+        "--weights-dir",
+        str(wdir),
+        "--out",
+        str(base / "out"),
+        "--lists",
+        f"Vox1-O={list_o},Vox1-H={list_h}",
+        "--no-verify-weights",
+        "--no-figures",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     return argv, base / "out"
 
@@ -154,8 +182,9 @@ def test_rerun_resumes_without_embedding_again(first_run, capsys):
     assert text.count("(0 added by this run") == 6 and "comparison with the study" in text
 
 
-def test_missing_weights_are_all_reported_with_download_instructions_before_any_work(setup, no_caches, tmp_path,
-                                                                                    capsys, monkeypatch):
+def test_missing_weights_are_all_reported_with_download_instructions_before_any_work(
+    setup, no_caches, tmp_path, capsys, monkeypatch
+):
     base, ids, list_o, list_h, _ = setup
 
     def no_loading(*args, **kwargs):
@@ -163,12 +192,27 @@ def test_missing_weights_are_all_reported_with_download_instructions_before_any_
 
     monkeypatch.setattr("minifloat_store.eval.models.load_model", no_loading)
     out = tmp_path / "out"
-    rc = main(["reproduce", "--voxceleb", str(base / "vox"), "--weights-dir", str(tmp_path / "nothing"),
-               "--out", str(out), "--lists", f"Vox1-O={list_o}", "--no-progress"])
+    rc = main(
+        [
+            "reproduce",
+            "--voxceleb",
+            str(base / "vox"),
+            "--weights-dir",
+            str(tmp_path / "nothing"),
+            "--out",
+            str(out),
+            "--lists",
+            f"Vox1-O={list_o}",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cannot start; fix these first" in err
-    for model, url in (("campplus", "modelscope.cn"), ("redimnet", "github.com/IDRnD/ReDimNet"),
-                       ("wavlm", "huggingface.co/microsoft/wavlm-base-plus-sv")):
+    for model, url in (
+        ("campplus", "modelscope.cn"),
+        ("redimnet", "github.com/IDRnD/ReDimNet"),
+        ("wavlm", "huggingface.co/microsoft/wavlm-base-plus-sv"),
+    ):
         assert f"{model}: weights not in {tmp_path / 'nothing' / model}/" in err and url in err
     assert not out.exists()
 

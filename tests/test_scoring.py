@@ -78,7 +78,11 @@ def test_cosine_pairs_match_reference(fmt, data):
     b = mfs.encode(data["x"][1500:3000], fmt)
     got = scoring.cosine_pairs(a, b)
     expected = np.einsum(
-        "ij,ij->i", *(v / np.linalg.norm(v, axis=1, keepdims=True) for v in (mfs.decode(a).astype(np.float64), mfs.decode(b).astype(np.float64)))
+        "ij,ij->i",
+        *(
+            v / np.linalg.norm(v, axis=1, keepdims=True)
+            for v in (mfs.decode(a).astype(np.float64), mfs.decode(b).astype(np.float64))
+        ),
     )
     assert got.dtype == np.float64 and got.shape == (1500,)
     assert np.abs(got - expected).max() < TOL
@@ -361,8 +365,12 @@ def test_read_only_memory_mapped_codes_are_scored_in_place(tmp_path):
     scales.flags.writeable = False
     mapped = mfs.Packed(np.load(tmp_path / "codes.npy", mmap_mode="r"), scales, p.fmt, 40)
     for method in METHODS:
-        np.testing.assert_array_equal(scoring.search(mapped, x[:8], k=5, method=method)[0], scoring.search(p, x[:8], k=5)[0])
-    np.testing.assert_array_equal(scoring.cosine_index_pairs(mapped, [0, 5], [7, 9]), scoring.cosine_index_pairs(p, [0, 5], [7, 9]))
+        np.testing.assert_array_equal(
+            scoring.search(mapped, x[:8], k=5, method=method)[0], scoring.search(p, x[:8], k=5)[0]
+        )
+    np.testing.assert_array_equal(
+        scoring.cosine_index_pairs(mapped, [0, 5], [7, 9]), scoring.cosine_index_pairs(p, [0, 5], [7, 9])
+    )
 
 
 def test_formats_the_kernels_cannot_unpack_are_refused():

@@ -83,9 +83,11 @@ def _hdf5_layout(path: str) -> dict[str, tuple]:
     out = {}
     with h5py.File(path, "r", swmr=True, locking=False) as f:
         f.visititems(
-            lambda name, obj: out.__setitem__(name, (obj.dtype.str, obj.chunks, obj.fletcher32, obj.maxshape))
-            if isinstance(obj, h5py.Dataset)
-            else None
+            lambda name, obj: (
+                out.__setitem__(name, (obj.dtype.str, obj.chunks, obj.fletcher32, obj.maxshape))
+                if isinstance(obj, h5py.Dataset)
+                else None
+            )
         )
     return out
 

@@ -37,16 +37,8 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-VOX_TEXT = (
-    "1 id1/a/00001.wav id1/b/00002.wav\n"
-    "0 id1/a/00001.wav id2/c/00001.wav\n"
-    "0 id3/d/00004.wav id2/c/00001.wav\n"
-)
-KALDI_TEXT = (
-    "id1-a-00001 id1-b-00002 target\n"
-    "id1-a-00001 id2-c-00001 nontarget\n"
-    "id3-d-00004 id2-c-00001 nontarget\n"
-)
+VOX_TEXT = "1 id1/a/00001.wav id1/b/00002.wav\n0 id1/a/00001.wav id2/c/00001.wav\n0 id3/d/00004.wav id2/c/00001.wav\n"
+KALDI_TEXT = "id1-a-00001 id1-b-00002 target\nid1-a-00001 id2-c-00001 nontarget\nid3-d-00004 id2-c-00001 nontarget\n"
 
 
 # ---------------------------------------------------------------------------

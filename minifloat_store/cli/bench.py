@@ -83,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     result = write_report(result, args.out, figure_formats=figure_formats, figures=not args.no_figures)
-    print(f"{len(trials):,} trials ({trials.n_targets:,} target) over {result.n_embeddings:,} embeddings "
-          f"of {result.dim} values from {store_path}")
+    print(
+        f"{len(trials):,} trials ({trials.n_targets:,} target) over {result.n_embeddings:,} embeddings "
+        f"of {result.dim} values from {store_path}"
+    )
     print(summary_text(result, focus=figure_formats))
     print(f"Wrote {len(result.files)} files to {args.out}/ in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, choices=_MODEL_NAMES, help="speaker model")
     p.add_argument(
-        "--weights", default=None,
+        "--weights",
+        default=None,
         help="weight file (WavLM: checkpoint directory); default: the places docs/models.md lists",
     )
     p.add_argument("--audio-root", required=True, help="directory the utterance ids are relative to (VoxCeleb-1: wav/)")
@@ -52,16 +53,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="utterances per batch and commit (default 64)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument(
-        "--option", action="append", metavar="KEY=VALUE",
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
         help="model loader option, repeatable (e.g. model_name=b5 for ReDimNet)",
     )
     p.add_argument(
-        "--no-verify-weights", action="store_true",
+        "--no-verify-weights",
+        action="store_true",
         help="do not check the weight file's published SHA-256 (for a fine-tuned or re-released file)",
     )
     p.add_argument("--backend", choices=("zarr", "hdf5"), default="zarr", help="store backend when creating")
     p.add_argument(
-        "--max-failures", type=int, default=100,
+        "--max-failures",
+        type=int,
+        default=100,
         help="stop when more files than this cannot be decoded/embedded (default 100; 0 stops at the first)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

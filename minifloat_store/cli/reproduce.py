@@ -30,14 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--voxceleb", required=True, help="VoxCeleb-1 directory: wav/idXXXXX/<video>/<NNNNN>.wav and the lists"
     )
     p.add_argument(
-        "--weights-dir", default=None,
+        "--weights-dir",
+        default=None,
         help="checkpoints laid out as docs/models.md says (campplus/, redimnet/, wavlm/); "
         "the default places are searched after it",
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--models", default="campplus,redimnet,wavlm", help="comma-separated (default all three)")
     p.add_argument(
-        "--lists", default=None,
+        "--lists",
+        default=None,
         help="comma-separated Vox1-O, Vox1-E, Vox1-H (their official files in --voxceleb) or NAME=FILE "
         "(default: every official list found)",
     )

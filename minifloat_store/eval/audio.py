@@ -100,9 +100,7 @@ def resample(waveform: np.ndarray, orig_rate: int, target_rate: int = TARGET_SAM
     return resample_poly(x, int(target_rate) // g, int(orig_rate) // g).astype(np.float32, copy=False)
 
 
-def read_audio(
-    path: str | Path, sample_rate: int = TARGET_SAMPLE_RATE, channel: int | None = None
-) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = TARGET_SAMPLE_RATE, channel: int | None = None) -> np.ndarray:
     """Decode an audio file as mono float32 at ``sample_rate``.
 
     Parameters

@@ -272,9 +272,7 @@ def load_corpus(
     for voice in voices:
         if max_speakers is not None and used >= max_speakers:
             break
-        waves = list(
-            _utterances_of(voice, utterances_per_speaker, min_seconds, max_seconds, min_clips, sample_rate)
-        )
+        waves = list(_utterances_of(voice, utterances_per_speaker, min_seconds, max_seconds, min_clips, sample_rate))
         if len(waves) < utterances_per_speaker:
             continue
         corpus += [Utterance(f"{voice.speaker}/{i:02d}", voice.speaker, w) for i, w in enumerate(waves)]

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from minifloat_store.eval.metrics import det_curve
 from minifloat_store.codec import SCALE_MODES
+from minifloat_store.eval.metrics import det_curve
 from minifloat_store.eval.report import STUDY_ORDER, ReportResult, pair_cosines, run_report, write_report
 from minifloat_store.eval.synthetic import PROFILES, SyntheticCorpus, make_corpus
 
@@ -201,14 +201,15 @@ def run_demo(
         t = time.perf_counter()
         corpus = make_corpus(name, seed=seed)
         corpus.write_trials(folder / "trials.txt")
-        say(f"[{name}] generated {len(corpus.ids):,} embeddings x {corpus.embeddings.shape[1]}, "
-            f"{len(corpus.trials):,} trials ({time.perf_counter() - t:.1f} s)")
+        say(
+            f"[{name}] generated {len(corpus.ids):,} embeddings x {corpus.embeddings.shape[1]}, "
+            f"{len(corpus.trials):,} trials ({time.perf_counter() - t:.1f} s)"
+        )
 
         t = time.perf_counter()
         src, sizes = _write_stores(corpus, folder / "stores")
         ids, x = _read_store(src)
-        say(f"[{name}] wrote float32 store and {len(sizes) - 1} packed stores "
-            f"({time.perf_counter() - t:.1f} s)")
+        say(f"[{name}] wrote float32 store and {len(sizes) - 1} packed stores ({time.perf_counter() - t:.1f} s)")
 
         # The model threshold: fixed once on float32, like a published operating point.
         left, right = corpus.trials.index_pairs(ids)
@@ -253,15 +254,17 @@ def _summary_rows(demo: DemoResult) -> list[tuple[str, ...]]:
         for fmt, scale in (("fp32", "none"), ("e2m1", "none"), ("e2m1", "vector"), ("e4m3", "vector")):
             row = r.row(fmt, scale)
             disk = demo.store_bytes[name].get((fmt, scale))
-            rows.append((
-                name,
-                row.display_name if fmt == "fp32" else f"{fmt} / {scale}",
-                f"{100 * row.eer:.2f}",
-                f"{100 * row.far:.2f} / {100 * row.frr:.2f}",
-                f"{row.bytes_per_vector}",
-                "–" if disk is None else f"{disk / 2**20:.2f}",
-                f"{demo.thresholds[name]:.3f}" if row is f32 else "",
-            ))
+            rows.append(
+                (
+                    name,
+                    row.display_name if fmt == "fp32" else f"{fmt} / {scale}",
+                    f"{100 * row.eer:.2f}",
+                    f"{100 * row.far:.2f} / {100 * row.frr:.2f}",
+                    f"{row.bytes_per_vector}",
+                    "–" if disk is None else f"{disk / 2**20:.2f}",
+                    f"{demo.thresholds[name]:.3f}" if row is f32 else "",
+                )
+            )
     return rows
 
 

@@ -550,8 +550,12 @@ def extract(
         )
 
     bar = tqdm(
-        total=len(ids), initial=len(ids) - len(todo), unit="utt", desc=f"extract {net.name}",
-        disable=not progress, dynamic_ncols=True,
+        total=len(ids),
+        initial=len(ids) - len(todo),
+        unit="utt",
+        desc=f"extract {net.name}",
+        disable=not progress,
+        dynamic_ncols=True,
     )
     with store, bar:
         for start in range(0, len(todo), batch_size):

@@ -63,9 +63,7 @@ class DetCurve(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def _check_scores_labels(
-    scores: ArrayLike, labels: ArrayLike
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def _check_scores_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Return (scores as float64, labels as bool) or raise a ValueError naming the problem."""
     s = np.asarray(scores)
     y = np.asarray(labels)
@@ -75,8 +73,7 @@ def _check_scores_labels(
         raise ValueError(f"labels must be 1-D (one label per trial), got shape {y.shape}")
     if s.shape != y.shape:
         raise ValueError(
-            f"scores and labels must have the same length, got {s.shape[0]} scores "
-            f"and {y.shape[0]} labels"
+            f"scores and labels must have the same length, got {s.shape[0]} scores and {y.shape[0]} labels"
         )
     if s.dtype.kind not in "iuf":
         raise ValueError(f"scores must be real numbers, got dtype {s.dtype}")
@@ -87,17 +84,13 @@ def _check_scores_labels(
         i = int(np.flatnonzero(~finite)[0])
         n_bad = int(s.size - np.count_nonzero(finite))
         raise ValueError(
-            f"scores must be finite: trial {i} has score {s[i].item()!r} "
-            f"({n_bad} non-finite score(s) in total)"
+            f"scores must be finite: trial {i} has score {s[i].item()!r} ({n_bad} non-finite score(s) in total)"
         )
     y = _check_labels(y)
     n_tar = int(np.count_nonzero(y))
     if n_tar == 0 or n_tar == y.size:
         kind = "target" if n_tar == 0 else "non-target"
-        raise ValueError(
-            f"need at least one target and one non-target trial, got no {kind} trials "
-            f"among {y.size}"
-        )
+        raise ValueError(f"need at least one target and one non-target trial, got no {kind} trials among {y.size}")
     return s, y
 
 
@@ -271,9 +264,7 @@ def far_frr(scores: ArrayLike, labels: ArrayLike, threshold: float) -> tuple[flo
     s, y = _check_scores_labels(scores, labels)
     t = _check_thresholds(threshold)
     if t.ndim != 0:
-        raise ValueError(
-            f"threshold must be a single number, got shape {t.shape}; use far_frr_curve"
-        )
+        raise ValueError(f"threshold must be a single number, got shape {t.shape}; use far_frr_curve")
     accepted = s >= t
     n_tar = int(np.count_nonzero(y))
     n_non = y.size - n_tar

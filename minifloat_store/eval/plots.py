@@ -61,8 +61,9 @@ def plot_score_histograms(result: ReportResult, scale: str, path: str | os.PathL
         row = result.row(fmt, scale)
         s = result.scores[(row.format, row.scale)]
         ax.hist(s[labels], bins=bins, density=True, histtype="stepfilled", alpha=0.55, color=_TARGET, label="target")
-        ax.hist(s[~labels], bins=bins, density=True, histtype="stepfilled", alpha=0.55, color=_NONTARGET,
-                label="non-target")
+        ax.hist(
+            s[~labels], bins=bins, density=True, histtype="stepfilled", alpha=0.55, color=_NONTARGET, label="non-target"
+        )
         ax.axvline(result.reference.eer_threshold, color="k", ls="--", lw=0.9, label="f32 EER thr")
         if result.threshold is not None:
             ax.axvline(result.threshold, color="0.45", ls=":", lw=1.2, label="fixed thr")
@@ -133,9 +134,16 @@ def plot_bits_vs_eer(result: ReportResult, path: str | os.PathLike[str]) -> Path
         ys = [100 * r.eer for r in rows]
         ax.scatter(xs, ys, marker=marker, s=36, color=color, label=f"scale {scale}", zorder=3)
         for r, x, y in zip(rows, xs, ys):
-            ax.annotate(r.display_name, (x, y), fontsize=7, rotation=90, ha="center",
-                        va="bottom" if scale == "none" else "top",
-                        xytext=(0, 5 if scale == "none" else -5), textcoords="offset points")
+            ax.annotate(
+                r.display_name,
+                (x, y),
+                fontsize=7,
+                rotation=90,
+                ha="center",
+                va="bottom" if scale == "none" else "top",
+                xytext=(0, 5 if scale == "none" else -5),
+                textcoords="offset points",
+            )
     ax.axhline(100 * result.reference.eer, color="k", ls=":", lw=0.8, label="float32 EER")
     ax.set_xscale("log", base=2)
     ax.set_xticks([4, 6, 8, 16, 32])

@@ -199,9 +199,7 @@ class ReportResult:
 # ---------------------------------------------------------------------------
 
 
-def pair_cosines(
-    x: ArrayLike, left: NDArray[np.integer], right: NDArray[np.integer]
-) -> NDArray[np.float32]:
+def pair_cosines(x: ArrayLike, left: NDArray[np.integer], right: NDArray[np.integer]) -> NDArray[np.float32]:
     """Cosine similarity of the row pairs ``(x[left[i]], x[right[i]])``.
 
     Parameters
@@ -753,7 +751,7 @@ def summary_text(result: ReportResult, focus: Sequence[str] = ("e2m1",)) -> str:
     at = f"at {thr:.4g}" if thr is not None else f"at f32 EER thr {result.reference.eer_threshold:.4f}"
     lines = []
     for fmt in ("fp32", *[get_format(f).name for f in focus if get_format(f).name != "fp32"]):
-        for scale in (("none",) if fmt == "fp32" else result.scale_modes):
+        for scale in ("none",) if fmt == "fp32" else result.scale_modes:
             try:
                 r = result.row(fmt, scale)
             except KeyError:
@@ -765,4 +763,3 @@ def summary_text(result: ReportResult, focus: Sequence[str] = ("e2m1",)) -> str:
                 f"   {r.bytes_per_vector:5d} B/vector"
             )
     return "\n".join(lines)
-

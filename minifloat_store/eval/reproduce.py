@@ -252,8 +252,9 @@ def plan(
             problems.append(str(exc))
         if not found and lists is None:
             names = ", ".join(f"{k.filename} ({k.name})" for k in KNOWN_LISTS.values())
-            problems.append(f"no cleaned trial list in {root} or {root / 'meta'}: expected one or more of {names}, "
-                            f"from {LISTS_URL}")
+            problems.append(
+                f"no cleaned trial list in {root} or {root / 'meta'}: expected one or more of {names}, from {LISTS_URL}"
+            )
         for name, path in found:
             try:
                 t = read_trials(path)  # refuses a file named like a known list whose MD5 differs
@@ -272,7 +273,8 @@ def plan(
                     hint = (
                         " Vox1-E and Vox1-H use the whole of VoxCeleb-1: unzip the dev part (vox1_dev_wav) into "
                         "the same wav/ folder, or leave this list out with --lists."
-                        if name != "Vox1-O" else ""
+                        if name != "Vox1-O"
+                        else ""
                     )
                     problems.append(
                         f"{name} ({path.name}): {len(missing):,} of {len(utts):,} utterances are missing under "
@@ -382,8 +384,10 @@ def reproduce(
     p = plan(voxceleb, weights_dir, models=models, lists=lists, verify_weights=verify_weights)
     out_dir = Path(out)
     (out_dir / "embeddings").mkdir(parents=True, exist_ok=True)
-    say(f"lists: {', '.join(f'{s.name} ({s.path.name}, {len(p.trials[s.name]):,} trials)' for s in p.lists)}; "
-        f"{len(p.utterances):,} utterances under {p.wav}")
+    say(
+        f"lists: {', '.join(f'{s.name} ({s.path.name}, {len(p.trials[s.name]):,} trials)' for s in p.lists)}; "
+        f"{len(p.utterances):,} utterances under {p.wav}"
+    )
     for m in p.models:
         say(f"{m}: weights {p.weights[m]}")
 
@@ -399,8 +403,15 @@ def reproduce(
         extractions[m] = []
         for spec in p.lists:
             say(f"[{i}/{len(p.models)}] {study.display_name}: embedding the utterances of {spec.name}")
-            s = extract(net, p.wav, p.trials[spec.name], store_path, weights=p.weights[m],
-                        batch_size=batch_size, progress=progress)
+            s = extract(
+                net,
+                p.wav,
+                p.trials[spec.name],
+                store_path,
+                weights=p.weights[m],
+                batch_size=batch_size,
+                progress=progress,
+            )
             extractions[m].append(s)
             say("    " + s.text().replace("\n", "\n    "))
         del net  # WavLM holds 400 MB; free it before the next model
@@ -409,8 +420,10 @@ def reproduce(
         if bad:
             listing = out_dir / f"failed-{m}.tsv"
             listing.write_text("".join(f"{f.utterance_id}\t{f.path}\t{f.reason}\n" for f in bad), encoding="utf-8")
-            say(f"    {len(bad)} utterances could not be embedded (listed in {listing}); "
-                "the reports needing them are skipped")
+            say(
+                f"    {len(bad)} utterances could not be embedded (listed in {listing}); "
+                "the reports needing them are skipped"
+            )
 
         with EmbeddingStore.open(store_path, mode="r") as store:
             ids, x, meta = store.ids, store.to_numpy(), store.metadata
@@ -426,9 +439,14 @@ def reproduce(
                 f"({'the published ' + spec.name if spec.official else 'NOT the published ' + spec.name + ' file'})."
             ]
             result = run_report(
-                x, ids, trials, threshold=study.threshold,
+                x,
+                ids,
+                trials,
+                threshold=study.threshold,
                 threshold_note=f"the study's threshold for {study.display_name} ({study.threshold_source})",
-                title=f"{study.display_name} on {spec.name}", notes=notes, progress=progress,
+                title=f"{study.display_name} on {spec.name}",
+                notes=notes,
+                progress=progress,
             )
             reports[(m, spec.name)] = write_report(result, folder, figures=figures)
             say(f"    {spec.name}: float32 EER {100 * result.reference.eer:.2f} %, report in {folder}")
@@ -468,22 +486,31 @@ def _cells(model: str, spec: ListSpec, result: Any) -> list[dict[str, Any]]:
         except KeyError:
             continue
         pub = published(model, spec.name, fmt, scale)
-        out.append({
-            "model": model,
-            "list": spec.name,
-            "official_list": spec.official,
-            "format": fmt,
-            "scale": scale,
-            "ours": {
-                "far_pct": 100 * r.far, "frr_pct": 100 * r.frr, "eer_pct": 100 * r.eer,
-                "far_change_pct": 100 * (r.far - ref.far), "frr_change_pct": 100 * (r.frr - ref.frr),
-            },
-            "study": None if pub is None else {
-                "far_pct": pub.far_pct, "frr_pct": pub.frr_pct, "source": pub.source,
-                "far_change_pct": None if study_ref is None else round(pub.far_pct - study_ref.far_pct, 2),
-                "frr_change_pct": None if study_ref is None else round(pub.frr_pct - study_ref.frr_pct, 2),
-            },
-        })
+        out.append(
+            {
+                "model": model,
+                "list": spec.name,
+                "official_list": spec.official,
+                "format": fmt,
+                "scale": scale,
+                "ours": {
+                    "far_pct": 100 * r.far,
+                    "frr_pct": 100 * r.frr,
+                    "eer_pct": 100 * r.eer,
+                    "far_change_pct": 100 * (r.far - ref.far),
+                    "frr_change_pct": 100 * (r.frr - ref.frr),
+                },
+                "study": None
+                if pub is None
+                else {
+                    "far_pct": pub.far_pct,
+                    "frr_pct": pub.frr_pct,
+                    "source": pub.source,
+                    "far_change_pct": None if study_ref is None else round(pub.far_pct - study_ref.far_pct, 2),
+                    "frr_change_pct": None if study_ref is None else round(pub.frr_pct - study_ref.frr_pct, 2),
+                },
+            }
+        )
     return out
 
 
@@ -508,11 +535,11 @@ def write_comparison(
         "FAR and FRR in percent at the study's fixed threshold for each model (accept when cosine >= "
         "threshold), storing the embeddings in each format without scaling (the study's Tables 2-4), "
         "plus e2m1 with the per-vector scale (the study gives that for WavLM on its first column only). "
-        "\"change\" is the difference to float32 in percentage points, ours / the study's. "
+        '"change" is the difference to float32 in percentage points, ours / the study\'s. '
         "Full reports per model and list are under reports/.",
         "",
         "The study's columns are mapped to the standard lists by trial count: 37,611 = Vox1-O (its "
-        "\"VoxCeleb-E\"), 550,894 = Vox1-H (its \"VoxCeleb-O\"), 579,818 = Vox1-E (its \"VoxCeleb-H\"). "
+        '"VoxCeleb-E"), 550,894 = Vox1-H (its "VoxCeleb-O"), 579,818 = Vox1-E (its "VoxCeleb-H"). '
         "For CAM++ and ReDimNet the study's 579,818 column has the highest error rates, as Vox1-H would, "
         "while for WavLM it has the lowest; if ours disagree mainly on Vox1-E/Vox1-H, the source may "
         "have swapped those columns. WavLM-sv was fine-tuned on VoxCeleb-1 dev, whose speakers make up "
@@ -527,16 +554,21 @@ def write_comparison(
         for spec in the_plan.lists:
             result = reports.get((m, spec.name))
             c = col[spec.name]
-            head = (f"### {spec.name}: {spec.path.name}, {len(the_plan.trials[spec.name]):,} trials "
-                    f"(the study's column {c.column + 1}, {c.n_trials:,} trials)")
+            head = (
+                f"### {spec.name}: {spec.path.name}, {len(the_plan.trials[spec.name]):,} trials "
+                f"(the study's column {c.column + 1}, {c.n_trials:,} trials)"
+            )
             md += [head, ""]
             if result is None:
                 n = len(failed.get(m, ()))
                 md += [f"Not reported: {n} utterances of {m} could not be embedded (see failed-{m}.tsv).", ""]
                 continue
             if not spec.official:
-                md += [f"**This file is not the published {spec.name} list (its MD5 differs), so the study's "
-                       "numbers below are not comparable with ours; they are shown for the layout only.**", ""]
+                md += [
+                    f"**This file is not the published {spec.name} list (its MD5 differs), so the study's "
+                    "numbers below are not comparable with ours; they are shown for the layout only.**",
+                    "",
+                ]
             md += [
                 f"Our float32 EER {100 * result.reference.eer:.2f} % at threshold "
                 f"{result.reference.eer_threshold:.3f}.",
@@ -560,8 +592,10 @@ def write_comparison(
     path.write_text("\n".join(md), encoding="utf-8")
     doc = {
         "units": "percent; changes in percentage points against float32",
-        "column_mapping": {s.name: {"n_trials": s.n_trials, "study_label": s.study_label, "study_column": s.column + 1}
-                           for s in STUDY_LISTS},
+        "column_mapping": {
+            s.name: {"n_trials": s.n_trials, "study_label": s.study_label, "study_column": s.column + 1}
+            for s in STUDY_LISTS
+        },
         "lists": [{"name": s.name, "path": str(s.path), "official": s.official} for s in the_plan.lists],
         "thresholds": {m: STUDY_MODELS[m].threshold for m in the_plan.models},
         "cells": cells,

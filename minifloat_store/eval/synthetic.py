@@ -224,15 +224,13 @@ def make_corpus(
         raise ValueError(f"need at least 2 speakers for non-target trials, got {n_speakers}")
     if n_utterances < 12 * n_speakers:
         raise ValueError(
-            f"need at least 12 utterances per speaker ({12 * n_speakers} for {n_speakers} "
-            f"speakers), got {n_utterances}"
+            f"need at least 12 utterances per speaker ({12 * n_speakers} for {n_speakers} speakers), got {n_utterances}"
         )
     per_enroll = 4  # each kind; Vox1-O enrols every utterance in about 8 trials
     for what, n in (("n_targets", n_targets), ("n_nontargets", n_nontargets)):
         if not 1 <= n <= per_enroll * n_utterances:
             raise ValueError(
-                f"{what} must be in [1, {per_enroll * n_utterances}] "
-                f"({per_enroll} per utterance), got {n}"
+                f"{what} must be in [1, {per_enroll * n_utterances}] ({per_enroll} per utterance), got {n}"
             )
 
     rng = np.random.default_rng(seed)
@@ -297,11 +295,7 @@ def _latent(
     z = (spk[speakers] + ses[sessions] + utt) @ mixing.T
     z += rng.standard_normal((n, d)) * prof.residual_std
     # Exact variance of each value under the model (E[q^2] = exp(2 sigma^2)).
-    latent_var = (
-        prof.speaker_std**2
-        + prof.session_std**2
-        + prof.utterance_std**2 * np.exp(2 * prof.quality_sigma**2)
-    )
+    latent_var = prof.speaker_std**2 + prof.session_std**2 + prof.utterance_std**2 * np.exp(2 * prof.quality_sigma**2)
     sd = np.sqrt((mixing**2).sum(axis=1) * latent_var + prof.residual_std**2)
     return z / sd
 
@@ -373,8 +367,7 @@ def _trials(
         shortfall += n_non[u] - take(u, others, n_non[u], False)
     if shortfall:
         raise ValueError(
-            f"could not draw {shortfall} trials without repeating a pair; "
-            f"ask for fewer trials or more utterances"
+            f"could not draw {shortfall} trials without repeating a pair; ask for fewer trials or more utterances"
         )
     return np.array(enroll, np.int64), np.array(test, np.int64), np.array(labels, np.bool_)
 

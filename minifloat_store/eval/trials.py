@@ -175,9 +175,7 @@ class Trials:
         for name in ("enroll_index", "test_index"):
             index = getattr(self, name)
             if index.dtype != np.int64 or index.shape != n:
-                raise ValueError(
-                    f"{name} must be int64 of shape {n}, got {index.dtype} {index.shape}"
-                )
+                raise ValueError(f"{name} must be int64 of shape {n}, got {index.dtype} {index.shape}")
             if index.size and (index.min() < 0 or index.max() >= self.utterances.size):
                 raise ValueError(f"{name} points outside utterances (size {self.utterances.size})")
         if self.utterances.ndim != 1 or self.utterances.dtype.kind != "U":
@@ -231,10 +229,7 @@ class Trials:
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path is not None else ""
         name = f", known={self.known.name!r}" if self.known is not None else ""
-        return (
-            f"Trials(n={len(self)}, targets={self.n_targets}, "
-            f"utterances={self.utterances.size}{name}{where})"
-        )
+        return f"Trials(n={len(self)}, targets={self.n_targets}, utterances={self.utterances.size}{name}{where})"
 
     @property
     def n_targets(self) -> int:
@@ -263,9 +258,7 @@ class Trials:
         out.setflags(write=False)
         return out
 
-    def index_pairs(
-        self, ids: Sequence[str] | NDArray[np.str_]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    def index_pairs(self, ids: Sequence[str] | NDArray[np.str_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Positions of every trial's two utterances in an arbitrary id list.
 
         Parameters
@@ -298,8 +291,7 @@ class Trials:
         if (where < 0).any():
             missing = [utts[i] for i in np.flatnonzero(where < 0)]
             raise MissingUtterancesError(
-                f"{len(missing)} of {len(utts)} trial utterances are not in the given ids "
-                f"(e.g. {_preview(missing)})",
+                f"{len(missing)} of {len(utts)} trial utterances are not in the given ids (e.g. {_preview(missing)})",
                 missing,
             )
         ambiguous = sorted(repeated.intersection(utts))
@@ -375,15 +367,12 @@ def read_trials(
         i = next(i for i, v in enumerate(label_col) if v not in table)
         n, line = line_of(i)
         raise ValueError(
-            f"{path}: line {n}: expected {expected} ({detected} format), got "
-            f"{label_col[i]!r}: {line!r}"
+            f"{path}: line {n}: expected {expected} ({detected} format), got {label_col[i]!r}: {line!r}"
         ) from None
     return _build(enroll, test, labels, fmt=detected, path=path, known=known)
 
 
-def _split_fields(
-    text: str, path: Path
-) -> tuple[list[str], list[str], list[str], Callable[[int], tuple[int, str]]]:
+def _split_fields(text: str, path: Path) -> tuple[list[str], list[str], list[str], Callable[[int], tuple[int, str]]]:
     """The three fields of every non-blank line, and a map from trial to (line number, text).
 
     Raises a ValueError naming the first line that does not have exactly 3 fields.
@@ -413,9 +402,7 @@ def _split_fields(
     return first, second, third, lambda i: (line_no[i], lines[line_no[i] - 1].strip())
 
 
-def _detect(
-    first: list[str], third: list[str], path: Path, first_line: tuple[int, str]
-) -> TrialFormat:
+def _detect(first: list[str], third: list[str], path: Path, first_line: tuple[int, str]) -> TrialFormat:
     """Choose the format whose label field is valid on every line."""
     vox = set(first) <= _VOXCELEB_LABELS.keys()
     kaldi = set(third) <= _KALDI_LABELS.keys()
@@ -453,9 +440,7 @@ def _build(
     """Index the pairs: each distinct id once, sorted; pairs as int64 positions."""
     # A dict assigns first-seen codes in one pass, much faster than np.unique on strings.
     code: dict[str, int] = {}
-    codes = np.fromiter(
-        map(lambda u: code.setdefault(u, len(code)), enroll + test), np.int64, 2 * len(enroll)
-    )
+    codes = np.fromiter(map(lambda u: code.setdefault(u, len(code)), enroll + test), np.int64, 2 * len(enroll))
     first_seen = list(code)
     order = sorted(range(len(first_seen)), key=first_seen.__getitem__)
     rank = np.empty(len(order), np.int64)

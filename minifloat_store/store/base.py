@@ -38,10 +38,10 @@ import numpy as np
 
 from minifloat_store.codec import (
     Packed,
-    check_scale_mode,
-    effective_scale,
     as_float32_matrix,
+    check_scale_mode,
     decode,
+    effective_scale,
     encode,
     storage_bytes,
 )
@@ -762,9 +762,7 @@ class EmbeddingStore:
                 be.append("id_ends", ends + nbytes)
                 be.append("id_blob", blob)
                 nbytes += len(blob)
-            rec = self._next_record(
-                codes=len(live), scales=len(live), id_ends=len(live), id_blob=nbytes, deleted=0
-            )
+            rec = self._next_record(codes=len(live), scales=len(live), id_ends=len(live), id_blob=nbytes, deleted=0)
             rec["generation"] = int(rec["generation"]) + 1
             be.commit(rec)
         except BaseException:

@@ -228,7 +228,10 @@ class _NpyWindows:
     def __getitem__(self, sl: slice) -> np.ndarray:
         lo, hi = sl.start, min(sl.stop, self.shape[0])
         window = np.memmap(
-            self.path, dtype=self.dtype, mode="r", offset=self._offset + lo * self._row * self.dtype.itemsize,
+            self.path,
+            dtype=self.dtype,
+            mode="r",
+            offset=self._offset + lo * self._row * self.dtype.itemsize,
             shape=(hi - lo, *self.shape[1:]),
         )
         try:

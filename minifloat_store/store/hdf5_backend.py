@@ -413,6 +413,7 @@ class HDF5Backend(Backend):
         the file changed meanwhile, that was the writer, and the reader tries
         again. If the file did not change, the damage is real.
         """
+
         def stamp() -> tuple[int, int, int]:
             st = os.stat(path)
             return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -23,9 +23,7 @@ MODELS: dict[str, str] = {
 }
 
 
-def load_model(
-    name: str, weights: str | Path | None = None, device: str = "cpu", **options: Any
-) -> SpeakerModel:
+def load_model(name: str, weights: str | Path | None = None, device: str = "cpu", **options: Any) -> SpeakerModel:
     """Build a speaker model and load its pretrained weights.
 
     Parameters

@@ -41,8 +41,7 @@ def as_waveform(waveform: np.ndarray, *, min_samples: int, sample_rate: int, mod
         )
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(
-            f"{model}: waveform has dtype {array.dtype}; pass floats in [-1, 1] "
-            "(for 16-bit PCM divide by 32768)"
+            f"{model}: waveform has dtype {array.dtype}; pass floats in [-1, 1] (for 16-bit PCM divide by 32768)"
         )
     if array.shape[0] < min_samples:
         raise ValueError(

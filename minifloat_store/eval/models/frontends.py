@@ -24,8 +24,7 @@ def _as_waveform(waveform: np.ndarray) -> np.ndarray:
         raise ValueError(f"waveform must be 1-D (mono samples), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(
-            f"waveform must be floating point in [-1, 1], got dtype {x.dtype}; "
-            "divide integer PCM by 32768 first"
+            f"waveform must be floating point in [-1, 1], got dtype {x.dtype}; divide integer PCM by 32768 first"
         )
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.all(np.isfinite(x)):
@@ -201,9 +200,7 @@ def resemblyzer_mel(waveform: np.ndarray) -> np.ndarray:
     global _resemblyzer_bank
     x = _as_waveform(waveform)
     if _resemblyzer_bank is None:
-        _resemblyzer_bank = slaney_mel_filterbank(
-            RESEMBLYZER_SAMPLE_RATE, RESEMBLYZER_N_FFT, RESEMBLYZER_N_MELS
-        )
+        _resemblyzer_bank = slaney_mel_filterbank(RESEMBLYZER_SAMPLE_RATE, RESEMBLYZER_N_FFT, RESEMBLYZER_N_MELS)
     half = RESEMBLYZER_N_FFT // 2
     padded = np.pad(x, (half, half), mode="constant")
     frames = np.lib.stride_tricks.sliding_window_view(padded, RESEMBLYZER_N_FFT)[::RESEMBLYZER_HOP]

@@ -626,7 +626,10 @@ class ReDimNetBackbone(nn.Module):
                 layers.append(
                     nn.Sequential(
                         nn.Conv2d(
-                            int(c * conv_exp), c, 3, padding="same",
+                            int(c * conv_exp),
+                            c,
+                            3,
+                            padding="same",
                             groups=c // group_divisor if group_divisor is not None else 1,
                         ),
                         nn.BatchNorm2d(c, eps=1e-6),
@@ -668,8 +671,13 @@ class ReDimNetNetwork(nn.Module):
         self.min_samples = int(spec_params["n_fft"]) // 2 + 1  # the centred STFT reflect-pads n_fft // 2
         self.spec = MelBanks(n_mels=cfg["F"], hop_length=cfg["hop_length"], **spec_params)
         self.backbone = ReDimNetBackbone(
-            cfg["F"], cfg["C"], cfg["block_1d_type"], cfg["block_2d_type"], cfg["stages_setup"],
-            cfg["group_divisor"], cfg["out_channels"],
+            cfg["F"],
+            cfg["C"],
+            cfg["block_1d_type"],
+            cfg["block_2d_type"],
+            cfg["stages_setup"],
+            cfg["group_divisor"],
+            cfg["out_channels"],
         )
         pool_in = cfg["out_channels"] if cfg["out_channels"] is not None else cfg["C"] * cfg["F"]
         self.pool = _POOLINGS[cfg["pooling_func"]](pool_in, global_context_att=cfg["global_context_att"])

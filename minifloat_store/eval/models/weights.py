@@ -133,7 +133,7 @@ def huggingface_cache_files(repo_id: str, filename: str, revision: str | None = 
     if not snapshots.is_dir():
         return []
     commits: list[str] = []
-    for ref in ([revision] if revision else ["main"]):
+    for ref in [revision] if revision else ["main"]:
         ref_file = repo / "refs" / ref
         if ref_file.is_file():
             commits.append(ref_file.read_text().strip())
@@ -283,9 +283,7 @@ def resolve_weights(
         if path.is_dir():
             path = path / source.filename
         if not path.is_file():
-            raise WeightsNotFoundError(
-                f"weights file {path} does not exist.\n" + missing_weights_message(source)
-            )
+            raise WeightsNotFoundError(f"weights file {path} does not exist.\n" + missing_weights_message(source))
     else:
         searched = [default_location(source), *candidates]
         found = next((p for p in searched if Path(p).is_file()), None)
