@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
+from minifloat_store.eval.data.synthetic import make_corpus
 from minifloat_store.eval.metrics import eer, far_frr, min_dcf
 from minifloat_store.eval.report import (
     STUDY_ORDER,
@@ -23,7 +24,6 @@ from minifloat_store.eval.report import (
     summary_text,
     write_report,
 )
-from minifloat_store.eval.synthetic import make_corpus
 from minifloat_store.eval.trials import Trials
 
 

@@ -317,7 +317,7 @@ def load_torch_state_dict(path: str | Path, key: str | None = None) -> dict:
         If the file cannot be read with ``weights_only=True`` or is not a dict
         of tensors.
     """
-    import torch
+    import torch  # lazy: finding weights must not need torch; reading them does
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
