@@ -1,7 +1,10 @@
 """Finding pretrained weight files: an explicit path, then the standard caches.
 
 Each model module describes its published file once, as a
-:class:`WeightsSource`, and calls :func:`resolve_weights`::
+:class:`WeightsSource` returned by its ``weights_source()``, and names its
+hub's cache in ``weights_candidates()``; the registry
+(:class:`~minifloat_store.eval.models.registry.ModelSpec`) passes both to
+:func:`resolve_weights`::
 
     SOURCE = WeightsSource(
         model="campplus",
