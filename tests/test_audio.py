@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from minifloat_store.eval.audio import AudioReadError, read_audio, read_audio_native, resample
+from minifloat_store.eval.data.audio import AudioReadError, read_audio, read_audio_native, resample
 
 sf = pytest.importorskip("soundfile")
 
@@ -22,7 +22,7 @@ def test_int16_wav_at_16k_reads_as_float32_in_unit_range_without_resampling(tmp_
     pcm = np.round(x * 32767).astype(np.int16)
     path = tmp_path / "a.wav"
     sf.write(path, pcm, 16000, subtype="PCM_16")
-    with caplog.at_level(logging.INFO, logger="minifloat_store.eval.audio"):
+    with caplog.at_level(logging.INFO, logger="minifloat_store.eval.data.audio"):
         y = read_audio(path)
     assert y.dtype == np.float32 and y.shape == x.shape
     np.testing.assert_allclose(y, pcm / 32768.0, atol=1e-7)
@@ -42,7 +42,7 @@ def test_stereo_is_averaged_or_one_channel_is_kept(tmp_path):
 def test_44k1_file_is_resampled_to_16k_with_a_logged_note(tmp_path, caplog):
     path = tmp_path / "hi.wav"
     sf.write(path, _sine(1000, 44100, 1.0), 44100, subtype="FLOAT")
-    with caplog.at_level(logging.INFO, logger="minifloat_store.eval.audio"):
+    with caplog.at_level(logging.INFO, logger="minifloat_store.eval.data.audio"):
         y = read_audio(path)
     assert "resampled from 44100 Hz to 16000 Hz" in caplog.text and str(path) in caplog.text
     assert y.dtype == np.float32 and y.size == 16000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minifloat_store.eval import debian_voices as dv
+from minifloat_store.eval.data import debian_voices as dv
 
 sf = pytest.importorskip("soundfile")
 

@@ -3,7 +3,7 @@
 The recordings are the spoken words of two KDE games packaged by Debian
 (``ktuberling-data``, ``klettres-data``; ``.ci/run`` installs them). Each
 language's recording session is one voice; three or four words of a voice are
-joined into a 3-6 s utterance (:mod:`minifloat_store.eval.debian_voices`).
+joined into a 3-6 s utterance (:mod:`minifloat_store.eval.data.debian_voices`).
 The test writes them as 16 kHz wav files, writes a VoxCeleb-format trial list
 and runs the two commands a user would run, through the CLI.
 """
@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from minifloat_store.eval import debian_voices
+from minifloat_store.eval.data import debian_voices
 
 torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")

@@ -19,14 +19,14 @@ sf = pytest.importorskip("soundfile")
 from synthetic_audio import speech_like  # noqa: E402
 
 from minifloat_store.cli import main  # noqa: E402
-from minifloat_store.eval.audio import read_audio  # noqa: E402
-from minifloat_store.eval.extract import (  # noqa: E402
+from minifloat_store.eval.data.audio import read_audio  # noqa: E402
+from minifloat_store.eval.models import MODELS, campplus, redimnet  # noqa: E402
+from minifloat_store.eval.pipelines.extract import (  # noqa: E402
     extract,
     locate_weights,
     read_utterance_list,
     weights_fingerprint,
 )
-from minifloat_store.eval.models import campplus, redimnet  # noqa: E402
 from minifloat_store.eval.trials import read_trials  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
 
@@ -338,9 +338,9 @@ def test_missing_weights_name_what_to_download(corpus, tmp_path, monkeypatch, ca
     assert "campplus_voxceleb.bin" in err and "modelscope.cn" in err and str(tmp_path / "weights" / "campplus") in err
 
 
-def test_locate_weights_dispatches_to_the_models_locate(corpus, tmp_path, monkeypatch):
+def test_locate_weights_is_the_registry_search_and_ignores_loader_only_options(corpus, tmp_path, monkeypatch):
     _, _, _, ckpt = corpus
-    assert locate_weights("redimnet", ckpt, threshold=0.5) == redimnet.locate(ckpt) == ckpt
+    assert locate_weights("redimnet", ckpt, threshold=0.5) == MODELS["redimnet"].locate(ckpt) == ckpt
     monkeypatch.setenv("MINIFLOAT_STORE_WEIGHTS", str(tmp_path / "weights"))
     with pytest.raises(ValueError, match="no published ReDimNet checkpoint 'b9-vox2-ft_lm.pt'.*--weights"):
         locate_weights("redimnet", model_name="b9")

@@ -96,7 +96,7 @@ def test_forward_equals_3d_speakers_network_on_the_same_weights(official):
 def test_flat_state_dict_file_loads_through_the_real_load_path(synthetic_checkpoint, model):
     assert isinstance(model, campplus.CAMPPlusModel)
     assert (model.name, model.dim, model.sample_rate, model.threshold) == ("campplus", 512, 16000, 0.381)
-    assert MODELS["campplus"] == "campplus"
+    assert MODELS["campplus"].name == "campplus"
     again = load_model("campplus", weights=synthetic_checkpoint.parent, verify=False)  # a directory works too
     w = _voice(1.5, 140, 0)
     np.testing.assert_array_equal(again.embed(w), model.embed(w))
@@ -167,6 +167,6 @@ def test_locate_finds_the_file_load_loads(synthetic_checkpoint, model, tmp_path,
     placed = tmp_path / "w" / "campplus" / "campplus_voxceleb.bin"
     placed.parent.mkdir(parents=True)
     placed.write_bytes(synthetic_checkpoint.read_bytes())
-    assert campplus.locate(verify=False) == placed
+    assert MODELS["campplus"].locate(verify=False) == placed
     w = _voice(1.5, 140, 1)
     np.testing.assert_array_equal(campplus.load(verify=False).embed(w), model.embed(w))

@@ -93,7 +93,7 @@ def b2_model(b2_checkpoint) -> redimnet.ReDimNetSpeakerModel:
 
 
 def test_registered():
-    assert MODELS["redimnet"] == "redimnet"
+    assert MODELS["redimnet"].name == "redimnet"
 
 
 def test_b2_parameter_count_in_published_range():
@@ -330,10 +330,10 @@ def test_locate_finds_the_file_load_loads(empty_caches):
         torch.save(blob, directory / "b2-vox2-ft_lm.pt")
         nets.append(network)
     # threshold only matters to load: locate accepts and ignores it, as extract passes all options.
-    assert redimnet.locate(threshold=0.5) == empty_caches / "weights" / "redimnet" / "b2-vox2-ft_lm.pt"
+    assert MODELS["redimnet"].locate(threshold=0.5) == empty_caches / "weights" / "redimnet" / "b2-vox2-ft_lm.pt"
     x = speech_like(0.3, seed=12)
     with torch.inference_mode():
         expected = nets[0](torch.from_numpy(x)[None]).numpy()[0]
     np.testing.assert_allclose(redimnet.load().embed(x), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no published ReDimNet checkpoint 'b9-vox2-ft_lm.pt'"):
-        redimnet.locate(model_name="b9")
+        MODELS["redimnet"].locate(model_name="b9")

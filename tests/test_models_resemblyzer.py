@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from minifloat_store.eval import debian_voices  # noqa: E402
+from minifloat_store.eval.data import debian_voices  # noqa: E402
 from minifloat_store.eval.models import MODELS, load_model  # noqa: E402
 from minifloat_store.eval.models import resemblyzer as rz  # noqa: E402
 from minifloat_store.eval.models.weights import (  # noqa: E402
@@ -56,7 +56,7 @@ def _voice(seconds: float, f0: float, seed: int, amp: float = 0.2) -> np.ndarray
 
 
 def test_registered_and_described(pretrained):
-    assert MODELS["resemblyzer"] == "resemblyzer"
+    assert MODELS["resemblyzer"].name == "resemblyzer"
     assert (pretrained.name, pretrained.dim, pretrained.sample_rate, pretrained.threshold) == (
         "resemblyzer",
         256,
@@ -199,6 +199,6 @@ def test_locate_finds_the_file_load_loads(random_model, tmp_path, monkeypatch):
     placed = tmp_path / "resemblyzer" / "pretrained.pt"
     placed.parent.mkdir()
     torch.save({"model_state": random_model.network.state_dict()}, placed)
-    assert rz.locate(verify=False) == placed
+    assert MODELS["resemblyzer"].locate(verify=False) == placed
     w = _voice(2.0, 150, 1)
     np.testing.assert_allclose(rz.load(verify=False).embed(w), random_model.embed(w), rtol=0, atol=1e-6)

@@ -76,7 +76,7 @@ def empty_caches(tmp_path, monkeypatch) -> pathlib.Path:
 
 
 def test_registered():
-    assert MODELS["wavlm"] == "wavlm"
+    assert MODELS["wavlm"].name == "wavlm"
 
 
 def test_loads_saved_directory_and_reproduces_the_saved_model(checkpoint, model):
@@ -198,6 +198,6 @@ def test_weights_needing_unpickling_are_refused(tmp_path):
 def test_locate_finds_the_directory_load_loads(checkpoint, model, empty_caches):
     placed = empty_caches / "weights" / "wavlm"
     shutil.copytree(checkpoint[0], placed)
-    assert wavlm.locate() == placed
+    assert MODELS["wavlm"].locate() == placed
     x = speech_like(0.3, seed=13)
     np.testing.assert_array_equal(wavlm.load().embed(x), model.embed(x))

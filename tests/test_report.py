@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
+from minifloat_store.eval.data.synthetic import make_corpus
 from minifloat_store.eval.metrics import eer, far_frr, min_dcf
 from minifloat_store.eval.report import (
     STUDY_ORDER,
@@ -23,8 +24,8 @@ from minifloat_store.eval.report import (
     summary_text,
     write_report,
 )
-from minifloat_store.eval.synthetic import make_corpus
 from minifloat_store.eval.trials import Trials
+from minifloat_store.scoring import cosine_index_pairs
 
 
 @cache
@@ -304,13 +305,16 @@ def test_bench_cli_refuses_a_packed_store(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("fmt", "scale"), [("e2m1", "none"), ("e2m1", "vector"), ("e4m3", "vector"), ("fp16", "none")])
-def test_report_scores_agree_with_the_packed_scoring_module(fmt, scale):
-    # Two independent paths: decode-then-cosine here, cosine on packed codes in scoring.
-    from minifloat_store.scoring import cosine_index_pairs
-
+def test_report_scores_are_the_scoring_modules_cosine_on_the_packed_codes(fmt, scale):
+    # The study's numbers must be measured on the path users call: scoring.cosine_index_pairs on the codes.
     c = small_corpus()
-    left, right = c.trials.index_pairs(c.ids)
-    ours = pair_cosines(mfs.quantize(c.embeddings, fmt, scale), left, right)
-    theirs = cosine_index_pairs(mfs.encode(c.embeddings, fmt, scale), left, right)
-    np.testing.assert_allclose(ours, theirs, atol=2e-6)
-    assert np.array_equal(ours == 0, theirs == 0)  # the zero-vector convention matches
+    r = small_report()
+    used = np.unique(np.concatenate(c.trials.index_pairs(c.ids)))
+    ids = c.ids[used]
+    left, right = c.trials.index_pairs(ids)
+    theirs = cosine_index_pairs(mfs.encode(c.embeddings[used], fmt, scale), left, right)
+    assert np.array_equal(r.scores[(fmt, scale)], theirs.astype(np.float32))
+    # And decoding first, then taking the cosine, agrees within float32 rounding.
+    decoded_first = pair_cosines(mfs.quantize(c.embeddings[used], fmt, scale), left, right)
+    np.testing.assert_allclose(decoded_first, theirs, atol=2e-6)
+    assert np.array_equal(decoded_first == 0, theirs == 0)  # the zero-vector convention matches

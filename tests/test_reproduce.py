@@ -23,8 +23,8 @@ from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector 
 
 import minifloat_store as mfs  # noqa: E402
 from minifloat_store.cli import main  # noqa: E402
-from minifloat_store.eval import reproduce as rep  # noqa: E402
-from minifloat_store.eval import study  # noqa: E402
+from minifloat_store.eval.pipelines import reproduce as rep  # noqa: E402
+from minifloat_store.eval.report import study  # noqa: E402
 from minifloat_store.eval.models import campplus, redimnet, wavlm  # noqa: E402
 from minifloat_store.eval.trials import KNOWN_LISTS  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
@@ -190,7 +190,7 @@ def test_missing_weights_are_all_reported_with_download_instructions_before_any_
     def no_loading(*args, **kwargs):
         raise AssertionError("a model was loaded although the setup was incomplete")
 
-    monkeypatch.setattr("minifloat_store.eval.models.load_model", no_loading)
+    monkeypatch.setattr("minifloat_store.eval.models.registry.ModelSpec.load", no_loading)
     out = tmp_path / "out"
     rc = main(
         [

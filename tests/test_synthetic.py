@@ -1,4 +1,4 @@
-"""Tests for minifloat_store.eval.synthetic: determinism, value ranges, trial
+"""Tests for minifloat_store.eval.data.synthetic: determinism, value ranges, trial
 design and the accuracy the corpus was calibrated for."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
+from minifloat_store.eval.data.synthetic import PROFILES, make_corpus
 from minifloat_store.eval.metrics import eer, far_frr
-from minifloat_store.eval.synthetic import PROFILES, make_corpus
 from minifloat_store.eval.trials import read_trials
 
 

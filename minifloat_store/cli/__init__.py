@@ -8,14 +8,15 @@ taking the parsed ``argparse.Namespace`` and returning an exit code).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-from minifloat_store.store.errors import StoreError
+from minifloat_store.cli import bench, convert, demo, extract, formats, info, reproduce
+from minifloat_store.store import StoreError
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("demo", "bench", "info", "convert", "formats", "extract", "reproduce")
+_MODULES = (demo, bench, info, convert, formats, extract, reproduce)
+COMMANDS: tuple[str, ...] = tuple(m.__name__.rpartition(".")[2] for m in _MODULES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for module in _MODULES:
+        module.register(subparsers)
     return parser
 
 

@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 from minifloat_store.codec import SCALE_MODES
-from minifloat_store.eval.report import STUDY_ORDER
+from minifloat_store.eval.report import STUDY_ORDER, run_report, summary_text, write_report
+from minifloat_store.eval.trials import read_trials
+from minifloat_store.store import EmbeddingStore
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -52,10 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minifloat_store.eval.report import run_report, summary_text, write_report
-    from minifloat_store.eval.trials import read_trials
-    from minifloat_store.store import EmbeddingStore
-
     t0 = time.perf_counter()
     formats = _names(args.formats, "--formats")
     scales = _names(args.scales, "--scales")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from minifloat_store.eval.synthetic import PROFILES
+from minifloat_store.eval.data.synthetic import PROFILES
+from minifloat_store.eval.pipelines.demo import run_demo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minifloat_store.eval.demo import run_demo
-
     profiles = [s.strip() for s in args.profiles.split(",") if s.strip()]
     if not profiles:
         raise ValueError("--profiles is empty; give at least one of " + ", ".join(PROFILES))

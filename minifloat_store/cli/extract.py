@@ -7,7 +7,12 @@ import json
 import sys
 from typing import Any
 
-_MODEL_NAMES = ("campplus", "redimnet", "resemblyzer", "wavlm")
+from minifloat_store.eval.models import MODELS
+from minifloat_store.eval.pipelines.extract import TooManyFailuresError, extract, read_utterance_list
+from minifloat_store.eval.trials import read_trials
+from minifloat_store.store import StoreLockedError
+
+_MODEL_NAMES = tuple(sorted(MODELS))
 
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
@@ -75,10 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minifloat_store.eval.extract import TooManyFailuresError, extract, read_utterance_list
-    from minifloat_store.eval.trials import read_trials
-    from minifloat_store.store import StoreLockedError
-
     if args.trials:
         utterances = read_trials(args.trials)
         list_path = None

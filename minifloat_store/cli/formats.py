@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.dim < 1:
         raise ValueError(f"--dim must be >= 1, got {args.dim}")
-    header = f"{'format':<6} {'bits':>4} {'exp':>3} {'man':>3} {'bias':>4} {'max':>11} {'min subnormal':>13} {'B/vector':>9} {'ratio':>6}  aliases"
+    header = (
+        f"{'format':<6} {'bits':>4} {'exp':>3} {'man':>3} {'bias':>4} {'max':>11} "
+        f"{'min subnormal':>13} {'B/vector':>9} {'ratio':>6}  aliases"
+    )
     print(header)
     fp32 = storage_bytes(1, args.dim, "fp32", "none")
     for f in FORMATS.values():

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from minifloat_store.eval.pipelines.extract import TooManyFailuresError
+from minifloat_store.eval.pipelines.reproduce import ReproduceSetupError, reproduce
+
 
 def _items(text: str | None) -> list[str] | None:
     if text is None:
@@ -52,9 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minifloat_store.eval.extract import TooManyFailuresError
-    from minifloat_store.eval.reproduce import ReproduceSetupError, reproduce
-
     try:
         result = reproduce(
             args.voxceleb,

@@ -1,5 +1,10 @@
-"""The evaluation layer: verification metrics, trial lists, synthetic corpora,
-the storage-vs-accuracy report and the speaker models.
+"""The evaluation layer, in four rooms plus the library modules, each importing only those below it.
+
+* :mod:`.pipelines`: end-to-end runs (extract, demo, reproduce);
+* :mod:`.report`: the storage-vs-accuracy report (results, compute, writers, plots, the study's numbers);
+* :mod:`.data`: data sources (synthetic corpora, Debian voices, audio files);
+* :mod:`.models`: speaker models and their registry;
+* :mod:`.metrics`, :mod:`.trials`: the library (verification metrics, trial lists).
 
 Heavy dependencies (matplotlib, torch) are imported only by the modules that
 need them, never at package import time.

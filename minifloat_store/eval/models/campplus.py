@@ -43,12 +43,12 @@ from torch import nn
 
 from minifloat_store.eval.models.base import SpeakerModel
 from minifloat_store.eval.models.frontends import kaldi_fbank
+from minifloat_store.eval.models.registry import MODELS
 from minifloat_store.eval.models.weights import (
     WeightsSource,
     load_strict,
     load_torch_state_dict,
     modelscope_cache_files,
-    resolve_weights,
 )
 
 MODELSCOPE_ID = "iic/speech_campplus_sv_en_voxceleb_16k"
@@ -366,36 +366,14 @@ class CAMPPlusModel(SpeakerModel):
         return self._run(waveform, before_bn=True)
 
 
-def locate(weights: str | Path | None = None, *, verify: bool = True, **options: object) -> Path:
-    """Find the CAM++ weight file without loading it (the search :func:`load` uses).
+def weights_source() -> WeightsSource:
+    """The published v1.0.2 file (:data:`WEIGHTS`)."""
+    return WEIGHTS
 
-    Parameters
-    ----------
-    weights : str or Path, optional
-        ``campplus_voxceleb.bin`` or a directory holding it. By default
-        :func:`~minifloat_store.eval.models.weights.weights_dir` ``/campplus/``
-        and then the ModelScope cache are searched.
-    verify : bool
-        Check the file's SHA-256 against the published v1.0.2 file.
-    **options
-        :func:`load`'s other options; none of them chooses the file, so they
-        are ignored (callers may pass one set of options to both functions).
 
-    Returns
-    -------
-    Path
-        An existing file.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        Nothing found; the message says what to download and where to put it.
-    WeightsChecksumError
-        ``verify`` and the file is not the published one.
-    """
-    return resolve_weights(
-        WEIGHTS, weights, candidates=modelscope_cache_files(MODELSCOPE_ID, WEIGHTS.filename), verify=verify
-    )
+def weights_candidates(source: WeightsSource) -> list[Path]:
+    """Copies of the file in the ModelScope cache, searched after the weights directory."""
+    return modelscope_cache_files(MODELSCOPE_ID, source.filename)
 
 
 def load(weights: str | Path | None = None, device: str = "cpu", verify: bool = True) -> CAMPPlusModel:
@@ -418,10 +396,19 @@ def load(weights: str | Path | None = None, device: str = "cpu", verify: bool = 
     -------
     CAMPPlusModel
     """
-    path = locate(weights, verify=verify)
+    path = MODELS["campplus"].locate(weights, verify=verify)
     network = CAMPPlus()
     load_strict(network, load_torch_state_dict(path), path)
     return CAMPPlusModel(network, device=device)
 
 
-__all__ = ["CAMPPlus", "CAMPPlusModel", "N_PARAMETERS", "THRESHOLD", "WEIGHTS", "load", "locate"]
+__all__ = [
+    "CAMPPlus",
+    "CAMPPlusModel",
+    "N_PARAMETERS",
+    "THRESHOLD",
+    "WEIGHTS",
+    "load",
+    "weights_candidates",
+    "weights_source",
+]

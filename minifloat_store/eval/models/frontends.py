@@ -79,7 +79,7 @@ def kaldi_fbank(
         If the waveform is not 1-D float, has non-finite samples, or is shorter
         than one window.
     """
-    import kaldi_native_fbank as knf
+    import kaldi_native_fbank as knf  # lazy: optional (the models extra)
 
     x = _as_waveform(waveform)
     window = int(round(sample_rate * frame_length_ms / 1000.0))

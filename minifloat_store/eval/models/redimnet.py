@@ -34,9 +34,9 @@ from torch import Tensor, nn
 
 from minifloat_store.eval.models._batching import as_waveform, embed_grouped
 from minifloat_store.eval.models.base import SpeakerModel
+from minifloat_store.eval.models.registry import MODELS
 from minifloat_store.eval.models.weights import (
     WeightsSource,
-    resolve_weights,
     torch_hub_checkpoint_files,
 )
 
@@ -818,52 +818,25 @@ def weights_source(model_name: str = "b2", dataset: str = "vox2", train_type: st
     )
 
 
-def locate(
-    weights: str | Path | None = None,
-    *,
-    verify: bool = True,
-    model_name: str = "b2",
-    dataset: str = "vox2",
-    train_type: str = "ft_lm",
-    **options: object,
-) -> Path:
-    """Find a ReDimNet checkpoint without loading it (the search :func:`load` uses).
-
-    Parameters
-    ----------
-    weights : str or Path, optional
-        The ``.pt`` file, or a directory holding ``{model_name}-{dataset}-{train_type}.pt``.
-        When omitted, ``<weights_dir()>/redimnet/`` and then torch hub's
-        checkpoint directory are searched.
-    verify : bool
-        Check the file's SHA-256 when one is known (none is published for ReDimNet yet).
-    model_name, dataset, train_type : str
-        The variant, as in :func:`load`.
-    **options
-        :func:`load`'s other options; none of them chooses the file, so they
-        are ignored (callers may pass one set of options to both functions).
-
-    Returns
-    -------
-    Path
-        An existing file.
+def weights_candidates(
+    source: WeightsSource, model_name: str = "b2", dataset: str = "vox2", train_type: str = "ft_lm"
+) -> list[Path]:
+    """The checkpoint in torch hub's directory, searched after the weights directory.
 
     Raises
     ------
-    WeightsNotFoundError
-        The checkpoint is not there; the message names the URL and the destination.
     ValueError
-        ``weights`` omitted for a variant that was never published.
+        The variant was never published, so there is nothing to search for:
+        the user must give the file.
     """
-    if weights is None and (model_name, dataset, train_type) not in PUBLISHED_VARIANTS:
+    if (model_name, dataset, train_type) not in PUBLISHED_VARIANTS:
         known = ", ".join("-".join(v) for v in sorted(PUBLISHED_VARIANTS))
         raise ValueError(
             f"no published ReDimNet checkpoint {checkpoint_filename(model_name, dataset, train_type)!r}; "
             f"published (model_name-dataset-train_type): {known}; "
             "give the file with weights=/--weights"
         )
-    source = weights_source(model_name, dataset, train_type)
-    return resolve_weights(source, weights, candidates=torch_hub_checkpoint_files(source.filename), verify=verify)
+    return torch_hub_checkpoint_files(source.filename)
 
 
 # ----------------------------------------------------------------------------
@@ -965,7 +938,9 @@ def load(
         containers, or its ``state_dict`` does not match its ``model_config``;
         or ``weights`` is omitted for a variant that was never published.
     """
-    path = locate(weights, verify=verify, model_name=model_name, dataset=dataset, train_type=train_type)
+    path = MODELS["redimnet"].locate(
+        weights, verify=verify, model_name=model_name, dataset=dataset, train_type=train_type
+    )
     return ReDimNetSpeakerModel(build_from_checkpoint(path), device=device, threshold=threshold, max_batch=max_batch)
 
 
@@ -980,8 +955,8 @@ __all__ = [
     "build_network",
     "checkpoint_filename",
     "load",
-    "locate",
     "mel_filterbank",
     "read_checkpoint",
+    "weights_candidates",
     "weights_source",
 ]

@@ -26,7 +26,7 @@ Threshold 0.75: Resemblyzer publishes no verification threshold. Its
 embeddings are non-negative, so even different speakers score high (about
 0.5-0.75 in its demos); same-speaker utterances of a few seconds usually score
 above 0.8. 0.75 sits between the two; it is a rough default, not tuned on
-VoxCeleb. (On the small Debian corpus of :mod:`minifloat_store.eval.debian_voices`,
+VoxCeleb. (On the small Debian corpus of :mod:`minifloat_store.eval.data.debian_voices`,
 28 voices x 3 utterances of 3-6 s, 84 same-voice and 3,402 different-voice
 pairs, it gives FRR 8.3 % / FAR 0.6 %; the equal-error threshold there is
 about 0.69, EER about 4.8 %.) Calibrate it on your own trials
@@ -45,7 +45,8 @@ from torch import nn
 
 from minifloat_store.eval.models.base import SpeakerModel
 from minifloat_store.eval.models.frontends import RESEMBLYZER_HOP, RESEMBLYZER_N_MELS, resemblyzer_mel
-from minifloat_store.eval.models.weights import WeightsSource, load_strict, load_torch_state_dict, resolve_weights
+from minifloat_store.eval.models.registry import MODELS
+from minifloat_store.eval.models.weights import WeightsSource, load_strict, load_torch_state_dict
 
 WEIGHTS = WeightsSource(
     model="resemblyzer",
@@ -164,7 +165,7 @@ def trim_long_silences(waveform: np.ndarray) -> np.ndarray:
             f"trim_silence=True needs a working webrtcvad module ({exc}); "
             "pip install webrtcvad-wheels, or keep the default trim_silence=False"
         ) from None
-    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import binary_dilation  # lazy: only silence trimming needs scipy
 
     window = 30 * SAMPLE_RATE // 1000
     x = np.asarray(waveform, dtype=np.float32)
@@ -296,34 +297,14 @@ def installed_package_weights() -> list[Path]:
     return [p for d in spec.submodule_search_locations if (p := Path(d) / WEIGHTS.filename).is_file()]
 
 
-def locate(weights: str | Path | None = None, *, verify: bool = True, **options: object) -> Path:
-    """Find Resemblyzer's ``pretrained.pt`` without loading it (the search :func:`load` uses).
+def weights_source() -> WeightsSource:
+    """The file shipped with resemblyzer 0.1.4 (:data:`WEIGHTS`)."""
+    return WEIGHTS
 
-    Parameters
-    ----------
-    weights : str or Path, optional
-        ``pretrained.pt`` or a directory holding it. By default
-        ``<weights_dir()>/resemblyzer/pretrained.pt``, then the installed
-        ``resemblyzer`` package, are searched.
-    verify : bool
-        Check the file's SHA-256 against the one in resemblyzer 0.1.4.
-    **options
-        :func:`load`'s other options; none of them chooses the file, so they
-        are ignored (callers may pass one set of options to both functions).
 
-    Returns
-    -------
-    Path
-        An existing file.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        Nothing found; the message says what to download and where to put it.
-    WeightsChecksumError
-        ``verify`` and the file is not the published one.
-    """
-    return resolve_weights(WEIGHTS, weights, candidates=installed_package_weights(), verify=verify)
+def weights_candidates(source: WeightsSource) -> list[Path]:
+    """The installed ``resemblyzer`` package's copy, searched after the weights directory."""
+    return installed_package_weights()
 
 
 def load(
@@ -354,7 +335,7 @@ def load(
     -------
     ResemblyzerModel
     """
-    path = locate(weights, verify=verify)
+    path = MODELS["resemblyzer"].locate(weights, verify=verify)
     network = VoiceEncoder()
     # Resemblyzer's file is its training checkpoint; the weights are under "model_state"
     load_strict(network, load_torch_state_dict(path, key="model_state"), path)
@@ -367,8 +348,9 @@ __all__ = [
     "VoiceEncoder",
     "WEIGHTS",
     "load",
-    "locate",
     "normalize_volume",
     "partial_starts",
     "trim_long_silences",
+    "weights_candidates",
+    "weights_source",
 ]

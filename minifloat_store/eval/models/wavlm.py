@@ -29,10 +29,10 @@ import torch
 
 from minifloat_store.eval.models._batching import as_waveform, embed_grouped
 from minifloat_store.eval.models.base import SpeakerModel
+from minifloat_store.eval.models.registry import MODELS
 from minifloat_store.eval.models.weights import (
     WeightsSource,
     huggingface_cache_files,
-    resolve_weights,
 )
 
 REPO_ID = "microsoft/wavlm-base-plus-sv"
@@ -68,46 +68,18 @@ def weights_source(repo_id: str = REPO_ID) -> WeightsSource:
     )
 
 
-def locate(
-    weights: str | Path | None = None, *, verify: bool = True, repo_id: str = REPO_ID, **options: object
-) -> Path:
-    """Find the checkpoint directory without loading it (the search :func:`load` uses).
+def weights_candidates(source: WeightsSource, repo_id: str = REPO_ID) -> list[Path]:
+    """``config.json`` of the checkpoint in the Hugging Face cache, searched after the weights directory.
 
-    Parameters
-    ----------
-    weights : str or Path, optional
-        The checkpoint directory (or its ``config.json``). When omitted,
-        ``<weights_dir()>/wavlm/`` and then the Hugging Face cache are searched.
-    verify : bool
-        Accepted so every model's ``locate`` takes the same arguments; WavLM
-        publishes no SHA-256, so there is nothing to check.
-    repo_id : str
-        Hugging Face repository looked up in the cache.
-    **options
-        :func:`load`'s other options; none of them chooses the directory, so
-        they are ignored (callers may pass one set of options to both functions).
-
-    Returns
-    -------
-    Path
-        The directory holding ``config.json``.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        No such directory, or nothing in the caches; the message says what to download.
+    The directory is found through its ``config.json``, which has no published
+    SHA-256: WavLM's spec never verifies.
     """
-    source = weights_source(repo_id)
-    # The directory is found through its config.json, which has no published sum: never verify.
-    config = resolve_weights(
-        source, weights, candidates=huggingface_cache_files(repo_id, source.filename), verify=False
-    )
-    return config.parent
+    return huggingface_cache_files(repo_id, source.filename)
 
 
 def _feature_extractor(directory: Path):
     """The checkpoint's ``Wav2Vec2FeatureExtractor`` (the published settings if the file is absent)."""
-    from transformers import Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor  # lazy: transformers is heavy and optional
 
     if (directory / "preprocessor_config.json").is_file():
         return Wav2Vec2FeatureExtractor.from_pretrained(directory, local_files_only=True)
@@ -233,9 +205,9 @@ def load(
         The directory is not a WavLM x-vector checkpoint (another architecture,
         or weights missing for part of the network).
     """
-    from transformers import WavLMForXVector
+    from transformers import WavLMForXVector  # lazy: transformers is heavy and optional
 
-    directory = locate(weights, repo_id=repo_id)
+    directory = MODELS["wavlm"].locate(weights, repo_id=repo_id)
     model_type = json.loads((directory / "config.json").read_text()).get("model_type")
     if model_type != "wavlm":
         raise ValueError(f"{directory}/config.json describes model_type {model_type!r}, not a 'wavlm' checkpoint")
@@ -268,6 +240,6 @@ __all__ = [
     "REPO_ID",
     "WavLMSpeakerModel",
     "load",
-    "locate",
+    "weights_candidates",
     "weights_source",
 ]

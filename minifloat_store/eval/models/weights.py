@@ -1,7 +1,10 @@
 """Finding pretrained weight files: an explicit path, then the standard caches.
 
 Each model module describes its published file once, as a
-:class:`WeightsSource`, and calls :func:`resolve_weights`::
+:class:`WeightsSource` returned by its ``weights_source()``, and names its
+hub's cache in ``weights_candidates()``; the registry
+(:class:`~minifloat_store.eval.models.registry.ModelSpec`) passes both to
+:func:`resolve_weights`::
 
     SOURCE = WeightsSource(
         model="campplus",
@@ -317,7 +320,7 @@ def load_torch_state_dict(path: str | Path, key: str | None = None) -> dict:
         If the file cannot be read with ``weights_only=True`` or is not a dict
         of tensors.
     """
-    import torch
+    import torch  # lazy: finding weights must not need torch; reading them does
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -51,6 +51,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minifloat_store.eval.data.audio import read_audio
+
 KTUBERLING_DIR = Path("/usr/share/ktuberling/sounds")
 KLETTRES_DIR = Path("/usr/share/klettres")
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".wav", ".flac")
@@ -119,7 +121,7 @@ def _format_of(path: Path) -> tuple[int, int]:
             return int.from_bytes(packet[12:16], "little"), packet[11]
         if packet[:8] == b"OpusHead" and len(packet) >= 10:
             return 48000, packet[9]  # Opus always decodes at 48 kHz
-    import soundfile as sf
+    import soundfile as sf  # lazy: soundfile is optional (the models extra)
 
     info = sf.info(str(path))
     return int(info.samplerate), int(info.channels)
@@ -212,8 +214,6 @@ def trim_edges(waveform: np.ndarray, sample_rate: int, top_db: float = TRIM_TOP_
 def _utterances_of(
     voice: Voice, count: int, min_seconds: float, max_seconds: float, min_clips: int, sample_rate: int
 ) -> Iterator[np.ndarray]:
-    from minifloat_store.eval.audio import read_audio
-
     gap = np.zeros(int(GAP_SECONDS * sample_rate), dtype=np.float32)
     parts: list[np.ndarray] = []
     made = 0
@@ -255,7 +255,7 @@ def load_corpus(
     min_clips : int
         Fewest clips per utterance.
     sample_rate : int
-        Output rate in Hz (clips are resampled, see :mod:`minifloat_store.eval.audio`).
+        Output rate in Hz (clips are resampled, see :mod:`minifloat_store.eval.data.audio`).
     voices : list of Voice, optional
         The voices to use; :func:`find_voices` by default.
 

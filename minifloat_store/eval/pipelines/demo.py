@@ -1,7 +1,7 @@
 """The demo: the whole pipeline on a synthetic corpus, no download and no user data.
 
 For each profile (``"batchnorm"``, ``"nonorm"``): generate a Vox1-O-sized
-synthetic corpus (:mod:`minifloat_store.eval.synthetic`), write it to a
+synthetic corpus (:mod:`minifloat_store.eval.data.synthetic`), write it to a
 float32 :class:`~minifloat_store.store.EmbeddingStore`, convert that store to
 a packed store per format and scale mode (to measure real on-disk sizes),
 read the float32 store back and run the full report
@@ -31,9 +31,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from minifloat_store.codec import SCALE_MODES
+from minifloat_store.eval.data.synthetic import PROFILES, SyntheticCorpus, make_corpus
 from minifloat_store.eval.metrics import det_curve
 from minifloat_store.eval.report import STUDY_ORDER, ReportResult, pair_cosines, run_report, write_report
-from minifloat_store.eval.synthetic import PROFILES, SyntheticCorpus, make_corpus
+from minifloat_store.store import EmbeddingStore
+from minifloat_store.store.convert import convert
 
 __all__ = ["DemoResult", "run_demo", "threshold_at_far"]
 
@@ -47,7 +49,7 @@ DEMO_STORES: tuple[tuple[str, str], ...] = tuple(
 MODEL_FAR = 0.01
 
 SYNTHETIC_NOTE = (
-    "**The data is synthetic.** These embeddings come from `minifloat_store.eval.synthetic` "
+    "**The data is synthetic.** These embeddings come from `minifloat_store.eval.data.synthetic` "
     "(profile `{profile}`, seed {seed}), a seeded generative model, not from a speaker network "
     "or real audio; they imitate {imitates}. The trial list has the size and balance of the "
     "cleaned Vox1-O list. The numbers show how quantisation acts on embeddings of this value "
@@ -119,13 +121,10 @@ def _write_stores(corpus: SyntheticCorpus, folder: Path) -> tuple[Path, dict[tup
     Returns the float32 store's path and the measured on-disk bytes of every
     store written (``StoreInfo.bytes_on_disk``: ids, indexes and checksums included).
     """
-    from minifloat_store.store import EmbeddingStore
-    from minifloat_store.store.convert import convert
-
     folder.mkdir(parents=True, exist_ok=True)
     src = folder / "fp32.zarr"
     _remove(src)
-    metadata = {"source": "minifloat_store.eval.synthetic", "profile": corpus.profile.name, "seed": corpus.seed}
+    metadata = {"source": "minifloat_store.eval.data.synthetic", "profile": corpus.profile.name, "seed": corpus.seed}
     with EmbeddingStore.create(src, dim=corpus.embeddings.shape[1], fmt="fp32", metadata=metadata) as store:
         store.add(corpus.ids.tolist(), corpus.embeddings)
     sizes = {("fp32", "none"): _bytes_on_disk(src)}
@@ -146,15 +145,11 @@ def _remove(path: Path) -> None:
 
 
 def _bytes_on_disk(path: Path) -> int:
-    from minifloat_store.store import EmbeddingStore
-
     with EmbeddingStore.open(path, mode="r") as store:
         return store.info().bytes_on_disk
 
 
 def _read_store(path: Path) -> tuple[list[str], np.ndarray]:
-    from minifloat_store.store import EmbeddingStore
-
     with EmbeddingStore.open(path, mode="r") as store:
         return list(store.ids), store.to_numpy()
 
@@ -286,7 +281,7 @@ def _readme(demo: DemoResult, seed: int) -> str:
     lines = [
         "# minifloat-store demo",
         "",
-        "**Everything here is computed on synthetic data** made by `minifloat_store.eval.synthetic` "
+        "**Everything here is computed on synthetic data** made by `minifloat_store.eval.data.synthetic` "
         f"(seed {seed}): no speaker network, no audio. Each profile imitates the value range of one kind "
         "of network in the study; the trial list has the size and balance of the cleaned Vox1-O list "
         "(40 speakers, 4,708 utterances, 37,611 trials, 18,802 targets).",

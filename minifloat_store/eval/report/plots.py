@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from minifloat_store.eval.metrics import far_frr_curve
-from minifloat_store.eval.report import ReportResult
+from minifloat_store.eval.report.results import ReportResult
 from minifloat_store.formats import get_format
 
 __all__ = ["plot_bits_vs_eer", "plot_far_frr", "plot_score_histograms", "write_figures"]

@@ -4,7 +4,7 @@ Files are decoded with soundfile (libsndfile: WAV, FLAC, OGG Vorbis/Opus, ...).
 Several channels are averaged (as librosa's ``mono=True`` does) unless one is
 chosen. A file at another rate is resampled with ``scipy.signal.resample_poly``
 (polyphase, Kaiser-windowed FIR) and a note is logged on the
-``minifloat_store.eval.audio`` logger at INFO level, naming the file and both
+``minifloat_store.eval.data.audio`` logger at INFO level, naming the file and both
 rates.
 """
 
@@ -50,7 +50,7 @@ def read_audio_native(path: str | Path, channel: int | None = None) -> tuple[np.
     AudioReadError
         If the file cannot be decoded, holds no samples, or has no ``channel``.
     """
-    import soundfile as sf
+    import soundfile as sf  # lazy: soundfile is optional (the models extra)
 
     path = Path(path)
     if not path.is_file():
@@ -89,7 +89,7 @@ def resample(waveform: np.ndarray, orig_rate: int, target_rate: int = TARGET_SAM
         The input itself (as float32) when the rates are equal. The low-pass
         filter may overshoot [-1, 1] slightly near full-scale transients.
     """
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # lazy: scipy is optional (the models extra)
 
     if orig_rate <= 0 or target_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_rate} and {target_rate}")

@@ -23,7 +23,7 @@ Audio problems, decided per kind of problem:
   the rerun (after fixing the file) cheap. More than ``max_failures`` such
   files stop the run, since that means something systematic is wrong;
 * a file at another **sample rate** is resampled to the model's rate
-  (polyphase, :func:`minifloat_store.eval.audio.resample`) and counted in the
+  (polyphase, :func:`minifloat_store.eval.data.audio.resample`) and counted in the
   summary; a model trained on 16 kHz speech is still the best judge of
   upsampled 8 kHz speech, but its accuracy there is not the published one.
 """
@@ -43,7 +43,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from minifloat_store.eval.data.audio import read_audio_native, resample
+from minifloat_store.eval.models.registry import get_spec, locate_weights
+from minifloat_store.eval.models.weights import sha256_of
 from minifloat_store.eval.trials import Trials
+from minifloat_store.store import EmbeddingStore
 
 logger = logging.getLogger(__name__)
 
@@ -237,56 +241,6 @@ def _list_record(utterances: Trials | Sequence[str], list_path: str | os.PathLik
 # ---------------------------------------------------------------------------
 
 
-def locate_weights(
-    model: str, weights: str | os.PathLike[str] | None = None, *, verify: bool = True, **options: Any
-) -> Path:
-    """Find a model's pretrained weights without loading them, with the model's own search.
-
-    Dispatches to ``locate`` of the model's module (e.g.
-    :func:`minifloat_store.eval.models.campplus.locate`), the function that
-    module's ``load`` calls, so the search order is written once.
-
-    Parameters
-    ----------
-    model : str
-        ``"campplus"``, ``"redimnet"``, ``"wavlm"`` or ``"resemblyzer"``.
-    weights : str or PathLike, optional
-        The user's file (or directory holding it; for WavLM the checkpoint
-        directory). When omitted, the weights directory and the model's hub
-        cache are searched (see docs/models.md).
-    verify : bool
-        Check the file's SHA-256 where one is published.
-    **options
-        The model's loader options; those that choose a file (ReDimNet's
-        ``model_name``, ``dataset``, ``train_type``; WavLM's ``repo_id``) are
-        used, the others are ignored.
-
-    Returns
-    -------
-    Path
-        The weight file; for WavLM, the checkpoint directory.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        Nothing found; the message says what to download and where to put it.
-    WeightsChecksumError
-        ``verify`` and the file is not the published one.
-    ValueError
-        Unknown model, or an unpublished ReDimNet variant without ``weights``.
-    """
-    import importlib
-
-    from minifloat_store.eval.models import MODELS
-
-    try:
-        module_name = MODELS[model]
-    except KeyError:
-        raise ValueError(f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}") from None
-    module = importlib.import_module(f"minifloat_store.eval.models.{module_name}")
-    return module.locate(weights, verify=verify, **options)
-
-
 def weights_fingerprint(path: str | os.PathLike[str]) -> dict[str, str]:
     """Path and SHA-256 of a weight file, for store metadata.
 
@@ -302,8 +256,6 @@ def weights_fingerprint(path: str | os.PathLike[str]) -> dict[str, str]:
     dict
         ``{"path": absolute path, "file": hashed file name, "sha256": hex}``.
     """
-    from minifloat_store.eval.models.weights import sha256_of
-
     path = Path(path).resolve()
     target = path
     if path.is_dir():
@@ -318,20 +270,13 @@ def weights_fingerprint(path: str | os.PathLike[str]) -> dict[str, str]:
 # Extraction
 # ---------------------------------------------------------------------------
 
-# Loaders that take ``verify`` (a SHA-256 check); WavLM publishes no sums. Each loader re-runs
-# its ``locate`` on the path it is given, so a caller that has already located (and verified) the
-# file passes ``verify=False`` to these to avoid hashing it twice (reproduce.py does the same).
-_VERIFYING_LOADERS = frozenset({"campplus", "redimnet", "resemblyzer"})
-
 
 def _load(
     name: str, weights: str | os.PathLike[str] | None, device: str, verify: bool, options: Mapping[str, Any]
 ) -> tuple[Any, dict[str, str]]:
-    from minifloat_store.eval.models import load_model
-
-    path = locate_weights(name, weights, verify=verify, **options)
-    extra = {"verify": False} if name in _VERIFYING_LOADERS else {}  # locate_weights has checked it
-    model = load_model(name, weights=path, device=device, **extra, **options)
+    spec = get_spec(name)
+    path = spec.locate(weights, verify=verify, **options)
+    model = spec.load_located(path, device, **options)  # located and verified once, not hashed again
     return model, weights_fingerprint(path)
 
 
@@ -354,8 +299,6 @@ def _check_resume(meta: Mapping[str, Any], wanted: Mapping[str, Any], store_path
 
 
 def _read(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
-    from minifloat_store.eval.audio import read_audio_native, resample
-
     x, rate = read_audio_native(path)
     if rate != sample_rate:
         logger.info("%s: resampled from %d Hz to %d Hz", path, rate, sample_rate)
@@ -466,8 +409,6 @@ def extract(
     WeightsNotFoundError
         No weights; the message says what to download and where.
     """
-    from minifloat_store.store import EmbeddingStore
-
     t0 = time.perf_counter()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -501,7 +442,7 @@ def extract(
     else:
         net, fingerprint = model, (weights_fingerprint(weights) if weights is not None else None)
     meta: dict[str, Any] = {
-        "source": "minifloat_store.eval.extract",
+        "source": "minifloat_store.eval.pipelines.extract",
         "model": net.name,
         "dim": int(net.dim),
         "sample_rate": int(net.sample_rate),

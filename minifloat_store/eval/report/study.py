@@ -7,7 +7,7 @@ threshold for nine storage formats on the three cleaned VoxCeleb-1 lists
 scaling (its equation 6), and the memory the embeddings of every trial pair
 take (Table 1). This module holds those numbers exactly as printed (see
 ``/work/shared/PAPER.md`` in the project, an English reading of the paper),
-so that :mod:`minifloat_store.eval.reproduce` can put them beside ours.
+so that :mod:`minifloat_store.eval.pipelines.reproduce` can put them beside ours.
 
 Which column is which list
 --------------------------
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
-    "STUDY_FORMATS",
     "STUDY_LISTS",
     "STUDY_MODELS",
+    "STUDY_ORDER",
     "TABLE1_MIB",
     "PublishedRate",
     "StudyList",
@@ -83,8 +83,8 @@ STUDY_LISTS: tuple[StudyList, ...] = (
     StudyList("Vox1-E", 579_818, "VoxCeleb-H", 2),
 )
 
-#: Formats in the row order of Tables 2-4 (the report's ``STUDY_ORDER``).
-STUDY_FORMATS: tuple[str, ...] = ("fp32", "fp16", "bf16", "e5m2", "e4m3", "e3m4", "e3m2", "e2m3", "e2m1")
+#: Formats in the row order of the study's Tables 2-4 (widest first); the report's rows follow it.
+STUDY_ORDER: tuple[str, ...] = ("fp32", "fp16", "bf16", "e5m2", "e4m3", "e3m4", "e3m2", "e2m3", "e2m1")
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class PublishedRate:
 
 
 # Tables 2-4 as printed: per format, FAR, FRR for each column in the study's order
-# (37,611 | 550,894 | 579,818). Rows in STUDY_FORMATS order.
+# (37,611 | 550,894 | 579,818). Rows in STUDY_ORDER.
 _TABLES: dict[str, tuple[tuple[float, float, float, float, float, float], ...]] = {
     "campplus": (
         (0.93, 3.61, 1.39, 2.94, 3.86, 3.47),
@@ -189,7 +189,7 @@ def _build() -> dict[tuple[str, str, str, str], PublishedRate]:
     out: dict[tuple[str, str, str, str], PublishedRate] = {}
     for model, rows in _TABLES.items():
         table = STUDY_MODELS[model].table
-        for fmt, row in zip(STUDY_FORMATS, rows, strict=True):
+        for fmt, row in zip(STUDY_ORDER, rows, strict=True):
             for lst in STUDY_LISTS:
                 far, frr = row[2 * lst.column], row[2 * lst.column + 1]
                 out[(model, lst.name, fmt, "none")] = PublishedRate(
