@@ -42,7 +42,8 @@ def test_npy_converts_exactly_with_a_true_summary(tmp_path, backend):
     assert s.bytes_before == x.nbytes and s.ratio == pytest.approx(x.nbytes / s.bytes_after)
     assert s.payload_after == mfs.storage_bytes(70, DIM, "e2m1")
     c = cosines(x, q)
-    assert s.cosine_mean == pytest.approx(c.mean(), abs=1e-12) and s.cosine_min == pytest.approx(c.min(), abs=1e-12)
+    # The summary scores through minifloat_store.scoring, whose contract is float64 numpy on decoded vectors to ~1e-7.
+    assert s.cosine_mean == pytest.approx(c.mean(), abs=1e-7) and s.cosine_min == pytest.approx(c.min(), abs=1e-7)
     text = str(s)
     assert "ratio" in text and "cosine mean / min" in text
 
