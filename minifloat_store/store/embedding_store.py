@@ -1,25 +1,12 @@
-"""The store logic, written once above the backends.
+"""``EmbeddingStore``: the store logic, written once above the backends.
 
-A store is five append-only *logical arrays* plus one *commit record*:
-
-=========  ==========================  =========================================
-name       shape, dtype                meaning
-=========  ==========================  =========================================
-codes      (rows, row_bytes) uint8     packed vectors (``Packed.codes``)
-scales     (rows,) float32             per-vector scales (``Packed.scales``)
-id_ends    (rows,) int64               exclusive end of row i's id in id_blob
-id_blob    (id_bytes,) uint8           UTF-8 ids of every row, concatenated
-deleted    (n_deleted,) int64          rows deleted so far (the deletion mask,
-                                       stored as the list of its set bits)
-=========  ==========================  =========================================
-
-Every change (add, delete, metadata) appends beyond the committed lengths,
-makes that durable, and then publishes a new commit record naming the new
-lengths in one atomic step (``Backend.commit``). Readers trust only what the
-record they loaded names, so a writer killed at any moment leaves either the
-old or the new state. ``compact`` writes the live rows into a new generation
-and switches to it with the same atomic step. The byte layout is in
-docs/store.md.
+Every change (add, delete, metadata) appends beyond the committed lengths of
+the logical arrays (see ``record.py``), makes that durable, and then publishes
+a new commit record naming the new lengths in one atomic step
+(``Backend.commit``). Readers trust only what the record they loaded names, so
+a writer killed at any moment leaves either the old or the new state.
+``compact`` writes the live rows into a new generation and switches to it with
+the same atomic step. The byte layout is in docs/store.md.
 """
 
 from __future__ import annotations
@@ -43,8 +30,9 @@ from minifloat_store.store.errors import StoreChangedError
 from minifloat_store.store.ids import MAX_ROWS, IdIndex, _Growable, encode_ids
 from minifloat_store.store.info import StoreInfo
 from minifloat_store.store.lock import WriterLock
-from minifloat_store.store.record import ARRAYS, LAYOUT_VERSION, new_record, next_record, read_layout
-from minifloat_store.store.validation import check_ids, check_ids_any, check_json, check_vectors
+from minifloat_store.store.reading import check_scales, read_all_rows, read_every_chunk, read_id_arrays, read_rows
+from minifloat_store.store.record import LAYOUT_VERSION, new_record, next_record, read_layout
+from minifloat_store.store.validation import check_ids, check_ids_any, check_json, check_packed, check_vectors
 
 __all__ = ["EmbeddingStore"]
 
@@ -187,18 +175,9 @@ class EmbeddingStore:
         rec = be.record
         where = f"store {be.path}"
         self._fmt, self._dim, self._scale, self._row_bytes, lengths = read_layout(rec, where)
-        rows = lengths["codes"]
-        ends = be.read("id_ends", 0, rows)
-        blob = be.read("id_blob", 0, lengths["id_blob"])
-        deleted = be.read("deleted", 0, lengths["deleted"])
-        if rows and (ends[0] < 1 or np.any(np.diff(ends) < 1) or ends[-1] != lengths["id_blob"]):
-            raise StoreChangedError(f"{where}: id offsets are inconsistent (store changed or corrupted)")
-        if len(deleted) and (deleted.min() < 0 or deleted.max() >= rows or len(np.unique(deleted)) != len(deleted)):
-            raise StoreChangedError(f"{where}: deletion list is inconsistent (store changed or corrupted)")
-        live = np.ones(rows, dtype=bool)
-        live[deleted] = False
+        ends, blob, deleted, live = read_id_arrays(be, lengths, where)
         self._record = rec
-        self._rows = rows
+        self._rows = lengths["codes"]
         self._live_buf = _Growable(np.bool_, live)
         self._n_deleted = int(len(deleted))
         self._ids = IdIndex(blob, ends, live)
@@ -218,6 +197,11 @@ class EmbeddingStore:
     @property
     def path(self) -> str:
         return self._backend.path
+
+    @property
+    def _where(self) -> str:
+        """How messages name this store."""
+        return f"store {self.path}"
 
     @property
     def backend(self) -> str:
@@ -336,13 +320,7 @@ class EmbeddingStore:
         ``packed.fmt``, ``packed.dim`` and ``packed.scale`` must match the store.
         """
         self._check_writable()
-        if not isinstance(packed, Packed):
-            raise TypeError(f"packed must be a Packed, got {type(packed).__name__}")
-        if packed.fmt.name != self._fmt.name or packed.dim != self._dim or packed.scale != self._scale:
-            raise ValueError(
-                f"packed is {packed.fmt.name}/dim {packed.dim}/scale {packed.scale!r}; store {self.path} "
-                f"holds {self._fmt.name}/dim {self._dim}/scale {self._scale!r}; nothing was stored"
-            )
+        check_packed(packed, self._fmt, self._dim, self._scale, self.path)
         id_list = check_ids(ids, "ids")
         if len(id_list) != packed.n:
             raise ValueError(f"{len(id_list)} ids but {packed.n} packed vectors; nothing was stored")
@@ -434,7 +412,7 @@ class EmbeddingStore:
             nbytes = 0
             for i in range(0, len(live), SCAN_ROWS):
                 rows = live[i : i + SCAN_ROWS]
-                codes, scales = self._read_rows(rows)
+                codes, scales = read_rows(self._backend, rows, self._row_bytes, self._where)
                 blob, ends = encode_ids(self._ids.ids_of(rows))
                 be.append("codes", codes)
                 be.append("scales", scales)
@@ -460,44 +438,13 @@ class EmbeddingStore:
             raise KeyError(f"unknown id {ids[i]!r} in store {self.path}; {consequence}")
         return rows
 
-    def _read_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """codes (n, row_bytes) and scales (n,) of arbitrary rows, in the given order."""
-        n = len(rows)
-        codes = np.empty((n, self._row_bytes), dtype=np.uint8)
-        scales = np.empty(n, dtype=np.float32)
-        if n == 0:
-            return codes, scales
-        order = np.argsort(rows, kind="stable")
-        srt = rows[order]
-        block = self._backend.read_block_rows()
-        # One read per run of rows that fall in the same chunk.
-        cuts = np.flatnonzero(np.diff(srt // block)) + 1
-        for grp in np.split(np.arange(n), cuts):
-            lo, hi = int(srt[grp[0]]), int(srt[grp[-1]]) + 1
-            c = self._backend.read("codes", lo, hi)
-            s = self._backend.read("scales", lo, hi)
-            codes[order[grp]] = c[srt[grp] - lo]
-            scales[order[grp]] = s[srt[grp] - lo]
-        self._check_scales(scales, rows)
-        return codes, scales
-
-    def _check_scales(self, scales: np.ndarray, rows: np.ndarray) -> None:
-        bad = ~(np.isfinite(scales) & (scales > 0))
-        if bad.any():
-            row = int(rows[np.flatnonzero(bad)[0]])
-            raise StoreChangedError(
-                f"store {self.path}: row {row} has no valid scale ({scales[np.flatnonzero(bad)[0]]!r}); its chunk "
-                "is missing -- the store was compacted by another process since this reader opened it "
-                "(reopen it) or a chunk file was deleted"
-            )
-
     def get_packed(self, ids: Sequence[str] | None) -> Packed:
         """Packed vectors of ``ids`` in the given order (``None``: every live row in row order)."""
         self._check_open()
         if ids is None:
             return self.get_packed_all()[0]
         rows = self._rows_of(check_ids(ids, "ids"), "nothing was read")
-        codes, scales = self._read_rows(rows)
+        codes, scales = read_rows(self._backend, rows, self._row_bytes, self._where)
         return Packed(codes, scales, self._fmt, self._dim, self._scale)
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
@@ -508,20 +455,7 @@ class EmbeddingStore:
         """codes and scales of every stored row (live and deleted), cached until the next change."""
         hit = self._cache.get("all")
         if hit is None:
-            codes = np.empty((self._rows, self._row_bytes), dtype=np.uint8)
-            scales = np.empty(self._rows, dtype=np.float32)
-            for lo in range(0, self._rows, SCAN_ROWS):
-                hi = min(lo + SCAN_ROWS, self._rows)
-                codes[lo:hi] = self._backend.read("codes", lo, hi)
-                scales[lo:hi] = self._backend.read("scales", lo, hi)
-            live = np.flatnonzero(self._live)
-            self._check_scales(scales[live], live)
-            # Deleted rows may hold anything valid; give them scale 1 so Packed accepts them.
-            scales[~self._live] = 1.0
-            # Shared by every caller until the next change: read-only, so no caller can alter another's view.
-            codes.flags.writeable = False
-            scales.flags.writeable = False
-            hit = (codes, scales)
+            hit = read_all_rows(self._backend, self._live, self._row_bytes, self._where)
             self._cache["all"] = hit
         return hit
 
@@ -559,7 +493,7 @@ class EmbeddingStore:
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             codes = self._backend.read("codes", lo, hi)[rows - lo]
             scales = self._backend.read("scales", lo, hi)[rows - lo]
-            self._check_scales(scales, rows)
+            check_scales(scales, rows, self._where)
             yield self._ids.ids_of(rows), decode(Packed(codes, scales, self._fmt, self._dim, self._scale))
 
     def to_numpy(self) -> np.ndarray:
@@ -631,19 +565,7 @@ class EmbeddingStore:
         (naming the array and rows) at the first damaged chunk.
         """
         self._check_open()
-        total = 0
-        block = self._backend.read_block_rows()
-        for name in ARRAYS:
-            n = int(self._record["lengths"][name])
-            # One read per chunk, so that an error names the damaged chunk's elements.
-            step = block * 16 if name == "id_blob" else block
-            for lo in range(0, n, step):
-                total += self._backend.read(name, lo, min(n, lo + step)).nbytes
-        live = np.flatnonzero(self._live)
-        for lo in range(0, len(live), SCAN_ROWS):
-            rows = live[lo : lo + SCAN_ROWS]
-            self._check_scales(self._backend.read("scales", int(rows[0]), int(rows[-1]) + 1)[rows - rows[0]], rows)
-        return total
+        return read_every_chunk(self._backend, self._record["lengths"], self._live, self._where)
 
     # -- info --------------------------------------------------------------
     def info(self) -> StoreInfo:

@@ -1,5 +1,18 @@
 """The commit record: what a store's committed state is, and the versioned wrapper it is stored in.
 
+A store is five append-only *logical arrays* plus one *commit record*:
+
+=========  ==========================  =========================================
+name       shape, dtype                meaning
+=========  ==========================  =========================================
+codes      (rows, row_bytes) uint8     packed vectors (``Packed.codes``)
+scales     (rows,) float32             per-vector scales (``Packed.scales``)
+id_ends    (rows,) int64               exclusive end of row i's id in id_blob
+id_blob    (id_bytes,) uint8           UTF-8 ids of every row, concatenated
+deleted    (n_deleted,) int64          rows deleted so far (the deletion mask,
+                                       stored as the list of its set bits)
+=========  ==========================  =========================================
+
 The record is a small JSON object naming the layout (format, dim, scale,
 row bytes), the committed length of every logical array, the transaction
 and generation counters, and the store's metadata. Backends store it wrapped

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from minifloat_store.codec import as_float32_matrix
+from minifloat_store.codec import Packed, as_float32_matrix
+from minifloat_store.formats import Format
 
-__all__ = ["check_ids", "check_ids_any", "check_json", "check_vectors"]
+__all__ = ["check_ids", "check_ids_any", "check_json", "check_packed", "check_vectors"]
 
 
 def check_json(metadata: object) -> dict[str, Any]:
@@ -85,3 +86,15 @@ def check_vectors(vectors: object, ids: list[str], dim: int, where: str) -> np.n
         what = "NaN" if np.isnan(bad) else "inf (or a value beyond the float32 range)"
         raise ValueError(f"row {row} (id {ids[row]!r}) contains {what}; nothing was stored")
     return x
+
+
+def check_packed(packed: object, fmt: Format, dim: int, scale: str, where: str) -> Packed:
+    """``packed`` if it is a ``Packed`` in exactly the store's format, dim and scale mode."""
+    if not isinstance(packed, Packed):
+        raise TypeError(f"packed must be a Packed, got {type(packed).__name__}")
+    if packed.fmt.name != fmt.name or packed.dim != dim or packed.scale != scale:
+        raise ValueError(
+            f"packed is {packed.fmt.name}/dim {packed.dim}/scale {packed.scale!r}; store {where} "
+            f"holds {fmt.name}/dim {dim}/scale {scale!r}; nothing was stored"
+        )
+    return packed
