@@ -30,6 +30,7 @@ reading the old inode. Byte layout: docs/store.md.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -69,8 +70,6 @@ SWMR_READ_ATTEMPTS = 28
 
 def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
     """``H5Pset_metadata_read_attempts`` (not wrapped by h5py), through ctypes on h5py's own libhdf5."""
-    import ctypes
-
     lib = None
     try:
         with open("/proc/self/maps") as fh:

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
+from zarr.core.sync import sync
 
 from minifloat_store.store.backend import Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
@@ -409,8 +410,6 @@ class ZarrBackend(Backend):
         return total
 
     def _remote_size(self, prefix: str) -> int:
-        from zarr.core.sync import sync
-
         store = self._root.store
 
         async def _size() -> int:
