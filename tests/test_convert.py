@@ -85,12 +85,14 @@ def test_zarr_array_and_ids_text_file(tmp_path):
         np.testing.assert_array_equal(store.to_numpy(), mfs.quantize(x, "e2m1"))
 
 
-def test_store_to_store_reencodes_and_keeps_ids_and_metadata(tmp_path):
+@pytest.mark.parametrize("src_backend", ["zarr", "hdf5"])
+def test_store_to_store_reencodes_and_keeps_ids_and_metadata(tmp_path, src_backend):
     x = data(50)
-    with EmbeddingStore.create(tmp_path / "a.zarr", DIM, "e4m3", metadata={"model": "m"}) as a:
+    src = tmp_path / ("a.zarr" if src_backend == "zarr" else "a.h5")
+    with EmbeddingStore.create(src, DIM, "e4m3", backend=src_backend, metadata={"model": "m"}) as a:
         a.add([f"k{i}" for i in range(50)], x)
         a.delete(["k3"])
-    s = convert(tmp_path / "a.zarr", tmp_path / "b.h5", "e2m1", backend="hdf5", batch_size=12, progress=False)
+    s = convert(src, tmp_path / "b.h5", "e2m1", backend="hdf5", batch_size=12, progress=False)
     assert s.vectors == 49 and s.bytes_before == mfs.storage_bytes(49, DIM, "e4m3")
     keep = [i for i in range(50) if i != 3]
     with EmbeddingStore.open(tmp_path / "b.h5") as b:
