@@ -465,3 +465,22 @@ def test_a_failed_commit_leaves_the_committed_state(tmp_path, backend, monkeypat
     with EmbeddingStore.open(s.path) as r:
         assert len(r) == 21 and r.ids[-1] == "n1"
         np.testing.assert_array_equal(r.to_numpy()[:20], mfs.quantize(x, "e2m1"))
+
+
+def test_open_detects_the_backend_of_each_store(tmp_path, backend):
+    path = store_path(tmp_path, backend)
+    EmbeddingStore.create(path, 4, backend=backend).close()
+    with EmbeddingStore.open(path) as s:
+        assert s.backend == backend
+
+
+def test_open_says_what_a_path_is_not(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a store")
+    with pytest.raises(ValueError, match="is neither") as err:
+        EmbeddingStore.open(text)
+    assert "a zarr directory" in str(err.value) and "an HDF5 file" in str(err.value)
+    with pytest.raises(FileNotFoundError, match="no store at"):
+        EmbeddingStore.open(tmp_path / "missing.zarr")
+    with pytest.raises(ValueError, match="unknown backend 'sqlite'; expected .*'zarr'"):
+        EmbeddingStore.create(tmp_path / "s.db", 4, backend="sqlite")

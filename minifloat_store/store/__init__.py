@@ -9,7 +9,7 @@
 Layout and guarantees: docs/store.md.
 """
 
-from minifloat_store.store.base import LAYOUT_VERSION, EmbeddingStore, StoreInfo
+from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.errors import (
     StoreChangedError,
     StoreCorruptedError,
@@ -17,6 +17,8 @@ from minifloat_store.store.errors import (
     StoreLockedError,
     StoreVersionError,
 )
+from minifloat_store.store.info import StoreInfo
+from minifloat_store.store.record import LAYOUT_VERSION
 
 __all__ = [
     "LAYOUT_VERSION",

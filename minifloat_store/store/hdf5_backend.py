@@ -30,6 +30,7 @@ reading the old inode. Byte layout: docs/store.md.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -40,8 +41,9 @@ import crc32c
 import h5py
 import numpy as np
 
-from minifloat_store.store.base import ARRAYS, SCAN_ROWS, Backend, unwrap_record, wrap_record
+from minifloat_store.store.backend import SCAN_ROWS, Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreVersionError
+from minifloat_store.store.record import ARRAYS, unwrap_record, wrap_record
 
 __all__ = ["HDF5Backend"]
 
@@ -51,6 +53,8 @@ DEFAULT_CHUNK_ROWS = 512
 #: The id blob's chunk is this many bytes per row of ``chunk_rows``.
 BLOB_BYTES_PER_ROW = 16
 COMMIT_SLOTS = ("commit0", "commit1")
+#: The first bytes of every HDF5 file (the superblock signature).
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _COMMIT_CHUNK = 4096
 _DTYPE = {"codes": np.uint8, "scales": np.float32, "id_ends": np.int64, "id_blob": np.uint8, "deleted": np.int64}
 _FILL = {"codes": 0, "scales": np.nan, "id_ends": -1, "id_blob": 0, "deleted": -1}
@@ -66,8 +70,6 @@ SWMR_READ_ATTEMPTS = 28
 
 def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
     """``H5Pset_metadata_read_attempts`` (not wrapped by h5py), through ctypes on h5py's own libhdf5."""
-    import ctypes
-
     lib = None
     try:
         with open("/proc/self/maps") as fh:
@@ -341,10 +343,24 @@ def _empty_record_backend(chunk_rows: int) -> dict[str, Any]:
     }
 
 
+@register_backend
 class HDF5Backend(Backend):
     """See the module docstring."""
 
     name: ClassVar[str] = "hdf5"
+    container: ClassVar[str] = "an HDF5 file"
+
+    @staticmethod
+    def sniff(path: str) -> bool:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(SIGNATURE)) == SIGNATURE
+
+    @staticmethod
+    def holds_store(path: str) -> bool:
+        with h5py.File(path, "r", swmr=True, locking=False) as f:
+            return COMMIT_SLOTS[0] in f and "codes" in f
 
     def __init__(self, path: str, writable: bool, f: h5py.File) -> None:
         self.path = path

@@ -23,6 +23,7 @@ last commit is fsynced.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -34,9 +35,11 @@ from typing import Any, ClassVar
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
+from zarr.core.sync import sync
 
-from minifloat_store.store.base import ARRAYS, RECORD_KEY, Backend, unwrap_record, wrap_record
+from minifloat_store.store.backend import Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
+from minifloat_store.store.record import ARRAYS, RECORD_KEY, unwrap_record, wrap_record
 
 __all__ = ["ZarrBackend"]
 
@@ -116,10 +119,26 @@ def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int)
         )
 
 
+@register_backend
 class ZarrBackend(Backend):
     """See the module docstring."""
 
     name: ClassVar[str] = "zarr"
+    container: ClassVar[str] = "a zarr directory"
+
+    @staticmethod
+    def sniff(path: str) -> bool:
+        # Any directory or URL (file:// included): a damaged store must still reach open(), which names the damage.
+        return "://" in path or os.path.isdir(path)
+
+    @staticmethod
+    def holds_store(path: str) -> bool:
+        meta = os.path.join(path, "zarr.json")
+        if not (os.path.isdir(path) and os.path.isfile(meta)):
+            return False
+        with open(meta, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        return RECORD_KEY in doc.get("attributes", {})
 
     def __init__(self, path: str, writable: bool) -> None:
         self.path = path
@@ -391,8 +410,6 @@ class ZarrBackend(Backend):
         return total
 
     def _remote_size(self, prefix: str) -> int:
-        from zarr.core.sync import sync
-
         store = self._root.store
 
         async def _size() -> int:

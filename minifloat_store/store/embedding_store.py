@@ -1,329 +1,40 @@
-"""The store logic, written once above the backends.
+"""``EmbeddingStore``: the store logic, written once above the backends.
 
-A store is five append-only *logical arrays* plus one *commit record*:
-
-=========  ==========================  =========================================
-name       shape, dtype                meaning
-=========  ==========================  =========================================
-codes      (rows, row_bytes) uint8     packed vectors (``Packed.codes``)
-scales     (rows,) float32             per-vector scales (``Packed.scales``)
-id_ends    (rows,) int64               exclusive end of row i's id in id_blob
-id_blob    (id_bytes,) uint8           UTF-8 ids of every row, concatenated
-deleted    (n_deleted,) int64          rows deleted so far (the deletion mask,
-                                       stored as the list of its set bits)
-=========  ==========================  =========================================
-
-Every change (add, delete, metadata) appends beyond the committed lengths,
-makes that durable, and then publishes a new commit record naming the new
-lengths in one atomic step (``Backend.commit``). Readers trust only what the
-record they loaded names, so a writer killed at any moment leaves either the
-old or the new state. ``compact`` writes the live rows into a new generation
-and switches to it with the same atomic step. The byte layout is in
-docs/store.md.
+Every change (add, delete, metadata) appends beyond the committed lengths of
+the logical arrays (see ``record.py``), makes that durable, and then publishes
+a new commit record naming the new lengths in one atomic step
+(``Backend.commit``). Readers trust only what the record they loaded names, so
+a writer killed at any moment leaves either the old or the new state.
+``compact`` writes the live rows into a new generation and switches to it with
+the same atomic step. The byte layout is in docs/store.md.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-import crc32c
 import numpy as np
 
-from minifloat_store.codec import (
-    Packed,
-    as_float32_matrix,
-    check_scale_mode,
-    decode,
-    effective_scale,
-    encode,
-    storage_bytes,
-)
+from minifloat_store import scoring
+from minifloat_store.codec import Packed, check_scale_mode, decode, effective_scale, encode, storage_bytes
 from minifloat_store.formats import Format, get_format
-from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreVersionError
+
+# The backend modules are imported so that they register themselves.
+from minifloat_store.store import hdf5_backend, zarr_backend  # noqa: F401
+from minifloat_store.store.backend import SCAN_ROWS, Backend, backend_class, detect_backend
+from minifloat_store.store.errors import StoreChangedError
 from minifloat_store.store.ids import MAX_ROWS, IdIndex, _Growable, encode_ids
+from minifloat_store.store.info import StoreInfo
 from minifloat_store.store.lock import WriterLock
+from minifloat_store.store.reading import check_scales, read_all_rows, read_every_chunk, read_id_arrays, read_rows
+from minifloat_store.store.record import LAYOUT_VERSION, new_record, next_record, read_layout
+from minifloat_store.store.validation import check_ids, check_ids_any, check_json, check_packed, check_vectors
 
-__all__ = ["ARRAYS", "LAYOUT_VERSION", "Backend", "EmbeddingStore", "StoreInfo"]
-
-#: Layout version written by this code; a store with a larger one is refused.
-LAYOUT_VERSION = 1
-#: Key of the commit record (zarr root attribute; HDF5 commit slots hold the same JSON).
-RECORD_KEY = "minifloat_store"
-#: The logical arrays, in the order a transaction writes them.
-ARRAYS: tuple[str, ...] = ("codes", "scales", "id_ends", "id_blob", "deleted")
-
-#: Rows read from a backend at a time by whole-store scans (iter_batches, compact, get_packed_all).
-SCAN_ROWS = 65536
-
-
-# ---------------------------------------------------------------- the commit record
-
-
-def wrap_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON object stored as the commit record: the record text and its CRC32C.
-
-    The record is kept as a string so that its checksum is over exact bytes,
-    not over a re-serialisation that another JSON library might format differently.
-    """
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return {
-        "layout_version": LAYOUT_VERSION,
-        "record": text,
-        "record_crc32c": crc32c.crc32c(text.encode("utf-8")),
-    }
-
-
-def unwrap_record(wrapper: object, where: str) -> dict[str, Any]:
-    """Check a stored commit record (version first, then checksum) and return the record."""
-    if not isinstance(wrapper, Mapping) or "layout_version" not in wrapper:
-        raise StoreCorruptedError(f"{where}: no minifloat-store commit record (is this a minifloat store?)")
-    version = wrapper["layout_version"]
-    if not isinstance(version, int):
-        raise StoreCorruptedError(f"{where}: layout_version {version!r} is not an integer")
-    if version > LAYOUT_VERSION:
-        raise StoreVersionError(
-            f"{where} has store layout version {version}, newer than this minifloat-store reads "
-            f"(up to {LAYOUT_VERSION}); upgrade minifloat-store to open it"
-        )
-    if version < 1:
-        raise StoreVersionError(f"{where} has unknown store layout version {version}")
-    text = wrapper.get("record")
-    crc = wrapper.get("record_crc32c")
-    if not isinstance(text, str) or crc != crc32c.crc32c(text.encode("utf-8")):
-        raise StoreCorruptedError(f"{where}: the commit record fails its CRC32C check")
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StoreCorruptedError(f"{where}: the commit record is not valid JSON ({exc})") from None
-    return record
-
-
-# ---------------------------------------------------------------- backend interface
-
-
-class Backend(ABC):
-    """Where the bytes live. Subclasses: ``ZarrBackend``, ``HDF5Backend``.
-
-    A backend stores the five logical arrays of ``ARRAYS`` and the commit
-    record, and guarantees:
-
-    * ``read`` returns committed data only (the lengths named by ``record``);
-    * ``append`` stages data after the staged end of an array without changing
-      a single committed byte, even if the process dies half way;
-    * ``commit`` makes the staged data durable (fsync) *before* publishing the
-      new record in one atomic step; a reader sees the old or the new record;
-    * after ``begin_rewrite``, appends go to a new, empty generation, and the
-      next ``commit`` switches to it atomically (the old one is then removed).
-    """
-
-    name: ClassVar[str]
-    path: str
-    writable: bool
-    record: dict[str, Any]
-
-    @classmethod
-    @abstractmethod
-    def create(cls, path: str, record: dict[str, Any], chunk_rows: int | None) -> Backend:
-        """Create an empty store holding ``record`` and return it open for writing."""
-
-    @classmethod
-    @abstractmethod
-    def open(cls, path: str, writable: bool) -> Backend:
-        """Open an existing store (``record`` is loaded)."""
-
-    @classmethod
-    @abstractmethod
-    def lock_path(cls, path: str) -> str | None:
-        """The lock file of the store at ``path`` (None where locking is impossible)."""
-
-    @abstractmethod
-    def reload_record(self) -> dict[str, Any]:
-        """Read the commit record afresh from storage (without changing ``record``)."""
-
-    @abstractmethod
-    def refresh(self) -> None:
-        """Reload ``record`` and everything derived from it (after a failed transaction)."""
-
-    @abstractmethod
-    def read(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Committed elements ``[start, stop)`` of logical array ``name``."""
-
-    @abstractmethod
-    def append(self, name: str, data: np.ndarray) -> None:
-        """Stage ``data`` after the staged end of ``name`` (invisible until ``commit``)."""
-
-    @abstractmethod
-    def commit(self, record: dict[str, Any]) -> None:
-        """Make staged data durable, then publish ``record`` atomically."""
-
-    @abstractmethod
-    def abort(self) -> None:
-        """Forget everything staged since the last commit."""
-
-    @abstractmethod
-    def begin_rewrite(self) -> None:
-        """Direct the following appends to a new, empty generation."""
-
-    @abstractmethod
-    def read_block_rows(self) -> int:
-        """Rows per chunk of the row arrays: the natural unit of a scattered read."""
-
-    @abstractmethod
-    def nbytes_on_disk(self) -> int:
-        """Bytes of every file of the store."""
-
-    @abstractmethod
-    def array_nbytes(self, name: str) -> int:
-        """Bytes on disk of logical array ``name`` (chunks, indexes, checksums, tails)."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release file handles (idempotent)."""
-
-
-def _backend_class(name: str) -> type[Backend]:
-    if name == "zarr":
-        from minifloat_store.store.zarr_backend import ZarrBackend
-
-        return ZarrBackend
-    if name == "hdf5":
-        from minifloat_store.store.hdf5_backend import HDF5Backend
-
-        return HDF5Backend
-    raise ValueError(f"unknown backend {name!r}; expected 'zarr' or 'hdf5'")
-
-
-def _detect_backend(path: str) -> str:
-    if "://" in path:
-        return "zarr"
-    if os.path.isdir(path):
-        return "zarr"
-    if os.path.isfile(path):
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-        if head == b"\x89HDF\r\n\x1a\n":
-            return "hdf5"
-        raise ValueError(f"{path} is neither a zarr directory nor an HDF5 file")
-    raise FileNotFoundError(f"no store at {path}")
-
-
-# ---------------------------------------------------------------- info
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    """What ``EmbeddingStore.info()`` and ``minifloat-store info`` report.
-
-    Attributes
-    ----------
-    path, backend, format, scale : str
-    dim : int
-        Values per vector.
-    count : int
-        Live vectors.
-    deleted : int
-        Deleted vectors whose bytes are still stored (``compact`` reclaims them).
-    bytes_on_disk : int
-        Every file of the store (vectors, ids, indexes, checksums, metadata).
-    vector_bytes_on_disk : int
-        The ``codes`` and ``scales`` arrays alone.
-    payload_bytes : int
-        ``storage_bytes(count, dim, format, scale)``: the packed vectors, no container.
-    bytes_per_vector : float
-        ``bytes_on_disk / count`` (NaN for an empty store).
-    vector_overhead : float
-        ``vector_bytes_on_disk / storage_bytes(count + deleted, ...)``: container
-        cost of the vector arrays (chunk padding, indexes, checksums); 1.0 is none.
-    """
-
-    path: str
-    backend: str
-    format: str
-    scale: str
-    dim: int
-    count: int
-    deleted: int
-    bytes_on_disk: int
-    vector_bytes_on_disk: int
-    payload_bytes: int
-    bytes_per_vector: float
-    vector_overhead: float
-    layout_version: int
-    metadata: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        rows = [
-            ("path", self.path),
-            ("backend", self.backend),
-            ("layout version", str(self.layout_version)),
-            ("format", self.format),
-            ("scale", self.scale),
-            ("dim", str(self.dim)),
-            ("vectors", f"{self.count:,}"),
-            ("deleted (not yet compacted)", f"{self.deleted:,}"),
-            ("bytes on disk", f"{self.bytes_on_disk:,}"),
-            ("bytes per vector", f"{self.bytes_per_vector:.2f}"),
-            ("payload (storage_bytes)", f"{self.payload_bytes:,}"),
-            ("vector arrays on disk", f"{self.vector_bytes_on_disk:,} ({self.vector_overhead:.4f} x payload)"),
-        ]
-        if self.metadata:
-            rows.append(("metadata", json.dumps(self.metadata, sort_keys=True)))
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-# ---------------------------------------------------------------- validation helpers
-
-
-def _check_json(metadata: object) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a mapping of JSON values, got {type(metadata).__name__}")
-    try:
-        text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata must be JSON-serialisable (str keys; no NaN/inf): {exc}") from None
-    return json.loads(text)
-
-
-def _check_ids(ids: object, what: str) -> list[str]:
-    """A batch of ids as a list of non-empty, distinct str (UTF-8 is checked by ``encode_ids``)."""
-    if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of strings, not a single {type(ids).__name__}")
-    if isinstance(ids, np.ndarray):
-        if ids.dtype.kind not in "UTO":
-            raise TypeError(f"{what} must be strings, got an array of dtype {ids.dtype}")
-        ids = ids.ravel().tolist()
-    try:
-        out = list(ids)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"{what} must be a sequence of strings, got {type(ids).__name__}") from None
-    if not all(isinstance(s, str) for s in out):
-        i = next(i for i, s in enumerate(out) if not isinstance(s, str))
-        raise TypeError(f"{what}[{i}] is {type(out[i]).__name__} {out[i]!r}, not str")
-    if out and min(map(len, out)) == 0:
-        raise ValueError(f"{what}[{out.index('')}] is an empty string; ids must be non-empty")
-    if len(set(out)) != len(out):
-        seen: set[str] = set()
-        for i, s in enumerate(out):
-            if s in seen:
-                raise ValueError(f"duplicate id {s!r} in {what} (position {i})")
-            seen.add(s)
-    return out
-
-
-# ---------------------------------------------------------------- the store
+__all__ = ["EmbeddingStore"]
 
 
 class EmbeddingStore:
@@ -394,20 +105,9 @@ class EmbeddingStore:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if chunk_rows is not None and (not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-        meta = _check_json(metadata)
-        cls_ = _backend_class(backend)
-        record = {
-            "txn": 0,
-            "generation": 0,
-            "layout": {
-                "format": f.name,
-                "dim": int(dim),
-                "scale": effective_scale(f, scale),
-                "row_bytes": f.row_bytes(int(dim)),
-            },
-            "lengths": {name: 0 for name in ARRAYS},
-            "metadata": meta,
-        }
+        meta = check_json(metadata)
+        cls_ = backend_class(backend)
+        record = new_record(f, int(dim), effective_scale(f, scale), meta)
         be = cls_.create(path, record, None if chunk_rows is None else int(chunk_rows))
         try:
             lock_path = cls_.lock_path(path)
@@ -427,7 +127,7 @@ class EmbeddingStore:
         path = os.fspath(path)
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' (read-only) or 'a' (append), got {mode!r}")
-        cls_ = _backend_class(backend or _detect_backend(path))
+        cls_ = backend_class(backend or detect_backend(path))
         lock = None
         if mode == "a":
             lock_path = cls_.lock_path(path)
@@ -474,31 +174,10 @@ class EmbeddingStore:
         be = self._backend
         rec = be.record
         where = f"store {be.path}"
-        try:
-            layout = rec["layout"]
-            self._fmt = get_format(layout["format"])
-            self._dim = int(layout["dim"])
-            self._scale = str(layout["scale"])
-            self._row_bytes = int(layout["row_bytes"])
-            lengths = {name: int(rec["lengths"][name]) for name in ARRAYS}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreCorruptedError(f"{where}: commit record lacks or garbles {exc}") from None
-        if self._row_bytes != self._fmt.row_bytes(self._dim) or self._scale not in ("none", "vector"):
-            raise StoreCorruptedError(f"{where}: commit record layout {layout} is inconsistent")
-        rows = lengths["codes"]
-        if not (lengths["scales"] == lengths["id_ends"] == rows):
-            raise StoreCorruptedError(f"{where}: array lengths disagree in the commit record: {lengths}")
-        ends = be.read("id_ends", 0, rows)
-        blob = be.read("id_blob", 0, lengths["id_blob"])
-        deleted = be.read("deleted", 0, lengths["deleted"])
-        if rows and (ends[0] < 1 or np.any(np.diff(ends) < 1) or ends[-1] != lengths["id_blob"]):
-            raise StoreChangedError(f"{where}: id offsets are inconsistent (store changed or corrupted)")
-        if len(deleted) and (deleted.min() < 0 or deleted.max() >= rows or len(np.unique(deleted)) != len(deleted)):
-            raise StoreChangedError(f"{where}: deletion list is inconsistent (store changed or corrupted)")
-        live = np.ones(rows, dtype=bool)
-        live[deleted] = False
+        self._fmt, self._dim, self._scale, self._row_bytes, lengths = read_layout(rec, where)
+        ends, blob, deleted, live = read_id_arrays(be, lengths, where)
         self._record = rec
-        self._rows = rows
+        self._rows = lengths["codes"]
         self._live_buf = _Growable(np.bool_, live)
         self._n_deleted = int(len(deleted))
         self._ids = IdIndex(blob, ends, live)
@@ -518,6 +197,11 @@ class EmbeddingStore:
     @property
     def path(self) -> str:
         return self._backend.path
+
+    @property
+    def _where(self) -> str:
+        """How messages name this store."""
+        return f"store {self.path}"
 
     @property
     def backend(self) -> str:
@@ -592,22 +276,6 @@ class EmbeddingStore:
             raise PermissionError(f"store {self.path} is open read-only (mode 'r'); open it with mode='a' to change it")
 
     # -- writing -----------------------------------------------------------
-    def _vectors(self, ids: list[str], vectors: object) -> np.ndarray:
-        x = as_float32_matrix(vectors, "vectors")
-        if x.shape[1] != self._dim:
-            raise ValueError(
-                f"dim {x.shape[1]} != {self._dim}: vectors do not match store {self.path}; nothing was stored"
-            )
-        if x.shape[0] != len(ids):
-            raise ValueError(f"{len(ids)} ids but {x.shape[0]} vectors; nothing was stored")
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            bad = x[row][~np.isfinite(x[row])][0]
-            what = "NaN" if np.isnan(bad) else "inf (or a value beyond the float32 range)"
-            raise ValueError(f"row {row} (id {ids[row]!r}) contains {what}; nothing was stored")
-        return x
-
     def _check_new_ids(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if self._rows + len(ids) > MAX_ROWS:
             raise ValueError(f"store {self.path} would exceed {MAX_ROWS:,} rows; compact it or start another")
@@ -638,10 +306,10 @@ class EmbeddingStore:
             of the batch is stored.
         """
         self._check_writable()
-        id_list = _check_ids(ids, "ids")
+        id_list = check_ids(ids, "ids")
         if not id_list and np.asarray(vectors).size == 0:
             return  # an empty batch is a no-op, not an error
-        x = self._vectors(id_list, vectors)
+        x = check_vectors(vectors, id_list, self._dim, self.path)
         blob, ends = self._check_new_ids(id_list)
         packed = encode(x, self._fmt, self._scale)
         self._append(blob, ends, packed)
@@ -652,25 +320,12 @@ class EmbeddingStore:
         ``packed.fmt``, ``packed.dim`` and ``packed.scale`` must match the store.
         """
         self._check_writable()
-        if not isinstance(packed, Packed):
-            raise TypeError(f"packed must be a Packed, got {type(packed).__name__}")
-        if packed.fmt.name != self._fmt.name or packed.dim != self._dim or packed.scale != self._scale:
-            raise ValueError(
-                f"packed is {packed.fmt.name}/dim {packed.dim}/scale {packed.scale!r}; store {self.path} "
-                f"holds {self._fmt.name}/dim {self._dim}/scale {self._scale!r}; nothing was stored"
-            )
-        id_list = _check_ids(ids, "ids")
+        check_packed(packed, self._fmt, self._dim, self._scale, self.path)
+        id_list = check_ids(ids, "ids")
         if len(id_list) != packed.n:
             raise ValueError(f"{len(id_list)} ids but {packed.n} packed vectors; nothing was stored")
         blob, ends = self._check_new_ids(id_list)
         self._append(blob, ends, packed)
-
-    def _next_record(self, **lengths: int) -> dict[str, Any]:
-        rec = copy.deepcopy(self._record)
-        rec["txn"] = int(rec["txn"]) + 1
-        rec["lengths"].update(lengths)
-        rec.pop("backend", None)
-        return rec
 
     def _transaction(self, writes: list[tuple[str, np.ndarray]], record: dict[str, Any]) -> None:
         be = self._backend
@@ -699,8 +354,8 @@ class EmbeddingStore:
     def _append(self, blob: np.ndarray, ends: np.ndarray, packed: Packed) -> None:
         n = packed.n
         base = self._ids.nbytes
-        rec = self._next_record(
-            codes=self._rows + n, scales=self._rows + n, id_ends=self._rows + n, id_blob=base + len(blob)
+        rec = next_record(
+            self._record, codes=self._rows + n, scales=self._rows + n, id_ends=self._rows + n, id_blob=base + len(blob)
         )
         self._transaction(
             [("codes", packed.codes), ("scales", packed.scales), ("id_ends", ends + base), ("id_blob", blob)], rec
@@ -717,11 +372,11 @@ class EmbeddingStore:
         The rows stay on disk, masked, until :meth:`compact`.
         """
         self._check_writable()
-        id_list = _check_ids(ids, "ids")
+        id_list = check_ids(ids, "ids")
         if not id_list:
             return
         rows = self._rows_of(id_list, "nothing was deleted")
-        rec = self._next_record(deleted=self._n_deleted + len(rows))
+        rec = next_record(self._record, deleted=self._n_deleted + len(rows))
         self._transaction([("deleted", rows)], rec)
         self._record = self._backend.record
         self._ids.remove(rows)
@@ -732,8 +387,10 @@ class EmbeddingStore:
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Replace the store's metadata (JSON values), committed atomically."""
         self._check_writable()
-        meta = _check_json(metadata)
-        rec = self._next_record()
+        meta = check_json(metadata)
+        rec = next_record(
+            self._record,
+        )
         rec["metadata"] = meta
         self._transaction([], rec)
         self._record = self._backend.record
@@ -755,14 +412,16 @@ class EmbeddingStore:
             nbytes = 0
             for i in range(0, len(live), SCAN_ROWS):
                 rows = live[i : i + SCAN_ROWS]
-                codes, scales = self._read_rows(rows)
+                codes, scales = read_rows(self._backend, rows, self._row_bytes, self._where)
                 blob, ends = encode_ids(self._ids.ids_of(rows))
                 be.append("codes", codes)
                 be.append("scales", scales)
                 be.append("id_ends", ends + nbytes)
                 be.append("id_blob", blob)
                 nbytes += len(blob)
-            rec = self._next_record(codes=len(live), scales=len(live), id_ends=len(live), id_blob=nbytes, deleted=0)
+            rec = next_record(
+                self._record, codes=len(live), scales=len(live), id_ends=len(live), id_blob=nbytes, deleted=0
+            )
             rec["generation"] = int(rec["generation"]) + 1
             be.commit(rec)
         except BaseException:
@@ -779,44 +438,13 @@ class EmbeddingStore:
             raise KeyError(f"unknown id {ids[i]!r} in store {self.path}; {consequence}")
         return rows
 
-    def _read_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """codes (n, row_bytes) and scales (n,) of arbitrary rows, in the given order."""
-        n = len(rows)
-        codes = np.empty((n, self._row_bytes), dtype=np.uint8)
-        scales = np.empty(n, dtype=np.float32)
-        if n == 0:
-            return codes, scales
-        order = np.argsort(rows, kind="stable")
-        srt = rows[order]
-        block = self._backend.read_block_rows()
-        # One read per run of rows that fall in the same chunk.
-        cuts = np.flatnonzero(np.diff(srt // block)) + 1
-        for grp in np.split(np.arange(n), cuts):
-            lo, hi = int(srt[grp[0]]), int(srt[grp[-1]]) + 1
-            c = self._backend.read("codes", lo, hi)
-            s = self._backend.read("scales", lo, hi)
-            codes[order[grp]] = c[srt[grp] - lo]
-            scales[order[grp]] = s[srt[grp] - lo]
-        self._check_scales(scales, rows)
-        return codes, scales
-
-    def _check_scales(self, scales: np.ndarray, rows: np.ndarray) -> None:
-        bad = ~(np.isfinite(scales) & (scales > 0))
-        if bad.any():
-            row = int(rows[np.flatnonzero(bad)[0]])
-            raise StoreChangedError(
-                f"store {self.path}: row {row} has no valid scale ({scales[np.flatnonzero(bad)[0]]!r}); its chunk "
-                "is missing -- the store was compacted by another process since this reader opened it "
-                "(reopen it) or a chunk file was deleted"
-            )
-
     def get_packed(self, ids: Sequence[str] | None) -> Packed:
         """Packed vectors of ``ids`` in the given order (``None``: every live row in row order)."""
         self._check_open()
         if ids is None:
             return self.get_packed_all()[0]
-        rows = self._rows_of(_check_ids(ids, "ids"), "nothing was read")
-        codes, scales = self._read_rows(rows)
+        rows = self._rows_of(check_ids(ids, "ids"), "nothing was read")
+        codes, scales = read_rows(self._backend, rows, self._row_bytes, self._where)
         return Packed(codes, scales, self._fmt, self._dim, self._scale)
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
@@ -827,20 +455,7 @@ class EmbeddingStore:
         """codes and scales of every stored row (live and deleted), cached until the next change."""
         hit = self._cache.get("all")
         if hit is None:
-            codes = np.empty((self._rows, self._row_bytes), dtype=np.uint8)
-            scales = np.empty(self._rows, dtype=np.float32)
-            for lo in range(0, self._rows, SCAN_ROWS):
-                hi = min(lo + SCAN_ROWS, self._rows)
-                codes[lo:hi] = self._backend.read("codes", lo, hi)
-                scales[lo:hi] = self._backend.read("scales", lo, hi)
-            live = np.flatnonzero(self._live)
-            self._check_scales(scales[live], live)
-            # Deleted rows may hold anything valid; give them scale 1 so Packed accepts them.
-            scales[~self._live] = 1.0
-            # Shared by every caller until the next change: read-only, so no caller can alter another's view.
-            codes.flags.writeable = False
-            scales.flags.writeable = False
-            hit = (codes, scales)
+            hit = read_all_rows(self._backend, self._live, self._row_bytes, self._where)
             self._cache["all"] = hit
         return hit
 
@@ -878,7 +493,7 @@ class EmbeddingStore:
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             codes = self._backend.read("codes", lo, hi)[rows - lo]
             scales = self._backend.read("scales", lo, hi)[rows - lo]
-            self._check_scales(scales, rows)
+            check_scales(scales, rows, self._where)
             yield self._ids.ids_of(rows), decode(Packed(codes, scales, self._fmt, self._dim, self._scale))
 
     def to_numpy(self) -> np.ndarray:
@@ -894,8 +509,6 @@ class EmbeddingStore:
     # -- scoring (minifloat_store.scoring on the cached packed matrix) --------
     def _scoring_state(self) -> tuple[Packed, np.ndarray, np.ndarray]:
         """All stored rows packed, their norms, and the deletion mask; cached until the next change."""
-        from minifloat_store import scoring
-
         hit = self._cache.get("scoring")
         if hit is None:
             codes, scales = self._all_rows()
@@ -906,10 +519,8 @@ class EmbeddingStore:
 
     def score(self, ids_a: Sequence[str], ids_b: Sequence[str]) -> np.ndarray:
         """Cosine of stored pairs ``(ids_a[i], ids_b[i])``: float64 of shape (n,)."""
-        from minifloat_store import scoring
-
         self._check_open()
-        a, b = _check_ids_any(ids_a, "ids_a"), _check_ids_any(ids_b, "ids_b")
+        a, b = check_ids_any(ids_a, "ids_a"), check_ids_any(ids_b, "ids_b")
         if len(a) != len(b):
             raise ValueError(f"ids_a has {len(a)} ids but ids_b has {len(b)}")
         packed, norms, _ = self._scoring_state()
@@ -931,8 +542,6 @@ class EmbeddingStore:
             ``k' = min(k, len(store))``; best first, ties by row order.
         scores : ndarray of shape (q, k'), float64
         """
-        from minifloat_store import scoring
-
         self._check_open()
         packed, norms, deleted = self._scoring_state()
         rows, scores = scoring.search(packed, queries, k=k, exclude=deleted, norms=norms)
@@ -942,8 +551,6 @@ class EmbeddingStore:
 
     def verify(self, query: object, id_: str) -> float:
         """Cosine between a query vector (dim,) and the stored vector of ``id_``."""
-        from minifloat_store import scoring
-
         self._check_open()
         if not isinstance(id_, str):
             raise TypeError(f"id must be a str, got {type(id_).__name__}")
@@ -958,19 +565,7 @@ class EmbeddingStore:
         (naming the array and rows) at the first damaged chunk.
         """
         self._check_open()
-        total = 0
-        block = self._backend.read_block_rows()
-        for name in ARRAYS:
-            n = int(self._record["lengths"][name])
-            # One read per chunk, so that an error names the damaged chunk's elements.
-            step = block * 16 if name == "id_blob" else block
-            for lo in range(0, n, step):
-                total += self._backend.read(name, lo, min(n, lo + step)).nbytes
-        live = np.flatnonzero(self._live)
-        for lo in range(0, len(live), SCAN_ROWS):
-            rows = live[lo : lo + SCAN_ROWS]
-            self._check_scales(self._backend.read("scales", int(rows[0]), int(rows[-1]) + 1)[rows - rows[0]], rows)
-        return total
+        return read_every_chunk(self._backend, self._record["lengths"], self._live, self._where)
 
     # -- info --------------------------------------------------------------
     def info(self) -> StoreInfo:
@@ -996,17 +591,3 @@ class EmbeddingStore:
             layout_version=LAYOUT_VERSION,
             metadata=self.metadata,
         )
-
-
-def _check_ids_any(ids: object, what: str) -> list[str]:
-    """Like ``_check_ids`` but repeats are allowed (pairs may reuse an id)."""
-    if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of strings, not a single {type(ids).__name__}")
-    if isinstance(ids, np.ndarray):
-        out = ids.ravel().tolist()
-    else:
-        out = list(ids)  # type: ignore[call-overload]
-    for i, s in enumerate(out):
-        if not isinstance(s, str):
-            raise TypeError(f"{what}[{i}] is {type(s).__name__} {s!r}, not str")
-    return out
