@@ -8,10 +8,11 @@ import re
 import pytest
 
 # A skip whose reason says that something the test needs is absent. pytest.importorskip
-# says "could not import ..."; our own skips name the install command or say "not
-# installed"/"not found" (keep new skip messages in that form so that this sees them).
+# says "could not import ..." (or its own reason, which names the import); our other
+# skips name the install command or say "not installed"/"not found". Keep new skip
+# messages in that form so that this sees them.
 _MISSING_DEPENDENCY = re.compile(
-    r"could not import|No module named|not installed|pip install|apt-get install|reference data not found",
+    r"\bimport|No module named|not installed|pip install|apt-get install|reference data not found",
     re.IGNORECASE,
 )
 
