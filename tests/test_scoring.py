@@ -8,6 +8,8 @@ deletions, an empty store and k beyond the store size are checked against it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -375,8 +377,6 @@ def test_read_only_memory_mapped_codes_are_scored_in_place(tmp_path):
 
 def test_formats_the_kernels_cannot_unpack_cannot_be_built():
     """A 5-bit Format would make a kernel read past a row's end: it is refused when it is built."""
-    import dataclasses
-
     with pytest.raises(ValueError, match="5-bit codes"):
         dataclasses.replace(FORMATS["e2m3"], name="e2m2", bits=5, mantissa_bits=2)
 
