@@ -22,23 +22,31 @@ The store (``minifloat_store.store``) calls these with its precomputed
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import Literal
 
+import llvmlite.binding
 import numpy as np
 
+from minifloat_store import _scan_kernels as SK
 from minifloat_store import _score_kernels as K
 from minifloat_store._checks import check_positive_int, first_nonfinite_row
 from minifloat_store.codec import Packed, check_kernel_input, decode
 from minifloat_store.formats import Format, decode_table
 
-__all__ = ["cosine_index_pairs", "cosine_pairs", "search", "vector_norms", "verify"]
+__all__ = ["SearchIndex", "cosine_index_pairs", "cosine_pairs", "search", "search_index", "vector_norms", "verify"]
 
-SearchMethod = Literal["auto", "scan", "blas"]
+SearchMethod = Literal["auto", "fast", "scan", "blas"]
 
 #: From this many queries on, ``search(method="auto")`` decodes chunks and
-#: pre-selects with BLAS; below it, each query is an exact table-driven scan.
-#: Measured by benchmarks/bench_search.py (see docs/performance.md).
-BLAS_MIN_QUERIES = 6
+#: pre-selects with BLAS; below it, the fast approximate scan with exact
+#: rescoring (or, for fp32, the exact scan). Measured by
+#: benchmarks/bench_search.py (see docs/performance.md).
+BLAS_MIN_QUERIES = 32
+#: Candidate-pool entries per (row block, query) in the fast scan; a pool
+#: that overflows (thousands of near-ties) sends its query to the exact scan.
+POOL_ROWS = 1024
+_HAS_AVX2 = bool(llvmlite.binding.get_host_cpu_features().get("avx2", False))
 #: Rows decoded to float32 at a time on the BLAS path.
 CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path (bounds the (q, CHUNK_ROWS) buffer).
@@ -459,7 +467,7 @@ def _blas_candidates(
 
 
 def search(
-    packed: Packed,
+    packed: Packed | SearchIndex,
     queries: np.ndarray,
     k: int = 10,
     exclude: np.ndarray | None = None,
@@ -471,8 +479,9 @@ def search(
 
     Parameters
     ----------
-    packed : Packed
-        n stored vectors of dimension d.
+    packed : Packed or SearchIndex
+        n stored vectors of dimension d; a :func:`search_index` of them
+        serves the fast scan without a pass to compute norms.
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10
@@ -482,12 +491,16 @@ def search(
         True for rows never to return (deleted rows).
     norms : ndarray of shape (n,), float64, optional
         :func:`vector_norms` of ``packed``; computed if omitted (a full pass).
-    method : {"auto", "scan", "blas"}
-        ``"scan"``: exact table-driven scan of the codes per query, parallel
-        over row blocks with a per-thread top-k heap. ``"blas"``: decode 16k
-        rows at a time to float32, pre-select with a matrix product, rescore
-        the candidates exactly. Both return identical results; ``"auto"``
-        takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on.
+    method : {"auto", "fast", "scan", "blas"}
+        ``"fast"``: an approximate float32 (or, for 4-bit formats on AVX2,
+        int8) scan of the codes for all queries at once, parallel over row
+        blocks, keeping every row within twice a proven error bound of the
+        k-th best, which are then rescored exactly (fp32 codes take
+        ``"scan"``). ``"scan"``: exact table-driven scan per query.
+        ``"blas"``: decode 16k rows at a time to float32, pre-select with a
+        matrix product, rescore exactly. All return identical results;
+        ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on,
+        ``"fast"`` below.
 
     Returns
     -------
@@ -504,11 +517,12 @@ def search(
         If a query has the wrong dimension or holds NaN/inf, ``k < 1``, or
         ``exclude``/``norms`` have the wrong shape.
     """
-    packed = _check_packed(packed)
+    index = packed if isinstance(packed, SearchIndex) else None
+    packed = _check_packed(index.packed if index is not None else packed)
     qhat = _unit_queries(queries, packed.dim)
     k = check_positive_int(k, "k")
-    if method not in ("auto", "scan", "blas"):
-        raise ValueError(f"method must be 'auto', 'scan' or 'blas', got {method!r}")
+    if method not in ("auto", "fast", "scan", "blas"):
+        raise ValueError(f"method must be 'auto', 'fast', 'scan' or 'blas', got {method!r}")
     n = packed.n
     if exclude is None:
         skip = np.zeros(n, dtype=np.bool_)
@@ -524,6 +538,14 @@ def search(
     nq = qhat.shape[0]
     if kk == 0 or nq == 0:
         return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)
+    if method == "auto":
+        method = "blas" if nq >= BLAS_MIN_QUERIES else "fast"
+    if method == "fast" and _fast_plan(packed.fmt, packed.dim) is not None:
+        if index is None:
+            index = _index_from_norms(packed, _norms_for(packed, norms, "norms"))
+        elif index.inv_norms.shape != (n,):
+            raise ValueError(f"index.inv_norms has shape {index.inv_norms.shape}, expected ({n},)")
+        return _search_fast(index, skip, qhat, kk)
     nrm = _norms_for(packed, norms, "norms")
 
     special = _special_mask(nrm) & ~skip
@@ -535,7 +557,7 @@ def search(
     if n_kernel == 0:
         cand_r: list[np.ndarray] = [np.empty(0, np.int64)] * nq
         cand_s: list[np.ndarray] = [np.empty(0, np.float64)] * nq
-    elif method == "blas" or (method == "auto" and nq >= BLAS_MIN_QUERIES):
+    elif method == "blas":
         cand_r, cand_s = _blas_candidates(packed, nrm, skip, qhat, min(kk, n_kernel), n_kernel)
     else:
         cand_r, cand_s = [], []
@@ -545,6 +567,18 @@ def search(
             cand_s.append(s)
 
     special_scores = _exact_query_scores(packed, special_rows, nrm, qhat) if special_rows.size else None
+    return _merge_topk(cand_r, cand_s, special_rows, special_scores, kk)
+
+
+def _merge_topk(
+    cand_r: list[np.ndarray],
+    cand_s: list[np.ndarray],
+    special_rows: np.ndarray,
+    special_scores: np.ndarray | None,
+    kk: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``kk`` per query of exactly scored candidates plus the special rows with their exact scores."""
+    nq = len(cand_r)
     rows = np.empty((nq, kk), dtype=np.int64)
     scores = np.empty((nq, kk), dtype=np.float64)
     for t in range(nq):
@@ -556,3 +590,251 @@ def search(
         rows[t] = r[order]
         scores[t] = s[order]
     return rows, scores
+
+
+# ---------------------------------------------------------------- fast scan with exact rescoring
+#
+# An approximate score (float32 tables, or int8 queries through AVX2 for
+# small-integer 4-bit formats) runs over every row; each query keeps a pool
+# of rows whose approximate score is within twice a proven error bound of
+# the k-th best approximate score, and only those are scored exactly. See
+# docs/performance.md ("Exact results from an approximate scan") for the
+# guarantee.
+
+
+@dataclass(frozen=True, eq=False)
+class SearchIndex:
+    """What the fast search holds per database: the payload plus one float32 per row.
+
+    Attributes
+    ----------
+    packed : Packed
+        The n stored vectors (codes and scales: the payload).
+    inv_norms : ndarray of shape (n,), float32
+        ``1 / (scales[i] * norm_i * c)`` rounded to float32, with ``norm_i``
+        the decoded norm (:func:`vector_norms`) and ``c`` a power of two per
+        format (``_table_unit``); 0 for a zero row and for the rows in
+        ``special_rows``.
+    special_rows : ndarray of shape (m,), int64
+        Nonzero rows the approximate pass cannot bound (a norm outside
+        [1e-20, 1e30], see ``_special_mask``; a tiny raw norm; a NaN/inf
+        code), scored from ``decode`` in float64 instead; usually empty.
+    """
+
+    packed: Packed
+    inv_norms: np.ndarray
+    special_rows: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: codes, scales, ``inv_norms`` and ``special_rows``."""
+        return self.packed.nbytes + self.inv_norms.nbytes + self.special_rows.nbytes
+
+
+def _table_unit(fmt: Format) -> float:
+    """Power of two ``c`` with ``c * max|table|`` in (1/2, 1]: the approximate kernels' raw unit.
+
+    Scaled by ``c``, raw values of every format (bf16 reaches 3.4e38) keep
+    float32 dot products of unit queries far from overflow.
+    """
+    if fmt.bits > 16:
+        return 1.0  # fp32 is served by the exact scan; its index only needs 1 / (s * norm)
+    with np.errstate(invalid="ignore"):
+        t = np.abs(decode_table(fmt).astype(np.float64))
+    top = float(t[np.isfinite(t)].max())
+    return 2.0 ** -int(np.ceil(np.log2(top))) if top > 0 else 1.0
+
+
+#: Rows whose raw norm in table units (``s * norm * c``) is below this are
+#: scored exactly: float32 underflow in the approximate kernels could then
+#: exceed the error bound (only reachable with ``scale="none"``).
+_MIN_UNIT_NORM = 2.0**-60
+
+
+def _index_from_norms(packed: Packed, norms: np.ndarray) -> SearchIndex:
+    # A NaN/inf code (possible in a damaged file, never from encode) gives a
+    # non-finite norm: such rows are scored from decode, like the special ones.
+    raw = packed.scales.astype(np.float64) * norms * _table_unit(packed.fmt)
+    special = _special_mask(norms) | ~np.isfinite(norms) | ((raw < _MIN_UNIT_NORM) & (norms > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = (1.0 / raw).astype(np.float32)
+    inv[(norms == 0) | special] = 0.0
+    return SearchIndex(packed, inv, np.flatnonzero(special))
+
+
+def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex:
+    """Build the state :func:`search` scans fastest: the codes plus one float32 per row.
+
+    Parameters
+    ----------
+    packed : Packed
+        n stored vectors.
+    norms : ndarray of shape (n,), float64, optional
+        :func:`vector_norms` of ``packed``, if already known (not kept).
+
+    Returns
+    -------
+    SearchIndex
+        Pass it to :func:`search` instead of ``packed``; it keeps no float64
+        copy of anything (``nbytes`` = payload + 4 bytes per row).
+    """
+    packed = _check_packed(packed)
+    nrm = vector_norms(packed) if norms is None else _check_norms(norms, packed)
+    return _index_from_norms(packed, nrm)
+
+
+def _int4_table(fmt: Format) -> tuple[np.ndarray, float] | None:
+    """The 16 values of a 4-bit format as int8 multiples of one step (|v| <= 127), or None."""
+    t = decode_table(fmt).astype(np.float64)
+    if fmt.bits != 4 or not np.isfinite(t).all() or not (t != 0).any():
+        return None
+    step = float(np.abs(t[t != 0]).min())
+    v = t / step
+    if not (np.all(v == np.round(v)) and np.abs(v).max() <= 127):
+        return None
+    return np.round(v).astype(np.int8), step
+
+
+def _fast_plan(fmt: Format, dim: int) -> str | None:
+    """Which approximate kernel serves ``fmt``: "simd4", "table" or None (fp32: exact scan instead)."""
+    if fmt.bits > 16:
+        return None
+    if fmt.bits == 4 and _HAS_AVX2 and _int4_table(fmt) is not None:
+        return "simd4"
+    return "table"
+
+
+def _table_bound(bits: int, dim: int) -> float:
+    """Bound on |float32-table approximate cosine - exact cosine| (see docs/performance.md).
+
+    The float32 sum of n terms on eight lanes has a chain of at most
+    ceil(n / 8) + 3 rounded adds; each term carries two more roundings (the
+    query or pair table, the product), the score three (inv, its product,
+    raw vs decoded values). Each rounding costs at most 2**-24 of
+    ``sum |t_j q_j| <= |t| |q|``, i.e. of the cosine's scale 1; doubled for slack.
+    """
+    terms = (dim + 1) // 2 if bits == 4 else dim
+    return 2.0 * ((terms + 7) // 8 + 3 + 5) * 2.0**-24 + 1e-12
+
+
+def _fast_candidates(
+    index: SearchIndex, skip: np.ndarray, qhat: np.ndarray, k: int
+) -> tuple[list[np.ndarray], list[bool]]:
+    """Per query, the rows whose approximate score is within 2 * bound of the k-th best approximate score.
+
+    Returns the candidate rows per query and, per query, whether its pool
+    overflowed (then the caller scans that query exactly).
+    """
+    packed = index.packed
+    fmt, dim, n = packed.fmt, packed.dim, packed.n
+    nq = qhat.shape[0]
+    plan = _fast_plan(fmt, dim)
+    if plan == "simd4":
+        tab, step = _int4_table(fmt)  # type: ignore[misc]
+        amax = np.abs(qhat).max(axis=1)
+        scale = np.where(amax > 0, 127.0 / np.where(amax > 0, amax, 1.0), 0.0)
+        qi = np.rint(qhat * scale[:, None])
+        err = qi / np.where(scale > 0, scale, 1.0)[:, None] - qhat
+        # |sum t_j e_j| <= |t| |e| (Cauchy-Schwarz): the integer dot's error in cosine units.
+        bound = np.sqrt(np.einsum("ij,ij->i", err, err)) * (1 + 2.0**-20) + 1e-6
+        nbytes = packed.fmt.row_bytes(dim)
+        width = 32 * ((nbytes + 31) // 32)
+        qlo = np.zeros((nq, width), np.int8)
+        qhi = np.zeros((nq, width), np.int8)
+        qlo[:, : (dim + 1) // 2] = qi[:, 0::2]
+        qhi[:, : dim // 2] = qi[:, 1::2]
+        unit = _table_unit(fmt)
+        qscale = np.where(scale > 0, step * unit / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
+        tab32 = np.concatenate([tab, tab])
+    else:
+        bound = np.full(nq, _table_bound(fmt.bits, dim))
+    margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
+    n_blocks = (n + SK.BLOCK_ROWS - 1) // SK.BLOCK_ROWS
+    heap_s = np.empty((n_blocks, nq, k), np.float32)
+    heap_r = np.empty((n_blocks, nq, k), np.int64)
+    pool_s = np.empty((n_blocks, nq, POOL_ROWS), np.float32)
+    pool_r = np.empty((n_blocks, nq, POOL_ROWS), np.int64)
+    state = np.zeros((n_blocks, nq, 2), np.int64)
+    overflow = np.zeros((n_blocks, nq), np.bool_)
+    # Special and zero rows have inv 0; special rows are scored elsewhere.
+    skip_k = skip if not index.special_rows.size else skip.copy()
+    skip_k[index.special_rows] = True
+    if plan == "simd4":
+        SK.scan_pool_simd4(packed.codes, tab32, qlo, qhi, qscale, index.inv_norms, skip_k, k, margin2,
+                           heap_s, heap_r, pool_s, pool_r, state, overflow)  # fmt: skip
+    else:
+        # Non-finite codes only occur in rows scored elsewhere (see _index_from_norms).
+        with np.errstate(invalid="ignore"):
+            t64 = decode_table(fmt).astype(np.float64)
+        t64 = np.nan_to_num(t64, nan=0.0, posinf=0.0, neginf=0.0) * _table_unit(fmt)
+        t32 = t64.astype(np.float32)
+        if fmt.bits == 4:
+            lut = np.empty((nq, (dim + 1) // 2, 256), np.float32)
+            SK.pair_lut(qhat, t64, lut)
+        else:
+            lut = np.empty((1, 1, 1), np.float32)
+        SK.scan_pool(packed.codes, fmt.bits, lut, t32, qhat.astype(np.float32), index.inv_norms, skip_k, k,
+                     margin2, heap_s, heap_r, pool_s, pool_r, state, overflow)  # fmt: skip
+    rows_out: list[np.ndarray] = []
+    over_out: list[bool] = []
+    for t in range(nq):
+        hn = state[:, t, 0]
+        hs = np.concatenate([heap_s[b, t, : hn[b]] for b in range(n_blocks)]).astype(np.float64)
+        kk = min(k, hs.size)
+        kth = np.partition(hs, hs.size - kk)[hs.size - kk] if kk else -np.inf
+        pn = state[:, t, 1]
+        ps = np.concatenate([pool_s[b, t, : pn[b]] for b in range(n_blocks)]).astype(np.float64)
+        pr = np.concatenate([pool_r[b, t, : pn[b]] for b in range(n_blocks)])
+        rows_out.append(pr[ps >= kth - 2 * bound[t]])
+        over_out.append(bool(overflow[:, t].any()))
+    return rows_out, over_out
+
+
+def _rescore(packed: Packed, qhat: np.ndarray, rows: list[np.ndarray]) -> list[np.ndarray]:
+    """Exact scores (as the exact scan computes them) of ``rows[t]`` with query t; norms computed for those rows only."""
+    uniq = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+    if uniq.size == 0:
+        return [np.zeros(0, np.float64) for _ in rows]
+    sub = Packed(packed.codes[uniq], packed.scales[uniq], packed.fmt, packed.dim, packed.scale)
+    norms = _norms_of_rows(packed, uniq)
+    width = max(r.size for r in rows)
+    local = np.zeros((len(rows), width), np.int64)
+    counts = np.array([r.size for r in rows], np.int64)
+    for t, r in enumerate(rows):
+        local[t, : r.size] = np.searchsorted(uniq, r)
+    out = _score_rows(sub, norms, qhat, local, counts)
+    return [out[t, : counts[t]].copy() for t in range(len(rows))]
+
+
+def _search_fast(index: SearchIndex, skip: np.ndarray, qhat: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    packed = index.packed
+    special = index.special_rows[~skip[index.special_rows]]
+    n_kernel = packed.n - int(np.count_nonzero(skip)) - int(np.count_nonzero(~skip[index.special_rows]))
+    nq = qhat.shape[0]
+    k_kernel = min(kk, n_kernel)
+    # A zero query ties every row at 0: the approximate pass would admit them all.
+    zero_q = ~(np.abs(qhat) > 0).any(axis=1)
+    cand_r: list[np.ndarray] = [np.empty(0, np.int64)] * nq
+    cand_s: list[np.ndarray] = [np.empty(0, np.float64)] * nq
+    if k_kernel > 0:
+        live = np.flatnonzero(~zero_q)
+        if live.size:
+            pools, over = _fast_candidates(index, skip, qhat[live], k_kernel)
+            scores = _rescore(packed, qhat[live], pools)
+            for j, t in enumerate(live):
+                cand_r[t], cand_s[t] = pools[j], scores[j]
+            redo = [int(live[j]) for j in range(live.size) if over[j]] + [int(t) for t in np.flatnonzero(zero_q)]
+        else:
+            redo = [int(t) for t in range(nq)]
+        if redo:  # rare: thousands of near-ties, or a zero query; full norms only then
+            nrm_all = vector_norms(packed)
+            skip_x = skip.copy()
+            skip_x[index.special_rows] = True
+            for t in redo:
+                cand_r[t], cand_s[t] = _scan_one(packed, nrm_all, skip_x, qhat[t], k_kernel)
+    special_scores = None
+    if special.size:  # scored from decode in float64, on a copy of just those rows
+        sub = Packed(packed.codes[special], packed.scales[special], packed.fmt, packed.dim, packed.scale)
+        local = np.arange(special.size)
+        special_scores = _exact_query_scores(sub, local, _norms_of_rows(packed, special), qhat)
+    return _merge_topk(cand_r, cand_s, special, special_scores, kk)
