@@ -3,9 +3,10 @@
 Private module. ``scan.py`` validates every array and builds the tables; the
 kernels trust their arguments.
 
-The approximate score of row ``i`` with a query is
-``dot_f32(row i, q) * inv[i]``, all in float32, where ``inv[i]`` is the
-float32 of ``1 / (s_i * norm_i)`` (0 for a zero row). 4-bit rows meet the
+The approximate score of row ``i`` with a query is its approximate raw dot
+product divided by its raw norm, both computed from the codes (raw values
+are ``table[code]``, before the row's scale), so nothing per row is stored
+beyond the payload. 4-bit rows meet the
 query through a float32 table of pair sums, one entry per (byte position,
 byte value), so a row of d values is d/2 table reads and adds; 6-, 8- and
 16-bit rows look their value up in the float32 code table and multiply by
@@ -25,7 +26,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from minifloat_store._kernels import unpack_group
-from minifloat_store._score_kernels import heap_offer
+from minifloat_store._score_kernels import dot4, heap_offer, raw_row
 
 #: Rows per parallel work item (each has its own heaps and candidate pools).
 BLOCK_ROWS = 16384
@@ -113,13 +114,36 @@ def _dot_table(code_row, nbits, table32, q):
 
 
 @njit(cache=True, inline="always")
-def approx_score(code_row, nbits, lut, table32, q32, t, inv_i):
-    """Approximate cosine (float32) of one row with query ``t``."""
+def approx_dot(code_row, nbits, lut, table32, q32, t):
+    """Approximate raw dot (float32) of one row with query ``t``, on the float32 tables."""
     if nbits == 4:
-        dot = _dot4(code_row, lut[t])
+        return _dot4(code_row, lut[t])
+    return _dot_table(code_row, nbits, table32, q32[t])
+
+
+@njit(cache=True, inline="always")
+def approx_inv_norm(code_row, nbits, sq_lut, table32):
+    """float32 ``1 / |raw row|`` from the codes (0 for a zero row).
+
+    ``sq_lut`` (1, ceil(d/2), 256) float32 holds ``t[lo]**2 + t[hi]**2`` per
+    byte for 4-bit rows (position-independent, but shaped like a query table
+    so that ``_dot4`` sums it); other widths square ``table32``.
+    """
+    if nbits == 4:
+        ss = _dot4(code_row, sq_lut[0])
     else:
-        dot = _dot_table(code_row, nbits, table32, q32[t])
-    return dot * inv_i
+        d = sq_lut.shape[1]
+        ss = np.float32(0.0)
+        for g in range(d // 4):
+            c0, c1, c2, c3 = unpack_group(code_row, g, nbits, False)
+            ss += (table32[c0] * table32[c0] + table32[c1] * table32[c1]) + (
+                table32[c2] * table32[c2] + table32[c3] * table32[c3]
+            )
+        if d % 4:
+            c = unpack_group(code_row, d // 4, nbits, True)
+            for t in range(d % 4):
+                ss += table32[c[t]] * table32[c[t]]
+    return np.float32(1.0) / np.sqrt(ss) if ss > 0 else np.float32(0.0)
 
 
 @intrinsic
@@ -129,7 +153,7 @@ def nibble_dot32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr):  # pragma
     AVX2: ``vpshufb`` looks 32 nibbles up in a 16-entry int8 table at once
     (``tab`` holds it twice, once per 128-bit lane), ``vpsignb``/``vpabsb``
     move the signs onto the int8 query so that ``vpmaddubsw`` multiplies and
-    adds pairs into int16 (|value| <= 127 and |q| <= 127, so no saturation),
+    adds pairs into int16 (|value| <= 63 and |q| <= 127, so no saturation),
     and ``vpmaddwd`` widens to int32. All arguments are byte addresses of
     32 readable bytes.
     """
@@ -164,10 +188,126 @@ def nibble_dot32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr):  # pragma
         no_poison = ir.Constant(ir.IntType(1), 0)
         pl = builder.call(maddubs, [builder.call(pabs, [vl, no_poison]), builder.call(psign, [ql, vl])])
         ph = builder.call(maddubs, [builder.call(pabs, [vh, no_poison]), builder.call(psign, [qh, vh])])
-        s32 = builder.call(maddwd, [builder.add(pl, ph), ir.Constant(v16i16, [1] * 16)])
+        ones = ir.Constant(v16i16, [1] * 16)
+        s32 = builder.add(builder.call(maddwd, [pl, ones]), builder.call(maddwd, [ph, ones]))
         return builder.call(reduce, [s32])
 
     return sig, codegen
+
+
+@intrinsic
+def nibble_sq32(typingctx, codes_addr, tab_addr):  # pragma: no cover - compiled
+    """int32 sum over 32 bytes ``b[p]`` at ``codes_addr`` of ``tab[b & 15]**2 + tab[b >> 4]**2`` (AVX2).
+
+    |value| <= 63, so each ``vpmaddubsw`` pair sum stays below 2**15.
+    """
+    sig = types.int32(types.uintp, types.uintp)
+
+    def codegen(context, builder, signature, args):
+        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+        v32i8, v16i16, v8i32 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+        mod = builder.module
+
+        def fn(name, ret, argtys):
+            return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, argtys), name=name)
+
+        pshufb = fn("llvm.x86.avx2.pshuf.b", v32i8, [v32i8, v32i8])
+        pabs = fn("llvm.abs.v32i8", v32i8, [v32i8, ir.IntType(1)])
+        maddubs = fn("llvm.x86.avx2.pmadd.ub.sw", v16i16, [v32i8, v32i8])
+        maddwd = fn("llvm.x86.avx2.pmadd.wd", v8i32, [v16i16, v16i16])
+        reduce = fn("llvm.vector.reduce.add.v8i32", i32, [v8i32])
+
+        def load(addr):
+            ld = builder.load(builder.inttoptr(addr, v32i8.as_pointer()))
+            ld.align = 1
+            return ld
+
+        c, tab = (load(a) for a in args)
+        m15 = ir.Constant(v32i8, [15] * 32)
+        no_poison = ir.Constant(ir.IntType(1), 0)
+        al = builder.call(pabs, [builder.call(pshufb, [tab, builder.and_(c, m15)]), no_poison])
+        hi = builder.and_(builder.lshr(c, ir.Constant(v32i8, [4] * 32)), m15)
+        ah = builder.call(pabs, [builder.call(pshufb, [tab, hi]), no_poison])
+        ones = ir.Constant(v16i16, [1] * 16)
+        sl = builder.call(maddwd, [builder.call(maddubs, [al, al]), ones])
+        sh = builder.call(maddwd, [builder.call(maddubs, [ah, ah]), ones])
+        return builder.call(reduce, [builder.add(sl, sh)])
+
+    return sig, codegen
+
+
+def _row_codegen(with_sq):
+    """LLVM for a whole 4-bit row: loop over 32-byte chunks with vector accumulators, reduce once."""
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+
+        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+        v32i8, v16i16, v8i32 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+        mod = builder.module
+
+        def fn(name, ret, argtys):
+            return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, argtys), name=name)
+
+        pshufb = fn("llvm.x86.avx2.pshuf.b", v32i8, [v32i8, v32i8])
+        psign = fn("llvm.x86.avx2.psign.b", v32i8, [v32i8, v32i8])
+        pabs = fn("llvm.abs.v32i8", v32i8, [v32i8, ir.IntType(1)])
+        maddubs = fn("llvm.x86.avx2.pmadd.ub.sw", v16i16, [v32i8, v32i8])
+        maddwd = fn("llvm.x86.avx2.pmadd.wd", v8i32, [v16i16, v16i16])
+        reduce = fn("llvm.vector.reduce.add.v8i32", i32, [v8i32])
+        codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks = args
+
+        def load(addr):
+            ld = builder.load(builder.inttoptr(addr, v32i8.as_pointer()))
+            ld.align = 1
+            return ld
+
+        zero = ir.Constant(v8i32, [0] * 8)
+        acc_d = cgutils.alloca_once_value(builder, zero)
+        acc_s = cgutils.alloca_once_value(builder, zero)
+        tab = load(tab_addr)
+        m15 = ir.Constant(v32i8, [15] * 32)
+        ones = ir.Constant(v16i16, [1] * 16)
+        no_poison = ir.Constant(ir.IntType(1), 0)
+        with cgutils.for_range(builder, n_chunks) as loop:
+            off = builder.mul(loop.index, ir.Constant(loop.index.type, 32))
+            off = builder.zext(off, codes_addr.type) if off.type.width < codes_addr.type.width else off
+            c = load(builder.add(codes_addr, off))
+            ql = load(builder.add(qlo_addr, off))
+            qh = load(builder.add(qhi_addr, off))
+            vl = builder.call(pshufb, [tab, builder.and_(c, m15)])
+            vh = builder.call(pshufb, [tab, builder.and_(builder.lshr(c, ir.Constant(v32i8, [4] * 32)), m15)])
+            al = builder.call(pabs, [vl, no_poison])
+            ah = builder.call(pabs, [vh, no_poison])
+            pl = builder.call(maddubs, [al, builder.call(psign, [ql, vl])])
+            ph = builder.call(maddubs, [ah, builder.call(psign, [qh, vh])])
+            d = builder.add(builder.call(maddwd, [pl, ones]), builder.call(maddwd, [ph, ones]))
+            builder.store(builder.add(builder.load(acc_d), d), acc_d)
+            if with_sq:
+                sl = builder.call(maddwd, [builder.call(maddubs, [al, al]), ones])
+                sh = builder.call(maddwd, [builder.call(maddubs, [ah, ah]), ones])
+                builder.store(builder.add(builder.load(acc_s), builder.add(sl, sh)), acc_s)
+        dot = builder.call(reduce, [builder.load(acc_d)])
+        if not with_sq:
+            return dot
+        sq = builder.call(reduce, [builder.load(acc_s)])
+        return context.make_tuple(builder, signature.return_type, [dot, sq])
+
+    return codegen
+
+
+@intrinsic
+def row_dot32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):  # pragma: no cover - compiled
+    """``nibble_dot32`` summed over ``n_chunks`` consecutive 32-byte chunks (one reduction)."""
+    sig = types.int32(types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
+    return sig, _row_codegen(False)
+
+
+@intrinsic
+def row_dot_sq32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):  # pragma: no cover - compiled
+    """(``row_dot32``, the sum of squared values) in one pass over the chunks."""
+    sig = types.UniTuple(types.int32, 2)(types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
+    return sig, _row_codegen(True)
 
 
 # ---------------------------------------------------------------- candidate pools
@@ -225,23 +365,28 @@ def _take(buf, row0, skip, k, margin2, hs, hr, ps, pr, state, overflow):
 
 
 @njit(cache=True, parallel=True)
-def scan_pool(codes, nbits, lut, table32, q32, inv, skip, k, margin2, heap_s, heap_r, pool_s, pool_r, state, overflow):
-    """Approximate scores of every row with every query (float32 tables); per row block, a candidate pool.
+def scan_pool(codes, nbits, lut, sq_lut, table32, q32, skip, k, margin2,
+              heap_s, heap_r, pool_s, pool_r, state, overflow):  # fmt: skip
+    """Approximate cosines of every row with every query (float32 tables); per row block, a candidate pool.
 
     Block ``b`` keeps, per query ``t``, a heap of its ``k`` best approximate
     scores (``heap_s[b, t]``, ``heap_r[b, t]``, ``state[b, t, 0]`` of them)
     and a pool (``pool_s[b, t, :state[b, t, 1]]``, rows ``pool_r``, see
-    ``_take``); ``overflow[b, t]`` marks an incomplete pool.
+    ``_take``); ``overflow[b, t]`` marks an incomplete pool. A row's norm is
+    computed once per block of ``SUB_ROWS`` rows, for all queries.
     """
     n = codes.shape[0]
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
+        inv = np.empty(SUB_ROWS, np.float32)
         r_end = min(n, (blk + 1) * BLOCK_ROWS)
         for a in range(blk * BLOCK_ROWS, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
+            for p in range(m):
+                inv[p] = approx_inv_norm(codes[a + p], nbits, sq_lut, table32)
             for t in range(q32.shape[0]):
                 for p in range(m):
-                    buf[p] = approx_score(codes[a + p], nbits, lut, table32, q32, t, inv[a + p])
+                    buf[p] = approx_dot(codes[a + p], nbits, lut, table32, q32, t) * inv[p]
                 _take(buf[:m], a, skip, k, margin2, heap_s[blk, t], heap_r[blk, t],
                       pool_s[blk, t], pool_r[blk, t], state[blk, t], overflow[blk, t:])  # fmt: skip
 
@@ -262,47 +407,105 @@ def simd4_dot(code_row, addr, qlo, qhi, tab16, tab32_addr, t):
     return acc
 
 
+@njit(cache=True, inline="always")
+def simd4_inv_norm(code_row, addr, tab16, tab32_addr, step):
+    """float32 ``1 / |raw row|`` of a 4-bit row from its integer sum of squares (0 for a zero row)."""
+    nb = code_row.shape[0]
+    full = nb // 32
+    acc = np.int64(0)
+    for c in range(full):
+        acc += nibble_sq32(addr + 32 * c, tab32_addr)
+    for p in range(32 * full, nb):
+        b = code_row[p]
+        lo = np.int64(tab16[b & 0xF])
+        hi = np.int64(tab16[b >> 4])
+        acc += lo * lo + hi * hi
+    if acc == 0:
+        return np.float32(0.0)
+    return np.float32(1.0 / (np.sqrt(np.float64(acc)) * step))
+
+
 @njit(cache=True, parallel=True)
-def scan_pool_simd4(codes, tab32, qlo, qhi, qscale, inv, skip, k, margin2,
+def scan_pool_simd4(codes, tab32, step, qlo, qhi, qscale, skip, k, margin2,
                     heap_s, heap_r, pool_s, pool_r, state, overflow):  # fmt: skip
-    """``scan_pool`` for 4-bit rows whose values are small integers times one step (AVX2 only).
+    """``scan_pool`` for 4-bit rows whose values are small integers times one ``step`` (AVX2 only).
 
     ``tab32`` (32,) int8: the 16 code values in steps, twice; ``qlo``/``qhi``
     (Q, >= 32 * ceil(row_bytes / 32)) int8: the quantised query's even/odd
     elements, byte-aligned with the codes; ``qscale`` (Q,) float32: step / S.
-    Score = ``float32(int dot) * qscale[t] * inv[i]``.
+    Score = ``float32(int dot) * qscale[t] * inv``, inv = 1 / |raw row|.
     """
     n = codes.shape[0]
+    nb = codes.shape[1]
+    full = nb // 32
     tab_addr = tab32.ctypes.data
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
+        inv = np.empty(SUB_ROWS, np.float32)
         r_end = min(n, (blk + 1) * BLOCK_ROWS)
         for a in range(blk * BLOCK_ROWS, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
             for t in range(qlo.shape[0]):
                 f = qscale[t]
+                ql = qlo[t].ctypes.data
+                qh = qhi[t].ctypes.data
                 for p in range(m):
                     row = codes[a + p]
-                    dot = simd4_dot(row, row.ctypes.data, qlo, qhi, tab32, tab_addr, t)
-                    buf[p] = (np.float32(dot) * f) * inv[a + p]
+                    addr = row.ctypes.data
+                    if t == 0:  # the first query's pass also sums the squares: the row's norm
+                        dot, sq = row_dot_sq32(addr, ql, qh, tab_addr, full)
+                        for j in range(32 * full, nb):
+                            b = row[j]
+                            lo = np.int32(tab32[b & 0xF])
+                            hi = np.int32(tab32[b >> 4])
+                            dot += lo * np.int32(qlo[t, j]) + hi * np.int32(qhi[t, j])
+                            sq += lo * lo + hi * hi
+                        inv[p] = np.float32(1.0 / np.sqrt(np.float64(sq)) / step) if sq > 0 else np.float32(0.0)
+                    else:
+                        dot = row_dot32(addr, ql, qh, tab_addr, full)
+                        for j in range(32 * full, nb):
+                            b = row[j]
+                            dot += np.int32(tab32[b & 0xF]) * np.int32(qlo[t, j]) + np.int32(tab32[b >> 4]) * np.int32(
+                                qhi[t, j]
+                            )
+                    buf[p] = (np.float32(dot) * f) * inv[p]
                 _take(buf[:m], a, skip, k, margin2, heap_s[blk, t], heap_r[blk, t],
                       pool_s[blk, t], pool_r[blk, t], state[blk, t], overflow[blk, t:])  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def approx_all(codes, nbits, lut, table32, q32, inv, out):
-    """``out[t, i]`` = float32-table approximate score of row i with query t; for tests of the bound."""
+def approx_all(codes, nbits, lut, sq_lut, table32, q32, out):
+    """``out[t, i]`` = float32-table approximate cosine of row i with query t; for tests of the bound."""
     for i in prange(codes.shape[0]):
+        inv = approx_inv_norm(codes[i], nbits, sq_lut, table32)
         for t in range(q32.shape[0]):
-            out[t, i] = approx_score(codes[i], nbits, lut, table32, q32, t, inv[i])
+            out[t, i] = approx_dot(codes[i], nbits, lut, table32, q32, t) * inv
 
 
 @njit(cache=True, parallel=True)
-def approx_all_simd4(codes, tab32, qlo, qhi, qscale, inv, out):
-    """``out[t, i]`` = SIMD approximate score of row i with query t; for tests of the bound."""
+def approx_all_simd4(codes, tab32, step, qlo, qhi, qscale, out):
+    """``out[t, i]`` = SIMD approximate cosine of row i with query t; for tests of the bound."""
     tab_addr = tab32.ctypes.data
     for i in prange(codes.shape[0]):
         row = codes[i]
+        inv = simd4_inv_norm(row, row.ctypes.data, tab32, tab_addr, step)
         for t in range(qlo.shape[0]):
             dot = simd4_dot(row, row.ctypes.data, qlo, qhi, tab32, tab_addr, t)
-            out[t, i] = (np.float32(dot) * qscale[t]) * inv[i]
+            out[t, i] = (np.float32(dot) * qscale[t]) * inv
+
+
+@njit(cache=True)
+def norms_of_rows_serial(codes, scales, rows, nbits, table64, dim, out):
+    """``norms_kernel`` for a few candidate rows, on the calling thread (same arithmetic, same bits).
+
+    Waking a thread pool for a few dozen rows costs more than the work
+    (measured: ~20 ms per parallel launch on a loaded machine).
+    """
+    buf = np.empty(dim, np.float64)
+    for p in range(rows.shape[0]):
+        r = rows[p]
+        raw_row(codes[r], nbits, table64, 1.0, buf)
+        s = scales[r]
+        for j in range(dim):
+            buf[j] = np.float32(buf[j]) / s
+        out[p] = np.sqrt(dot4(buf, buf))

@@ -42,7 +42,10 @@ SearchMethod = Literal["auto", "fast", "scan", "blas"]
 #: pre-selects with BLAS; below it, the fast approximate scan with exact
 #: rescoring (or, for fp32, the exact scan). Measured by
 #: benchmarks/bench_search.py (see docs/performance.md).
-BLAS_MIN_QUERIES = 32
+BLAS_MIN_QUERIES = 6
+#: The same for 4-bit formats served by the AVX2 kernel: measured faster than
+#: BLAS at 100 queries on 1M x 192 (benchmarks/bench_search.py).
+BLAS_MIN_QUERIES_SIMD4 = 128
 #: Candidate-pool entries per (row block, query) in the fast scan; a pool
 #: that overflows (thousands of near-ties) sends its query to the exact scan.
 POOL_ROWS = 1024
@@ -499,8 +502,9 @@ def search(
         ``"scan"``). ``"scan"``: exact table-driven scan per query.
         ``"blas"``: decode 16k rows at a time to float32, pre-select with a
         matrix product, rescore exactly. All return identical results;
-        ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on,
-        ``"fast"`` below.
+        ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on
+        (``BLAS_MIN_QUERIES_SIMD4`` for 4-bit formats on AVX2), ``"fast"``
+        below.
 
     Returns
     -------
@@ -539,12 +543,11 @@ def search(
     if kk == 0 or nq == 0:
         return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)
     if method == "auto":
-        method = "blas" if nq >= BLAS_MIN_QUERIES else "fast"
+        plan = _fast_plan(packed.fmt, packed.dim)
+        method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if plan == "simd4" else BLAS_MIN_QUERIES) else "fast"
     if method == "fast" and _fast_plan(packed.fmt, packed.dim) is not None:
         if index is None:
             index = _index_from_norms(packed, _norms_for(packed, norms, "norms"))
-        elif index.inv_norms.shape != (n,):
-            raise ValueError(f"index.inv_norms has shape {index.inv_norms.shape}, expected ({n},)")
         return _search_fast(index, skip, qhat, kk)
     nrm = _norms_for(packed, norms, "norms")
 
@@ -604,41 +607,40 @@ def _merge_topk(
 
 @dataclass(frozen=True, eq=False)
 class SearchIndex:
-    """What the fast search holds per database: the payload plus one float32 per row.
+    """What the fast search holds per database: the payload, nothing per row beyond it.
+
+    The approximate pass computes each row's norm from its codes as it goes,
+    and the exact rescoring computes the norms of its few candidates, so no
+    norm is stored.
 
     Attributes
     ----------
     packed : Packed
         The n stored vectors (codes and scales: the payload).
-    inv_norms : ndarray of shape (n,), float32
-        ``1 / (scales[i] * norm_i * c)`` rounded to float32, with ``norm_i``
-        the decoded norm (:func:`vector_norms`) and ``c`` a power of two per
-        format (``_table_unit``); 0 for a zero row and for the rows in
-        ``special_rows``.
     special_rows : ndarray of shape (m,), int64
-        Nonzero rows the approximate pass cannot bound (a norm outside
-        [1e-20, 1e30], see ``_special_mask``; a tiny raw norm; a NaN/inf
-        code), scored from ``decode`` in float64 instead; usually empty.
+        Nonzero rows the approximate pass cannot bound (a decoded norm outside
+        [1e-20, 1e30], see ``_special_mask``; raw values so small that float32
+        squares would underflow; a NaN/inf code), scored from ``decode`` in
+        float64 instead; usually empty.
     """
 
     packed: Packed
-    inv_norms: np.ndarray
     special_rows: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: codes, scales, ``inv_norms`` and ``special_rows``."""
-        return self.packed.nbytes + self.inv_norms.nbytes + self.special_rows.nbytes
+        """Bytes held: codes, scales and ``special_rows``."""
+        return self.packed.nbytes + self.special_rows.nbytes
 
 
 def _table_unit(fmt: Format) -> float:
-    """Power of two ``c`` with ``c * max|table|`` in (1/2, 1]: the approximate kernels' raw unit.
+    """Power of two ``c`` with ``c * max|table|`` in (1/2, 1]: the float32 kernels' raw unit.
 
     Scaled by ``c``, raw values of every format (bf16 reaches 3.4e38) keep
-    float32 dot products of unit queries far from overflow.
+    float32 dot products and sums of squares far from overflow.
     """
     if fmt.bits > 16:
-        return 1.0  # fp32 is served by the exact scan; its index only needs 1 / (s * norm)
+        return 1.0
     with np.errstate(invalid="ignore"):
         t = np.abs(decode_table(fmt).astype(np.float64))
     top = float(t[np.isfinite(t)].max())
@@ -646,9 +648,9 @@ def _table_unit(fmt: Format) -> float:
 
 
 #: Rows whose raw norm in table units (``s * norm * c``) is below this are
-#: scored exactly: float32 underflow in the approximate kernels could then
-#: exceed the error bound (only reachable with ``scale="none"``).
-_MIN_UNIT_NORM = 2.0**-60
+#: scored exactly: float32 underflow of squares in the approximate kernels
+#: could otherwise exceed the error bound (reachable only with scale="none").
+_MIN_UNIT_NORM = 2.0**-50
 
 
 def _index_from_norms(packed: Packed, norms: np.ndarray) -> SearchIndex:
@@ -656,10 +658,7 @@ def _index_from_norms(packed: Packed, norms: np.ndarray) -> SearchIndex:
     # non-finite norm: such rows are scored from decode, like the special ones.
     raw = packed.scales.astype(np.float64) * norms * _table_unit(packed.fmt)
     special = _special_mask(norms) | ~np.isfinite(norms) | ((raw < _MIN_UNIT_NORM) & (norms > 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = (1.0 / raw).astype(np.float32)
-    inv[(norms == 0) | special] = 0.0
-    return SearchIndex(packed, inv, np.flatnonzero(special))
+    return SearchIndex(packed, np.flatnonzero(special))
 
 
 def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex:
@@ -675,22 +674,39 @@ def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex
     Returns
     -------
     SearchIndex
-        Pass it to :func:`search` instead of ``packed``; it keeps no float64
-        copy of anything (``nbytes`` = payload + 4 bytes per row).
+        Pass it to :func:`search` instead of ``packed``: it holds the
+        payload and the (usually empty) list of rows scored apart, so
+        repeated searches skip the pass over the data that finds those.
     """
     packed = _check_packed(packed)
     nrm = vector_norms(packed) if norms is None else _check_norms(norms, packed)
     return _index_from_norms(packed, nrm)
 
 
+def _table_bound(bits: int, dim: int) -> float:
+    """Bound on |float32-table approximate cosine - exact cosine| (see docs/performance.md).
+
+    A float32 sum of n terms on eight lanes has a chain of at most
+    ceil(n / 8) + 3 rounded adds, each costing at most 2**-24 of the sum of
+    the terms' magnitudes. The dot product's terms carry two more roundings
+    (the query or pair table, the product) and sum in magnitude to at most
+    ``|t| |q| = |t|``; the squared norm's terms one (the square) and sum to
+    ``|t|**2``, so its square root errs by half as much; the division, the
+    square root and raw-versus-decoded values (2**-24 each) add three more.
+    Relative to ``|t|`` that bounds the cosine's error; doubled for slack.
+    """
+    chain = ((dim + 1) // 2 if bits == 4 else dim + 7) // 8 + 3
+    return 2.0 * ((chain + 2) + (chain + 1) / 2 + 3) * 2.0**-24 + 1e-12
+
+
 def _int4_table(fmt: Format) -> tuple[np.ndarray, float] | None:
-    """The 16 values of a 4-bit format as int8 multiples of one step (|v| <= 127), or None."""
+    """The 16 values of a 4-bit format as int8 multiples of one step (|v| <= 63), or None."""
     t = decode_table(fmt).astype(np.float64)
     if fmt.bits != 4 or not np.isfinite(t).all() or not (t != 0).any():
         return None
     step = float(np.abs(t[t != 0]).min())
     v = t / step
-    if not (np.all(v == np.round(v)) and np.abs(v).max() <= 127):
+    if not (np.all(v == np.round(v)) and np.abs(v).max() <= 63):
         return None
     return np.round(v).astype(np.int8), step
 
@@ -704,17 +720,16 @@ def _fast_plan(fmt: Format, dim: int) -> str | None:
     return "table"
 
 
-def _table_bound(bits: int, dim: int) -> float:
-    """Bound on |float32-table approximate cosine - exact cosine| (see docs/performance.md).
-
-    The float32 sum of n terms on eight lanes has a chain of at most
-    ceil(n / 8) + 3 rounded adds; each term carries two more roundings (the
-    query or pair table, the product), the score three (inv, its product,
-    raw vs decoded values). Each rounding costs at most 2**-24 of
-    ``sum |t_j q_j| <= |t| |q|``, i.e. of the cosine's scale 1; doubled for slack.
-    """
-    terms = (dim + 1) // 2 if bits == 4 else dim
-    return 2.0 * ((terms + 7) // 8 + 3 + 5) * 2.0**-24 + 1e-12
+def _float_luts(fmt: Format, dim: int, qhat: np.ndarray, t64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pair tables of the queries and of squares for 4-bit rows; placeholders (shape carries d) otherwise."""
+    if fmt.bits != 4:
+        return np.empty((1, 1, 1), np.float32), np.empty((1, dim, 1), np.float32)
+    lut = np.empty((qhat.shape[0], (dim + 1) // 2, 256), np.float32)
+    SK.pair_lut(qhat, t64, lut)
+    sq_lut = np.empty((1, (dim + 1) // 2, 256), np.float32)
+    ones = np.ones((1, dim))
+    SK.pair_lut(ones, t64 * t64, sq_lut)  # t[lo]**2 + t[hi]**2 (an odd d's missing value weighs 0)
+    return lut, sq_lut
 
 
 def _fast_candidates(
@@ -730,7 +745,7 @@ def _fast_candidates(
     nq = qhat.shape[0]
     plan = _fast_plan(fmt, dim)
     if plan == "simd4":
-        tab, step = _int4_table(fmt)  # type: ignore[misc]
+        tab = _int4_table(fmt)[0]  # type: ignore[index]
         amax = np.abs(qhat).max(axis=1)
         scale = np.where(amax > 0, 127.0 / np.where(amax > 0, amax, 1.0), 0.0)
         qi = np.rint(qhat * scale[:, None])
@@ -743,8 +758,7 @@ def _fast_candidates(
         qhi = np.zeros((nq, width), np.int8)
         qlo[:, : (dim + 1) // 2] = qi[:, 0::2]
         qhi[:, : dim // 2] = qi[:, 1::2]
-        unit = _table_unit(fmt)
-        qscale = np.where(scale > 0, step * unit / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
+        qscale = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
         tab32 = np.concatenate([tab, tab])
     else:
         bound = np.full(nq, _table_bound(fmt.bits, dim))
@@ -760,7 +774,7 @@ def _fast_candidates(
     skip_k = skip if not index.special_rows.size else skip.copy()
     skip_k[index.special_rows] = True
     if plan == "simd4":
-        SK.scan_pool_simd4(packed.codes, tab32, qlo, qhi, qscale, index.inv_norms, skip_k, k, margin2,
+        SK.scan_pool_simd4(packed.codes, tab32, 1.0, qlo, qhi, qscale, skip_k, k, margin2,
                            heap_s, heap_r, pool_s, pool_r, state, overflow)  # fmt: skip
     else:
         # Non-finite codes only occur in rows scored elsewhere (see _index_from_norms).
@@ -768,12 +782,8 @@ def _fast_candidates(
             t64 = decode_table(fmt).astype(np.float64)
         t64 = np.nan_to_num(t64, nan=0.0, posinf=0.0, neginf=0.0) * _table_unit(fmt)
         t32 = t64.astype(np.float32)
-        if fmt.bits == 4:
-            lut = np.empty((nq, (dim + 1) // 2, 256), np.float32)
-            SK.pair_lut(qhat, t64, lut)
-        else:
-            lut = np.empty((1, 1, 1), np.float32)
-        SK.scan_pool(packed.codes, fmt.bits, lut, t32, qhat.astype(np.float32), index.inv_norms, skip_k, k,
+        lut, sq_lut = _float_luts(fmt, dim, qhat, t64)
+        SK.scan_pool(packed.codes, fmt.bits, lut, sq_lut, t32, qhat.astype(np.float32), skip_k, k,
                      margin2, heap_s, heap_r, pool_s, pool_r, state, overflow)  # fmt: skip
     rows_out: list[np.ndarray] = []
     over_out: list[bool] = []
@@ -791,12 +801,15 @@ def _fast_candidates(
 
 
 def _rescore(packed: Packed, qhat: np.ndarray, rows: list[np.ndarray]) -> list[np.ndarray]:
-    """Exact scores (as the exact scan computes them) of ``rows[t]`` with query t; norms computed for those rows only."""
+    """Exact scores (as the exact scan gives them) of ``rows[t]`` with query t; norms of those rows only."""
     uniq = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
     if uniq.size == 0:
         return [np.zeros(0, np.float64) for _ in rows]
     sub = Packed(packed.codes[uniq], packed.scales[uniq], packed.fmt, packed.dim, packed.scale)
-    norms = _norms_of_rows(packed, uniq)
+    norms = np.empty(uniq.size, np.float64)
+    SK.norms_of_rows_serial(
+        packed.codes, packed.scales, uniq, packed.fmt.bits, _raw_table(packed.fmt), packed.dim, norms
+    )
     width = max(r.size for r in rows)
     local = np.zeros((len(rows), width), np.int64)
     counts = np.array([r.size for r in rows], np.int64)
