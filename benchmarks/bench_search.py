@@ -426,8 +426,8 @@ def main() -> None:
             fns[name] = searcher(name, index, k, args.threads)
             mfs.search(scoring.search_index(packed[:5000]), q, k)  # compile outside the timings
             held[name] = index.nbytes
-            # The scan reads the codes, one float32 per row and the exclusion mask (1 byte per row).
-            bytes_q = packed.codes.nbytes + index.inv_norms.nbytes + rows
+            # The scan reads the codes and the exclusion mask (1 byte per row); norms come from the codes.
+            bytes_q = packed.codes.nbytes + rows
         else:
             fns[name] = build(name, iter([(0, x)]), rows, dim, k, args.threads)
             width = {"numpy_f32": 4, "faiss_Flat": 4, "faiss_QT_4bit": 0.5, "faiss_QT_8bit": 1, "faiss_QT_fp16": 2,

@@ -28,8 +28,6 @@ from numba.extending import intrinsic
 from minifloat_store._kernels import unpack_group
 from minifloat_store._score_kernels import dot4, heap_offer, raw_row
 
-#: Rows per parallel work item (each has its own heaps and candidate pools).
-BLOCK_ROWS = 16384
 #: Rows scored for all queries of a batch before moving on (codes stay in cache).
 SUB_ROWS = 256
 
@@ -366,7 +364,7 @@ def _take(buf, row0, skip, k, margin2, hs, hr, ps, pr, state, overflow):
 
 @njit(cache=True, parallel=True)
 def scan_pool(codes, nbits, lut, sq_lut, table32, q32, skip, k, margin2,
-              heap_s, heap_r, pool_s, pool_r, state, overflow):  # fmt: skip
+              heap_s, heap_r, pool_s, pool_r, state, overflow, block_rows):  # fmt: skip
     """Approximate cosines of every row with every query (float32 tables); per row block, a candidate pool.
 
     Block ``b`` keeps, per query ``t``, a heap of its ``k`` best approximate
@@ -379,8 +377,8 @@ def scan_pool(codes, nbits, lut, sq_lut, table32, q32, skip, k, margin2,
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
         inv = np.empty(SUB_ROWS, np.float32)
-        r_end = min(n, (blk + 1) * BLOCK_ROWS)
-        for a in range(blk * BLOCK_ROWS, r_end, SUB_ROWS):
+        r_end = min(n, (blk + 1) * block_rows)
+        for a in range(blk * block_rows, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
             for p in range(m):
                 inv[p] = approx_inv_norm(codes[a + p], nbits, sq_lut, table32)
@@ -427,7 +425,7 @@ def simd4_inv_norm(code_row, addr, tab16, tab32_addr, step):
 
 @njit(cache=True, parallel=True)
 def scan_pool_simd4(codes, tab32, step, qlo, qhi, qscale, skip, k, margin2,
-                    heap_s, heap_r, pool_s, pool_r, state, overflow):  # fmt: skip
+                    heap_s, heap_r, pool_s, pool_r, state, overflow, block_rows):  # fmt: skip
     """``scan_pool`` for 4-bit rows whose values are small integers times one ``step`` (AVX2 only).
 
     ``tab32`` (32,) int8: the 16 code values in steps, twice; ``qlo``/``qhi``
@@ -442,8 +440,8 @@ def scan_pool_simd4(codes, tab32, step, qlo, qhi, qscale, skip, k, margin2,
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
         inv = np.empty(SUB_ROWS, np.float32)
-        r_end = min(n, (blk + 1) * BLOCK_ROWS)
-        for a in range(blk * BLOCK_ROWS, r_end, SUB_ROWS):
+        r_end = min(n, (blk + 1) * block_rows)
+        for a in range(blk * block_rows, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
             for t in range(qlo.shape[0]):
                 f = qscale[t]

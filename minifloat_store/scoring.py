@@ -46,9 +46,14 @@ BLAS_MIN_QUERIES = 6
 #: The same for 4-bit formats served by the AVX2 kernel: measured faster than
 #: BLAS at 100 queries on 1M x 192 (benchmarks/bench_search.py).
 BLAS_MIN_QUERIES_SIMD4 = 128
-#: Candidate-pool entries per (row block, query) in the fast scan; a pool
-#: that overflows (thousands of near-ties) sends its query to the exact scan.
-POOL_ROWS = 1024
+#: Candidate-pool entries per (row block, query) in the fast scan (at least
+#: 4k); a pool that overflows (hundreds of near-ties in one block) sends its
+#: query to the exact scan.
+POOL_ROWS = 256
+#: Above this k the pools would grow large: the exact scan or BLAS serve it.
+FAST_MAX_K = 256
+#: Rows per parallel work item of the fast scan (each has its own heaps and pools).
+FAST_BLOCK_ROWS = 16384
 _HAS_AVX2 = bool(llvmlite.binding.get_host_cpu_features().get("avx2", False))
 #: Rows decoded to float32 at a time on the BLAS path.
 CHUNK_ROWS = 16384
@@ -545,6 +550,8 @@ def search(
     if method == "auto":
         plan = _fast_plan(packed.fmt, packed.dim)
         method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if plan == "simd4" else BLAS_MIN_QUERIES) else "fast"
+    if method == "fast" and kk > FAST_MAX_K:
+        method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
     if method == "fast" and _fast_plan(packed.fmt, packed.dim) is not None:
         if index is None:
             index = _index_from_norms(packed, _norms_for(packed, norms, "norms"))
@@ -622,10 +629,15 @@ class SearchIndex:
         [1e-20, 1e30], see ``_special_mask``; raw values so small that float32
         squares would underflow; a NaN/inf code), scored from ``decode`` in
         float64 instead; usually empty.
+    unit : float
+        A power of two that brings the largest raw row norm into (1/2, 1]:
+        the float32 kernels work on ``table[code] * unit``, far from
+        overflow (bf16 values reach 3.4e38) and from underflow.
     """
 
     packed: Packed
     special_rows: np.ndarray
+    unit: float = 1.0
 
     @property
     def nbytes(self) -> int:
@@ -633,32 +645,22 @@ class SearchIndex:
         return self.packed.nbytes + self.special_rows.nbytes
 
 
-def _table_unit(fmt: Format) -> float:
-    """Power of two ``c`` with ``c * max|table|`` in (1/2, 1]: the float32 kernels' raw unit.
-
-    Scaled by ``c``, raw values of every format (bf16 reaches 3.4e38) keep
-    float32 dot products and sums of squares far from overflow.
-    """
-    if fmt.bits > 16:
-        return 1.0
-    with np.errstate(invalid="ignore"):
-        t = np.abs(decode_table(fmt).astype(np.float64))
-    top = float(t[np.isfinite(t)].max())
-    return 2.0 ** -int(np.ceil(np.log2(top))) if top > 0 else 1.0
-
-
-#: Rows whose raw norm in table units (``s * norm * c``) is below this are
+#: Rows whose raw norm, in units of the largest row's, is below this are
 #: scored exactly: float32 underflow of squares in the approximate kernels
-#: could otherwise exceed the error bound (reachable only with scale="none").
+#: could otherwise exceed the error bound (a dynamic range of 2**50 between rows).
 _MIN_UNIT_NORM = 2.0**-50
 
 
 def _index_from_norms(packed: Packed, norms: np.ndarray) -> SearchIndex:
+    raw = packed.scales.astype(np.float64) * norms  # |table[codes]| per row
     # A NaN/inf code (possible in a damaged file, never from encode) gives a
     # non-finite norm: such rows are scored from decode, like the special ones.
-    raw = packed.scales.astype(np.float64) * norms * _table_unit(packed.fmt)
-    special = _special_mask(norms) | ~np.isfinite(norms) | ((raw < _MIN_UNIT_NORM) & (norms > 0))
-    return SearchIndex(packed, np.flatnonzero(special))
+    special = _special_mask(norms) | ~np.isfinite(norms)
+    ok = raw[~special]
+    top = float(ok.max()) if ok.size else 0.0
+    unit = 2.0 ** -int(np.ceil(np.log2(top))) if top > 0 else 1.0
+    special |= (raw * unit < _MIN_UNIT_NORM) & (norms > 0)
+    return SearchIndex(packed, np.flatnonzero(special), unit)
 
 
 def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex:
@@ -732,6 +734,50 @@ def _float_luts(fmt: Format, dim: int, qhat: np.ndarray, t64: np.ndarray) -> tup
     return lut, sq_lut
 
 
+def _query_tables(fmt: Format, dim: int, qhat: np.ndarray, unit: float) -> tuple[str, tuple[object, ...], np.ndarray]:
+    """The approximate kernel for ``fmt``, its per-query arguments, and each query's error bound.
+
+    Returns (plan, args, bound): ``args`` go between the codes and the skip
+    mask of ``SK.scan_pool_simd4`` (plan "simd4") or ``SK.scan_pool``
+    ("table"); ``bound[t]`` (float64) bounds |approximate - exact cosine|
+    for query t and every row not in ``SearchIndex.special_rows``.
+    """
+    nq = qhat.shape[0]
+    if _fast_plan(fmt, dim) == "simd4":
+        tab = _int4_table(fmt)[0]  # type: ignore[index]
+        amax = np.abs(qhat).max(axis=1)
+        safe = np.where(amax > 0, amax, 1.0)
+        scale = np.where(amax > 0, 127.0 / safe, 0.0)
+        qi = np.rint(qhat * scale[:, None])
+        err = qi / np.where(scale > 0, scale, 1.0)[:, None] - qhat
+        # |sum t_j e_j| <= |t| |e| (Cauchy-Schwarz): the integer dot's error in
+        # cosine units; 1e-6 covers the float32 roundings of the score.
+        bound = np.sqrt(np.einsum("ij,ij->i", err, err)) * (1 + 2.0**-20) + 1e-6
+        width = 32 * ((fmt.row_bytes(dim) + 31) // 32)
+        qlo = np.zeros((nq, width), np.int8)
+        qhi = np.zeros((nq, width), np.int8)
+        qlo[:, : (dim + 1) // 2] = qi[:, 0::2]
+        qhi[:, : dim // 2] = qi[:, 1::2]
+        qscale = (1.0 / np.where(scale > 0, scale, 1.0)).astype(np.float32)
+        return "simd4", (np.concatenate([tab, tab]), 1.0, qlo, qhi, qscale), bound
+    # Non-finite codes only occur in rows scored elsewhere (see _index_from_norms).
+    with np.errstate(invalid="ignore"):
+        t64 = decode_table(fmt).astype(np.float64)
+    t64 = np.nan_to_num(t64, nan=0.0, posinf=0.0, neginf=0.0) * unit
+    lut, sq_lut = _float_luts(fmt, dim, qhat, t64)
+    args = (fmt.bits, lut, sq_lut, t64.astype(np.float32), qhat.astype(np.float32))
+    return "table", args, np.full(nq, _table_bound(fmt.bits, dim))
+
+
+def _approx_scores(index: SearchIndex, qhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's approximate cosine (float32, (q, n)) and each query's bound: what the tests check."""
+    packed = index.packed
+    plan, args, bound = _query_tables(packed.fmt, packed.dim, qhat, index.unit)
+    out = np.empty((qhat.shape[0], packed.n), np.float32)
+    (SK.approx_all_simd4 if plan == "simd4" else SK.approx_all)(packed.codes, *args, out)
+    return out, bound
+
+
 def _fast_candidates(
     index: SearchIndex, skip: np.ndarray, qhat: np.ndarray, k: int
 ) -> tuple[list[np.ndarray], list[bool]]:
@@ -741,50 +787,24 @@ def _fast_candidates(
     overflowed (then the caller scans that query exactly).
     """
     packed = index.packed
-    fmt, dim, n = packed.fmt, packed.dim, packed.n
+    n = packed.n
     nq = qhat.shape[0]
-    plan = _fast_plan(fmt, dim)
-    if plan == "simd4":
-        tab = _int4_table(fmt)[0]  # type: ignore[index]
-        amax = np.abs(qhat).max(axis=1)
-        scale = np.where(amax > 0, 127.0 / np.where(amax > 0, amax, 1.0), 0.0)
-        qi = np.rint(qhat * scale[:, None])
-        err = qi / np.where(scale > 0, scale, 1.0)[:, None] - qhat
-        # |sum t_j e_j| <= |t| |e| (Cauchy-Schwarz): the integer dot's error in cosine units.
-        bound = np.sqrt(np.einsum("ij,ij->i", err, err)) * (1 + 2.0**-20) + 1e-6
-        nbytes = packed.fmt.row_bytes(dim)
-        width = 32 * ((nbytes + 31) // 32)
-        qlo = np.zeros((nq, width), np.int8)
-        qhi = np.zeros((nq, width), np.int8)
-        qlo[:, : (dim + 1) // 2] = qi[:, 0::2]
-        qhi[:, : dim // 2] = qi[:, 1::2]
-        qscale = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0).astype(np.float32)
-        tab32 = np.concatenate([tab, tab])
-    else:
-        bound = np.full(nq, _table_bound(fmt.bits, dim))
+    plan, args, bound = _query_tables(packed.fmt, packed.dim, qhat, index.unit)
     margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
-    n_blocks = (n + SK.BLOCK_ROWS - 1) // SK.BLOCK_ROWS
+    n_blocks = (n + FAST_BLOCK_ROWS - 1) // FAST_BLOCK_ROWS
     heap_s = np.empty((n_blocks, nq, k), np.float32)
     heap_r = np.empty((n_blocks, nq, k), np.int64)
-    pool_s = np.empty((n_blocks, nq, POOL_ROWS), np.float32)
-    pool_r = np.empty((n_blocks, nq, POOL_ROWS), np.int64)
+    cap = max(POOL_ROWS, 4 * k)
+    pool_s = np.empty((n_blocks, nq, cap), np.float32)
+    pool_r = np.empty((n_blocks, nq, cap), np.int64)
     state = np.zeros((n_blocks, nq, 2), np.int64)
     overflow = np.zeros((n_blocks, nq), np.bool_)
-    # Special and zero rows have inv 0; special rows are scored elsewhere.
-    skip_k = skip if not index.special_rows.size else skip.copy()
-    skip_k[index.special_rows] = True
-    if plan == "simd4":
-        SK.scan_pool_simd4(packed.codes, tab32, 1.0, qlo, qhi, qscale, skip_k, k, margin2,
-                           heap_s, heap_r, pool_s, pool_r, state, overflow)  # fmt: skip
-    else:
-        # Non-finite codes only occur in rows scored elsewhere (see _index_from_norms).
-        with np.errstate(invalid="ignore"):
-            t64 = decode_table(fmt).astype(np.float64)
-        t64 = np.nan_to_num(t64, nan=0.0, posinf=0.0, neginf=0.0) * _table_unit(fmt)
-        t32 = t64.astype(np.float32)
-        lut, sq_lut = _float_luts(fmt, dim, qhat, t64)
-        SK.scan_pool(packed.codes, fmt.bits, lut, sq_lut, t32, qhat.astype(np.float32), skip_k, k,
-                     margin2, heap_s, heap_r, pool_s, pool_r, state, overflow)  # fmt: skip
+    skip_k = skip
+    if index.special_rows.size:  # scored apart, from decode
+        skip_k = skip.copy()
+        skip_k[index.special_rows] = True
+    kernel = SK.scan_pool_simd4 if plan == "simd4" else SK.scan_pool
+    kernel(packed.codes, *args, skip_k, k, margin2, heap_s, heap_r, pool_s, pool_r, state, overflow, FAST_BLOCK_ROWS)
     rows_out: list[np.ndarray] = []
     over_out: list[bool] = []
     for t in range(nq):
