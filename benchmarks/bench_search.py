@@ -379,6 +379,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="threads for every method (0: the defaults)")
     ap.add_argument("--out", default="bench_search")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of single,batch10,batch100")
     ap.add_argument("--trial-rows", type=int, default=145_000)
     ap.add_argument("--trial-pairs", type=int, default=580_000)
     ap.add_argument("--trials", action="store_true", help="also time trial scoring")
@@ -441,7 +442,10 @@ def main() -> None:
     # ---- timings
     results: dict[str, dict[str, Any]] = {n: {"method": n, "build_s": build_s[n], "held_mb": held[n] / 2**20,
                                               "bytes_per_query": bytes_per_query[n]} for n in names}  # fmt: skip
+    modes = args.modes.split(",")
     for mode, (nq, per_call) in MODES.items():
+        if mode not in modes:
+            continue
         qq = q[:nq]
         print(f"{mode}: {nq} queries, {per_call} per call, {args.repeats} interleaved rounds ...")
         calls = {
@@ -481,7 +485,7 @@ def main() -> None:
     for n in names:
         r = results[n]
         print(
-            f"{n:<16} {r['single_qps']:>10.1f} {r['batch10_qps']:>9.1f} {r['batch100_qps']:>9.1f} "
+            f"{n:<16} {r['single_qps']:>10.1f} {r.get('batch10_qps', np.nan):>9.1f} {r.get('batch100_qps', np.nan):>9.1f} "
             f"{r['single_bw_fraction']:>7.2f} {r['bytes_per_query'] / 1e6:>9.1f} {r['held_mb']:>8.1f} "
             f"{r['recall_at_k']:>7.3f}"
         )
