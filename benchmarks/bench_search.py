@@ -485,7 +485,8 @@ def main() -> None:
     for n in names:
         r = results[n]
         print(
-            f"{n:<16} {r['single_qps']:>10.1f} {r.get('batch10_qps', np.nan):>9.1f} {r.get('batch100_qps', np.nan):>9.1f} "
+            f"{n:<16} {r['single_qps']:>10.1f} {r.get('batch10_qps', np.nan):>9.1f} "
+            f"{r.get('batch100_qps', np.nan):>9.1f} "
             f"{r['single_bw_fraction']:>7.2f} {r['bytes_per_query'] / 1e6:>9.1f} {r['held_mb']:>8.1f} "
             f"{r['recall_at_k']:>7.3f}"
         )
