@@ -91,7 +91,9 @@ def test_nonorm_profile_lies_in_wavlm_range():
 def test_float32_eer_is_a_few_percent(profile):
     c = corpus(profile)
     rate, _ = eer(cosine_scores(c.embeddings, c), c.trials.labels)
-    assert 0.015 < rate < 0.05
+    # Calibrated to about 3 %. Seed 0: 3.00 % (batchnorm), 2.80 % (nonorm); over seeds 0-7 the
+    # float32 EER spans 2.89-3.47 % and 2.57-3.23 %.
+    assert 0.023 < rate < 0.038
 
 
 def test_nonorm_collapses_at_e2m1_without_scaling_and_recovers_with_vector_scaling():
@@ -103,8 +105,11 @@ def test_nonorm_collapses_at_e2m1_without_scaling_and_recovers_with_vector_scali
     plain_eer, _ = eer(plain, labels)
     _, plain_frr = far_frr(plain, labels, ref_thr)
     scaled_eer, _ = eer(scaled, labels)
-    assert plain_eer > 0.2 and plain_frr > 0.9  # the study: FRR 97.55 % at 0.86
-    assert abs(scaled_eer - ref_eer) < 0.02
+    # Seed 0: EER 48.96 %, FRR 97.52 % at the float32 EER threshold (the study: FRR 97.55 % at 0.86);
+    # seeds 0-7: EER 48.77-49.45 %, FRR at the model threshold 97.53-98.99 %.
+    assert plain_eer > 0.45 and plain_frr > 0.97
+    # Seed 0: +0.06 points; seeds 0-7: +0.02 to +0.10 points.
+    assert abs(scaled_eer - ref_eer) < 0.0015
 
 
 def test_batchnorm_survives_e2m1_without_scaling():
@@ -112,7 +117,7 @@ def test_batchnorm_survives_e2m1_without_scaling():
     labels = c.trials.labels
     ref_eer, _ = eer(cosine_scores(c.embeddings, c), labels)
     plain_eer, _ = eer(cosine_scores(mfs.quantize(c.embeddings, "e2m1", "none"), c), labels)
-    assert abs(plain_eer - ref_eer) < 0.01
+    assert abs(plain_eer - ref_eer) < 0.0015  # seed 0: +0.05 points; seeds 0-7: +0.02 to +0.11 points
 
 
 def test_written_trial_list_reads_back_equal(tmp_path):
