@@ -115,10 +115,20 @@ def test_search_and_scoring_tables_are_the_saved_results():
     m = re.search(r"float32 holds ([\d.]+)x the bytes \(([\d.]+)x the resident set\)", text)
     check(m.group(1), by_method["numpy_f32"]["held_mb"] / by_method["mfs_e2m1"]["held_mb"], "held ratio")
     check(m.group(2), targets["numpy_f32_memory_over_e2m1"], "RSS ratio")
+    crossover = table(doc, "| queries | 1 | 2 |")
+    assert [c[0] for c in crossover] == ["scan", "decode + BLAS"]
+    for cells, key in zip(crossover, ("scan_s", "blas_s"), strict=True):
+        for printed, r in zip(cells[1:], res["crossover_e2m1"], strict=True):
+            check(printed, r[key], f"crossover {cells[0]} {r['queries']} queries (ms)", scale=1e-3)
+    sweep = re.search(
+        r"100 queries: 4,096 rows (\d+) ms, 16,384 rows (\d+) ms, 32,768 rows (\d+) ms, 65,536 rows (\d+) ms", text
+    )
+    for printed, r in zip(sweep.groups(), res["chunk_sweep_e2m1"], strict=True):
+        check(printed, r["best_s"], f"chunk sweep {r['chunk_rows']} (ms)", scale=1e-3)
     m = re.search(r"load average ([\d.]+) → ([\d.]+) during the run", text)
     for printed, value in zip(m.groups(), res["load_average_before_after"], strict=True):
         check(printed, value, "search load average")
-    check.done(at_least=90)
+    check.done(at_least=100)
 
 
 def test_store_tables_are_the_saved_results():
