@@ -269,3 +269,60 @@ def test_evaluation_md_store_sizes_are_what_the_demo_measured(demo_dir):
         check(a or c, rows(out, "nonorm")[("e2m1", "none")]["zero_vectors"], "evaluation.md zero vectors", problems)
         check(b or d, doc["n_embeddings"], "evaluation.md embeddings", problems)
     assert not problems, "\n".join(problems)
+
+
+def check_bound(printed: str, value: float, what: str, problems: list[str]) -> None:
+    """``within <printed>`` claims: the largest value is at most the bound, and the bound is tight (one unit)."""
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    if not value <= float(printed) + 1e-12 or float(printed) - value >= 10.0**-decimals:
+        problems.append(f"{what}: the doc says within {printed}, the largest is {value:.6g}")
+
+
+def test_evaluation_md_findings_are_what_the_demo_computes(demo_dir):
+    out, _ = demo_dir
+    text = " ".join((ROOT / "docs" / "evaluation.md").read_text().split())
+    problems: list[str] = []
+    bn = rows(out, "batchnorm")
+    ref = bn[("fp32", "none")]
+    m = re.search(
+        r"keeps EER within ([\d.]+) points of float32 and FAR/FRR at the fixed threshold within ([\d.]+) points; "
+        r"the EER threshold moves by at most ([\d.]+)\.",
+        text,
+    )
+    assert m, "docs/evaluation.md: the batchnorm finding is gone"
+    check_bound(m.group(1), max(abs(r["eer_pct"] - ref["eer_pct"]) for r in bn.values()), "batchnorm EER", problems)
+    far_frr = max(max(abs(r["far_pct"] - ref["far_pct"]), abs(r["frr_pct"] - ref["frr_pct"])) for r in bn.values())
+    check_bound(m.group(2), far_frr, "batchnorm FAR/FRR", problems)
+    thr = max(abs(r["eer_threshold"] - ref["eer_threshold"]) for r in bn.values())
+    check_bound(m.group(3), thr, "batchnorm EER threshold", problems)
+
+    nn = rows(out, "nonorm")
+    ref = nn[("fp32", "none")]
+    m = re.search(
+        r"FAR / FRR ([\d.]+) / ([\d.]+) % at the fixed threshold, EER ([\d.]+) %\), e2m3 rejects ([\d.]+) % of "
+        r"targets and e3m2 ([\d.]+) %",
+        text,
+    )
+    assert m, "docs/evaluation.md: the nonorm finding is gone"
+    values = (
+        nn[("e2m1", "none")]["far_pct"],
+        nn[("e2m1", "none")]["frr_pct"],
+        nn[("e2m1", "none")]["eer_pct"],
+        nn[("e2m3", "none")]["frr_pct"],
+        nn[("e3m2", "none")]["frr_pct"],
+    )
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "evaluation.md nonorm finding", problems)
+    m = re.search(
+        r"every format is back within ([\d.]+) points of the float32 EER \(e2m1: ([\d.]+) % against ([\d.]+) %\)", text
+    )
+    scaled = [r for (fmt, scale), r in nn.items() if scale == "vector"]
+    check_bound(m.group(1), max(abs(r["eer_pct"] - ref["eer_pct"]) for r in scaled), "nonorm scaled EER", problems)
+    check(m.group(2), nn[("e2m1", "vector")]["eer_pct"], "evaluation.md e2m1 vector EER", problems)
+    check(m.group(3), ref["eer_pct"], "evaluation.md float32 EER", problems)
+    m = re.search(r"\(e2m3 here: EER ([\d.]+) %, FRR ([\d.]+) %\).*?moves from ([\d.]+) to ([\d.]+)\)", text)
+    e2m3 = nn[("e2m3", "none")]
+    values = (e2m3["eer_pct"], e2m3["frr_pct"], ref["eer_threshold"], e2m3["eer_threshold"])
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "evaluation.md e2m3 example", problems)
+    assert not problems, "\n".join(problems)

@@ -3,7 +3,9 @@ design and the accuracy the corpus was calibrated for."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +150,56 @@ def test_dim_override_changes_only_the_width():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_corpus(**kwargs)
+
+
+def test_evaluation_md_quotes_the_seed_0_corpus():
+    """docs/evaluation.md's profile and trial-design numbers, to half a unit of the digit printed."""
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "evaluation.md").read_text().split())
+    problems = []
+
+    def check(printed: str, value: float, what: str) -> None:
+        printed = printed.replace(",", "")
+        decimals = len(printed.split(".")[1]) if "." in printed else 0
+        if abs(float(printed) - value) > 0.5 * 10.0**-decimals + 1e-9:
+            problems.append(f"{what}: the doc says {printed}, seed 0 gives {value:.6g}")
+
+    x = corpus("batchnorm").embeddings
+    m = re.search(
+        r"per-vector std median ([\d.]+), per-vector max abs median ([\d.]+) \(5-95 %: ([\d.]+)-([\d.]+)\); "
+        r"corpus extremes (-[\d.]+) / ([\d.]+)",
+        text,
+    )
+    extreme = np.abs(x).max(axis=1)
+    values = (np.median(x.std(axis=1)), np.median(extreme), *np.percentile(extreme, [5, 95]), x.min(), x.max())
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "batchnorm profile")
+    y = corpus("nonorm").embeddings
+    m = re.search(
+        r"per-vector max abs median ([\d.]+); corpus range \[(-[\d.]+), ([\d.]+)\], mean (-[\d.]+); "
+        r"([\d.]+) values per vector below -0.25",
+        text,
+    )
+    values = (np.median(np.abs(y).max(axis=1)), y.min(), y.max(), y.mean(), (y < -0.25).sum(axis=1).mean())
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "nonorm profile")
+    c = corpus("batchnorm")
+    per_speaker = np.unique(np.asarray(c.speakers), return_counts=True)[1]
+    m = re.search(
+        r"(\d+) speakers; ([\d,]+) utterances, (\d+) to (\d+) per speaker at seed 0 .*?\(([\d,]+) in all at seed 0; "
+        r".*?\); ([\d,]+) trials, ([\d,]+) target and ([\d,]+) non-target",
+        text,
+    )
+    labels = np.asarray(c.trials.labels, dtype=bool)
+    values = (
+        per_speaker.size,
+        len(c.ids),
+        per_speaker.min(),
+        per_speaker.max(),
+        np.unique(c.sessions).size,
+        labels.size,
+        labels.sum(),
+        (~labels).sum(),
+    )
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "trial design")
+    assert not problems, "\n".join(problems)
