@@ -214,3 +214,66 @@ def test_readme_search_sentence_is_the_saved_results():
 )
 def test_half_a_unit_of_the_last_digit(printed, value, ok):
     assert agrees(printed, value) is ok
+
+
+def test_codec_tables_are_the_saved_results():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    check = Checker()
+    for name, header in (
+        ("bench_codec", "| format | encode GB/s |"),
+        ("bench_codec_1thread", "| format (one thread) |"),
+    ):
+        res = {r["format"]: r for r in load(name)["results"]}
+        rows = table(doc, header)
+        assert sorted(c[0] for c in rows) == sorted(res), f"{name}: the table's formats differ from the JSON's"
+        for cells in rows:
+            r = res[cells[0]]
+            for i, key in enumerate(("encode", "decode", "decode_out")):
+                gbps, base, ratio = cells[1 + 3 * i : 4 + 3 * i]
+                best, median = re.fullmatch(r"([\d.]+)x \(([\d.]+)x\)", ratio).groups()
+                check(gbps, r[f"{key}_gbps"], f"{name} {cells[0]} {key} GB/s")
+                check(base, r[f"{key}_baseline_gbps"], f"{name} {cells[0]} {key} baseline GB/s")
+                check(best, r[f"{key}_ratio"], f"{name} {cells[0]} {key} ratio")
+                check(median, r[f"{key}_median_ratio"], f"{name} {cells[0]} {key} median ratio")
+    machine = load("bench_codec")["machine"]
+    text = prose("docs/performance.md")
+    m = re.search(r"load average ([\d.]+) at the start and ([\d.]+) at the end", text)
+    assert m, "performance.md: the codec run's load average is gone"
+    check(m.group(1), machine["loadavg_start"][0], "codec load at start")
+    check(m.group(2), machine["loadavg_end"][0], "codec load at end")
+    six = [r for r in load("bench_codec")["results"] if r["format"] not in ("fp16", "bf16")]
+    readme = prose("README.md")
+    m = re.search(
+        r"one pass: ([\d.]+)-([\d.]+) GB/s of float32 encoded and ([\d.]+)-([\d.]+) GB/s decoded, ([\d.]+)-([\d.]+)x "
+        r"and ([\d.]+)-([\d.]+)x an ml_dtypes \+ numpy baseline",
+        readme,
+    )
+    assert m, "README: the codec speed sentence is gone"
+    for i, key in enumerate(("encode_gbps", "decode_gbps", "encode_ratio", "decode_ratio")):
+        check(m.group(1 + 2 * i), min(r[key] for r in six), f"README {key} low")
+        check(m.group(2 + 2 * i), max(r[key] for r in six), f"README {key} high")
+    check.done(at_least=150)
+
+
+def test_reproduce_md_extraction_times_are_the_saved_results():
+    doc = (ROOT / "docs" / "reproduce.md").read_text()
+    res = load("bench_extract")
+    by_model = {r["model"]: r for r in res["rows"]}
+    names = {"CAM++": "campplus", "ReDimNet b2": "redimnet", "WavLM-Base-Plus-SV": "wavlm"}
+    check = Checker()
+    header = table(doc, "| model | parameters | per ")
+    text = prose("docs/reproduce.md")
+    m = re.search(r"Vox1-O \(test part, ([\d.]+) h of audio\) \| Vox1-E \+ Vox1-H \(all of VoxCeleb-1, (\d+) h\)", text)
+    vox1o_h, all_h = float(m.group(1)), float(m.group(2))
+    check(re.search(r"one ([\d.]+) s utterance", text).group(1), res["utterance_seconds"], "utterance seconds")
+    assert len(header) == 3
+    units = {"min": 60.0, "h": 3600.0, "days": 86400.0}
+    for cells in header:
+        r = by_model[names[cells[0]]]
+        check(cells[1].removesuffix(" M"), r["parameters"], f"{cells[0]} parameters", scale=1e6)
+        check(cells[2].removesuffix(" s"), r["seconds"], f"{cells[0]} seconds")
+        check(cells[3].removesuffix("x"), r["real_time_factor"], f"{cells[0]} real-time factor")
+        for cell, hours in ((cells[4], vox1o_h), (cells[5], all_h)):
+            number, unit = re.fullmatch(r"about ([\d.]+) (min|h|days)", cell).groups()
+            check(number, hours * 3600 / r["real_time_factor"], f"{cells[0]} {hours} h of audio", scale=units[unit])
+    check.done(at_least=16)
