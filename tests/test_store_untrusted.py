@@ -8,20 +8,26 @@ vector. Reads that could crash, hang or exhaust memory run in a subprocess
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import h5py
 import numpy as np
 import pytest
-from hostile import edit_record, make_store, read_rows, shard_files, store_path, write_record, write_rows
+from hostile import DIM, edit_record, make_store, read_rows, shard_files, store_path, write_record, write_rows
 from store_reader import run
 
 from minifloat_store.cli import main
-from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError
+from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError, StoreLockedError
 
 BACKENDS = ("zarr", "hdf5")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -319,3 +325,193 @@ def test_zarr_shard_file_copied_over_another_is_detected(tmp_path):
     files = shard_files(path, "scales")
     shutil.copy(files[0], files[1])
     check_fails(path, "array 'scales'")
+
+
+# ---------------------------------------------------------------- locks
+
+
+def _lock_file(path: str, backend: str) -> str | None:
+    return path + ".lock" if backend == "hdf5" else None
+
+
+def test_dropped_writer_releases_its_lock_with_a_resource_warning(tmp_path, backend):
+    path = store_path(tmp_path, backend)
+    make_store(path, backend)
+    w = EmbeddingStore.open(path, "a")
+    with pytest.warns(ResourceWarning, match="unclosed store"):
+        del w
+        gc.collect()
+    EmbeddingStore.open(path, "a").close()
+
+
+def test_deleting_the_lock_file_loses_no_committed_rows(tmp_path, backend):
+    path = store_path(tmp_path, backend)
+    make_store(path, backend)
+    x = np.ones((2, DIM), np.float32)
+    a = EmbeddingStore.open(path, "a")
+    a.add(["a1", "a2"], x)
+    for leftover in (os.path.join(path, ".lock"), path + ".lock"):
+        if os.path.exists(leftover):
+            os.remove(leftover)
+    if backend == "zarr":  # the lock is on the store directory: there is no file to delete
+        with pytest.raises(StoreLockedError):
+            EmbeddingStore.open(path, "a")
+        a.close()
+        return
+    b = EmbeddingStore.open(path, "a")  # a new lock file: b is in
+    b.add(["b1"], x[:1])
+    with pytest.raises(StoreLockedError, match="deleted or replaced"):
+        a.add(["a3"], x[:1])  # refused before commit: b's row is not overwritten
+    a.close()
+    b.close()
+    with EmbeddingStore.open(path) as r:
+        assert {"a1", "a2", "b1"} <= set(r.ids) and "a3" not in r
+
+
+def test_opening_a_non_store_for_appending_creates_nothing(tmp_path):
+    empty = tmp_path / "empty.zarr"
+    empty.mkdir()
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = np.arange(3)
+    before = sorted(os.listdir(tmp_path))
+    for path in (empty, plain):
+        with pytest.raises((StoreError, ValueError, FileNotFoundError)):
+            EmbeddingStore.open(path, "a")
+    assert sorted(os.listdir(tmp_path)) == before and os.listdir(empty) == []
+
+
+# ---------------------------------------------------------------- full disk
+
+
+_FILLER = """
+import sys, numpy as np
+from minifloat_store.store import EmbeddingStore
+path, backend = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+committed = 0
+with EmbeddingStore.create(path, 64, "e4m3", backend=backend, chunk_rows=64) as s:
+    try:
+        for k in range(100000):
+            s.add([f"r{k}-{i}" for i in range(50)], rng.standard_normal((50, 64)).astype(np.float32))
+            committed += 50
+    except OSError as exc:
+        print("full:", exc, file=sys.stderr)
+    else:
+        raise SystemExit("the disk never filled")
+print(committed)
+"""
+
+
+def _small_filesystem(tmp_path):
+    """A 3 MiB tmpfs when running as root (as CI does); else None (RLIMIT_FSIZE plays the full disk)."""
+    if os.geteuid() != 0:
+        return None
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        return None
+    return mnt
+
+
+def test_full_disk_is_an_error_with_the_last_commit_intact(tmp_path, backend):
+    mnt = _small_filesystem(tmp_path)
+    try:
+        base = mnt or tmp_path
+        path = store_path(base, backend)
+
+        def limit():
+            if mnt is None:
+                import resource
+                import signal
+
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 20, 3 << 20))
+
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), ROOT])))
+        proc = subprocess.run(
+            [sys.executable, "-c", _FILLER, path, backend],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=limit,
+            env=env,
+        )
+        assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stderr[-3000:]}"
+        assert "full:" in proc.stderr
+        committed = int(proc.stdout.split()[-1])
+        assert committed > 0
+        with EmbeddingStore.open(path) as s:
+            assert len(s) == committed
+            s.check()
+    finally:
+        if mnt is not None:
+            subprocess.run(["umount", str(mnt)], check=False)
+
+
+# ---------------------------------------------------------------- convert
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), ROOT])))
+    return subprocess.Popen(
+        [sys.executable, "-m", "minifloat_store.cli", *args], env=env, stderr=subprocess.PIPE, text=True, **kw
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_convert_leaves_no_store_and_a_rerun_succeeds(tmp_path, sig):
+    src = tmp_path / "x.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((60000, 64)).astype(np.float32))
+    dst = tmp_path / "out.zarr"
+    proc = _cli("convert", str(src), str(dst), "--batch-size", "500", "--no-progress")
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out.zarr.converting") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "convert ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and not dst.exists()
+    if sig == signal.SIGTERM:  # handled as SIGINT: cleaned up, one line
+        assert "Traceback" not in err and "interrupted" in err
+        assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
+    rerun = _cli("convert", str(src), str(dst), "--no-progress", stdout=subprocess.DEVNULL)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    with EmbeddingStore.open(dst) as s:
+        assert len(s) == 60000
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.int64).reshape(3, 4),
+        np.array([[1, 2], [3, 4]], dtype=object),
+        np.ones((3, 4), dtype=np.complex64),
+        np.ones((3, 4), dtype=bool),
+        np.array(["a", "b"]),
+    ],
+    ids=["int", "object", "complex", "bool", "str"],
+)
+def test_bad_source_dtype_is_a_one_line_error(tmp_path, array, capsys):
+    src = tmp_path / "bad.npy"
+    np.save(src, array, allow_pickle=True)
+    assert main(["convert", str(src), str(tmp_path / "out.zarr"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.npy" in err, err
+    assert os.listdir(tmp_path) == ["bad.npy"]
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_search_returns_ids_as_objects_not_padded_strings(tmp_path, backend):
+    path = store_path(tmp_path, backend)
+    with EmbeddingStore.create(path, DIM, "e4m3", backend=backend) as s:
+        x = np.random.default_rng(1).standard_normal((3, DIM)).astype(np.float32)
+        s.add(["short", "x" * 100_000, "mid"], x)
+        ids, scores = s.search(x, k=3)
+    assert ids.dtype == object and ids.shape == (3, 3) and scores.shape == (3, 3)
+    assert ids[0, 0] == "short" and isinstance(ids[0, 0], str)
+    assert sum(len(i) for i in ids.ravel()) == 3 * (100_000 + 5 + 3)

@@ -34,6 +34,7 @@ import ctypes
 import errno
 import json
 import os
+import resource
 import time
 import uuid
 from typing import Any, ClassVar
@@ -178,6 +179,9 @@ def _reserve(f: h5py.File, nbytes: int) -> None:
     fd = f.id.get_vfd_handle()
     need = int(nbytes * 1.25) + (1 << 20)  # HDF5's own metadata, chunk index growth
     start = os.fstat(fd).st_size
+    fsize = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if fsize != resource.RLIM_INFINITY and start + need > fsize:  # a write past it fails as a full disk would
+        raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)}: the file size limit; the last commit is intact")
     err = _fallocate_keep_size(fd, start, need)
     if err == 0:
         return

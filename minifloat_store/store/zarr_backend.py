@@ -4,7 +4,7 @@ Layout (docs/store.md has it byte by byte)::
 
     STORE/zarr.json            root group; attributes["minifloat_store"] is the commit record
     STORE/g<N>/<array>/...     the five logical arrays of generation N
-    STORE/.lock                writer lock (local stores only)
+    (the writer lock is an flock on STORE itself; local stores only)
 
 Every array is sharded: one shard file per ``chunk_rows`` rows (65,536 by
 default) holding inner chunks of 1,024 rows (4,096 elements for the 1-D
@@ -476,8 +476,9 @@ class ZarrBackend(Backend):
     # -- lifecycle ---------------------------------------------------------
     @classmethod
     def lock_path(cls, path: str) -> str | None:
+        # The store directory itself: nothing to create, nothing that can be deleted to let a second writer in.
         local = _local(path)
-        return None if local is None else str(local / ".lock")
+        return None if local is None else str(local)
 
     @classmethod
     def create(cls, path: str, record: dict[str, Any], chunk_rows: int | None) -> ZarrBackend:
