@@ -73,13 +73,12 @@ def digest_of(store: object) -> str:
     return h.hexdigest()
 
 
-def main() -> int:
+def _read_one(path: str, append: bool, check: bool) -> dict[str, str]:
     from minifloat_store.store import EmbeddingStore, StoreError
 
-    path = sys.argv[1]
     try:
-        with EmbeddingStore.open(path, "a" if "--append" in sys.argv else "r") as s:
-            if "--check" in sys.argv:
+        with EmbeddingStore.open(path, "a" if append else "r") as s:
+            if check:
                 s.check()
             d = digest_of(s)
             ids = s.ids
@@ -87,14 +86,75 @@ def main() -> int:
                 s.get(ids[:3])
                 s.search(s.get(ids[:1]), k=2)
     except StoreError as exc:
-        print(json.dumps({"outcome": "store_error", "type": type(exc).__name__, "message": str(exc)}))
-        return 0
+        return {"outcome": "store_error", "type": type(exc).__name__, "message": str(exc)}
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
         msg = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
-        print(json.dumps({"outcome": "other_error", "message": msg}))
-        return 3
-    print(json.dumps({"outcome": "ok", "digest": d}))
-    return 0
+        return {"outcome": "other_error", "message": msg}
+    return {"outcome": "ok", "digest": d}
+
+
+def main() -> int:
+    """Read every path given; one JSON line each (a ``begin`` line first, so a crash names its store)."""
+    paths = [a for a in sys.argv[1:] if not a.startswith("--")]
+    rc = 0
+    for path in paths:
+        print(json.dumps({"begin": path}), flush=True)
+        doc = _read_one(path, "--append" in sys.argv, "--check" in sys.argv)
+        doc["path"] = path
+        print(json.dumps(doc), flush=True)
+        rc = max(rc, 3 if doc["outcome"] == "other_error" else 0)
+    return rc
+
+
+def run_many(paths: list[str], *args: str, timeout: float = 120.0, memory: int = MEMORY_LIMIT) -> dict[str, Outcome]:
+    """``run`` over several stores in one process (imports once); a crash or hang is charged to its store."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), os.path.dirname(HERE)]))
+    )
+    env["NUMBA_NUM_THREADS"] = "1"
+    out: dict[str, Outcome] = {}
+    todo = list(paths)
+    while todo:
+        try:
+            proc = subprocess.run(
+                [sys.executable, os.path.join(HERE, "store_reader.py"), *todo, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                preexec_fn=limit,
+                env=env,
+            )
+            stdout, failure = proc.stdout, (None if proc.returncode >= 0 else f"signal {-proc.returncode}")
+        except subprocess.TimeoutExpired as exc:
+            stdout, failure = (
+                (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or ""),
+                "hang",
+            )
+        current = None
+        for line in stdout.splitlines():
+            if not line.startswith("{"):
+                continue
+            doc = json.loads(line)
+            if "begin" in doc:
+                current = doc["begin"]
+            else:
+                out[doc["path"]] = Outcome(doc["outcome"], doc.get("message", ""), doc.get("digest"))
+                current = None
+        if failure is None:
+            for p in todo:
+                out.setdefault(p, Outcome("other_error", f"no answer: {proc.stderr[-2000:]}"))
+            break
+        if current is None:  # died outside any store (e.g. while importing)
+            for p in todo:
+                out.setdefault(p, Outcome("crash" if failure != "hang" else "hang", failure))
+            break
+        out[current] = Outcome("crash" if failure != "hang" else "hang", failure)
+        todo = [p for p in todo if p not in out]
+    return out
 
 
 if __name__ == "__main__":

@@ -530,7 +530,8 @@ class ZarrBackend(Backend):
 
     def _chunk_rows(self) -> int:
         phys = self.record.get("backend")
-        rows = phys.get("zarr", {}).get("chunk_rows") if isinstance(phys, dict) else None
+        phys = phys.get("zarr") if isinstance(phys, dict) else None
+        rows = phys.get("chunk_rows") if isinstance(phys, dict) else None
         if not isinstance(rows, int) or isinstance(rows, bool) or not 0 < rows <= MAX_CHUNK_ROWS:
             raise StoreCorruptedError(f"store {self.path}: the commit record's chunk_rows {rows!r} is not valid")
         return rows
