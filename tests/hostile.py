@@ -20,8 +20,8 @@ import zarr
 
 from minifloat_store.store import EmbeddingStore
 from minifloat_store.store import hdf5_backend as hb
-from minifloat_store.store.base import ARRAYS, RECORD_KEY, wrap_record
 from minifloat_store.store.hdf5_backend import HDF5Backend
+from minifloat_store.store.record import ARRAYS, RECORD_KEY, wrap_record
 from minifloat_store.store.zarr_backend import ZarrBackend
 
 CHUNK = 16

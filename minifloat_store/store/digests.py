@@ -26,9 +26,9 @@ from typing import Any
 import crc32c
 import numpy as np
 
-from minifloat_store.store.errors import StoreCorruptedError
+from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreError
 
-__all__ = ["BlockDigests"]
+__all__ = ["BlockDigests", "VerifiedReads", "raise_if_compacted_away"]
 
 
 class BlockDigests:
@@ -106,7 +106,7 @@ class BlockDigests:
             k = pos // b
             take = min(len(raw) - i, (k + 1) * b - pos)
             prev = crcs[k] if pos % b else self._seed(name, k)
-            crc = crc32c.crc32c(buf[i * per : (i + take) * per], int(prev))
+            crc = crc32c.crc32c(buf[i * per : (i + take) * per].data, int(prev))
             if pos % b:
                 crcs[k] = crc
             else:
@@ -126,10 +126,60 @@ class BlockDigests:
         buf = raw.view(np.uint8).reshape(-1)
         for i in range(0, len(raw), b):
             k = (start + i) // b
-            got = crc32c.crc32c(buf[i * per : min(len(raw), i + b) * per], self._seed(name, k))
+            got = crc32c.crc32c(buf[i * per : min(len(raw), i + b) * per].data, self._seed(name, k))
             if k >= len(self.crcs[name]) or got != int(self.crcs[name][k]):
                 hi = start + min(len(raw), i + b) - 1
                 raise StoreCorruptedError(
                     f"{where}: array '{name}' elements {start + i}..{hi} do not match the commit record's digest "
                     "of that block (a chunk copied from elsewhere, rewritten, or read under another layout)"
                 )
+
+
+class VerifiedReads:
+    """A backend's ``read`` with every block it touches checked against the record's digests.
+
+    Reads are widened to whole blocks (a zarr inner chunk or an HDF5 chunk is
+    read whole anyway). A block that fails its digest in a reader whose
+    generation another process compacted away is a ``StoreChangedError``
+    (reopen), otherwise a ``StoreCorruptedError``. With no digests (a store
+    written before them) reads pass straight through.
+    """
+
+    def __init__(self, backend: Any, digests: BlockDigests | None) -> None:
+        self.backend = backend
+        self.digests = digests
+
+    def read_block_rows(self) -> int:
+        return int(self.backend.read_block_rows())
+
+    def block(self, name: str) -> int | None:
+        return None if self.digests is None else self.digests.blocks[name]
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        d, be = self.digests, self.backend
+        if d is None:
+            return be.read(name, start, stop)
+        b, n = d.blocks[name], int(be.record["lengths"][name])
+        blo, bhi = start - start % b, min(n, -(-stop // b) * b)
+        data = be.read(name, blo, bhi)
+        try:
+            d.verify(name, blo, data, f"store {be.path}")
+        except StoreCorruptedError:
+            raise_if_compacted_away(be)
+            raise
+        return data[start - blo : stop - blo]
+
+
+def raise_if_compacted_away(be: Any) -> None:
+    """A reader whose generation another process compacted away reads fill values: say so, not 'corrupted'."""
+    if be.writable:
+        return
+    try:
+        again = be.reload_record()
+    except StoreError:
+        return
+    if again.get("generation") != be.record.get("generation"):
+        raise StoreChangedError(
+            f"store {be.path}: rows of this reader's view are gone; the store was compacted by another "
+            "process since this reader opened it (reopen it)"
+        ) from None

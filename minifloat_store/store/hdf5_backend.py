@@ -350,12 +350,15 @@ def _is_int(v: object, lo: int, hi: int) -> bool:
 
 def _check_phys(record: dict[str, Any], where: str) -> dict[str, Any]:
     """The record's HDF5 part, checked field by field (a missing or ill-typed one is damage, not a KeyError)."""
-    phys = record.get("backend")
-    phys = phys.get("hdf5") if isinstance(phys, dict) else None
-    ok = isinstance(phys, dict) and _is_int(phys.get("chunk_rows"), 1, 1 << 22)
-    sealed, tails = (phys.get("sealed"), phys.get("tails")) if ok else (None, None)
-    ok = ok and isinstance(sealed, dict) and isinstance(tails, dict)
-    for name in ARRAYS if ok else ():
+    bad = StoreCorruptedError(f"{where}: the commit record's HDF5 part is missing or ill-typed")
+    outer = record.get("backend")
+    phys = outer.get("hdf5") if isinstance(outer, dict) else None
+    if not isinstance(phys, dict) or not _is_int(phys.get("chunk_rows"), 1, 1 << 22):
+        raise bad
+    sealed, tails = phys.get("sealed"), phys.get("tails")
+    if not isinstance(sealed, dict) or not isinstance(tails, dict):
+        raise bad
+    for name in ARRAYS:
         t = tails.get(name)
         if not (
             _is_int(sealed.get(name), 0, 1 << 62)
@@ -365,9 +368,7 @@ def _check_phys(record: dict[str, Any], where: str) -> dict[str, Any]:
             and _is_int(t[1], 0, 1 << 62)
             and _is_int(t[2], 0, 2**32 - 1)
         ):
-            ok = False
-    if not ok:
-        raise StoreCorruptedError(f"{where}: the commit record's HDF5 part is missing or ill-typed")
+            raise bad
     return phys
 
 

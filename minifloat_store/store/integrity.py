@@ -55,7 +55,7 @@ def check_record(record: object, where: str, arrays: Sequence[str]) -> dict[str,
     except (TypeError, ValueError):
         raise bad(f"names an unknown format {layout.get('format')!r}") from None
     dim, row_bytes, scale = layout.get("dim"), layout.get("row_bytes"), layout.get("scale")
-    if not _is_int(dim, 1, MAX_DIM):
+    if not isinstance(dim, int) or not _is_int(dim, 1, MAX_DIM):
         raise bad(f"layout dim {dim!r} is not an integer in 1..{MAX_DIM}")
     if row_bytes != fmt.row_bytes(dim) or scale not in ("none", "vector") or (fmt.is_identity and scale != "none"):
         raise bad(f"layout {layout} is inconsistent (row_bytes must be {fmt.row_bytes(dim)})")

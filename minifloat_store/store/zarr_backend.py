@@ -413,12 +413,15 @@ class ZarrBackend(Backend):
 
     @staticmethod
     def holds_store(path: str) -> bool:
-        meta = os.path.join(path, "zarr.json")
-        if not (os.path.isdir(path) and os.path.isfile(meta)):
+        if not os.path.isdir(path):
             return False
-        with open(meta, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        return RECORD_KEY in doc.get("attributes", {})
+        try:  # confined: a FIFO or a link to /dev/zero in place of zarr.json must not block or fill memory
+            raw = _read_confined(Path(path), "zarr.json", None, MAX_METADATA_BYTES)
+            doc = json.loads(raw) if raw is not None else None
+        except (StoreCorruptedError, ValueError, RecursionError):
+            return False
+        attrs = doc.get("attributes") if isinstance(doc, dict) else None
+        return isinstance(attrs, dict) and RECORD_KEY in attrs
 
     def __init__(self, path: str, writable: bool) -> None:
         self.path = path
