@@ -359,8 +359,13 @@ def verify(packed: Packed, query: np.ndarray, row: int, norms: np.ndarray | None
 # ---------------------------------------------------------------- search
 
 
+#: Largest per-query look-up table of a 4-bit scan (rows of 256 float64: 4 MiB); above it the
+#: kernels compute each entry in place, so per-query memory does not grow with dim.
+MAX_LUT_ROWS = 2048
+
+
 def _lut_shape(bits: int, dim: int) -> tuple[int, int]:
-    return ((dim + 1) // 2, 256) if bits == 4 else (1, 1)
+    return ((dim + 1) // 2, 256) if bits == 4 and (dim + 1) // 2 <= MAX_LUT_ROWS else (1, 1)
 
 
 def _score_rows(
