@@ -1,0 +1,373 @@
+"""numba kernels for :class:`minifloat_store.Encoding`: transform, scale, round and pack in one pass, and back.
+
+Private module. ``encoding.py`` validates every array first; the kernels
+trust their arguments. The arithmetic is exactly that of
+:mod:`minifloat_store.reference_encoding` (float32 operations in the same
+order, float64 sums left to right), so the two agree bit for bit.
+
+Parameters shared by the kernels (``P`` in the docstrings):
+
+family
+    0 minifloat (``encode_value`` of ``_kernels``; fp32 stores the float32
+    bits), 1 int (``rint(clip(v, -L, L))``, two's complement), 2 sorted levels
+    (nf, binary: ``count(v >= thresholds)``).
+scale_mode
+    0 none, 1 vector, 2 block32 (E8M0), 3 block16 (E4M3 x per-vector float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from minifloat_store._kernels import bits_f32, encode_value, f32_bits
+
+FAMILY_MINIFLOAT, FAMILY_INT, FAMILY_LEVELS = 0, 1, 2
+SCALE_NONE, SCALE_VECTOR, SCALE_BLOCK32, SCALE_BLOCK16 = 0, 1, 2, 3
+
+FLOAT32_MAX = np.float32(np.finfo(np.float32).max)
+# Adding then subtracting 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to
+# the nearest integer, ties to even (the FPU's own rounding does it).
+_RNE_MAGIC = np.float32(12582912.0)
+E4M3_MAX_BITS = np.int64(0x43E00000)  # float32 bits of 448.0
+ROWS_PER_TASK = 256
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+@njit(cache=True, inline="always")
+def pow2_f32(k):
+    """``2.0**k`` as an exact float32, for -149 <= k <= 127."""
+    if k >= -126:
+        return bits_f32(np.int64(k + 127) << 23)
+    return bits_f32(np.int64(1) << (k + 149))
+
+
+@njit(cache=True)
+def floor_log2_f32(a):
+    """``floor(log2(a))`` of a positive finite float32, from its bits (subnormals included)."""
+    b = np.int64(f32_bits(a))
+    ex = b >> 23
+    if ex > 0:
+        return ex - 127
+    m = b & 0x7FFFFF
+    n = -150
+    while m:
+        m >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def fwht(t, lo, p):
+    """Unnormalised Walsh-Hadamard transform of ``t[lo:lo+p]`` in place, stage by stage (p a power of two)."""
+    h = 1
+    while h < p:
+        for i in range(lo, lo + p, 2 * h):
+            for j in range(i, i + h):
+                a = t[j]
+                b = t[j + h]
+                t[j] = a + b
+                t[j + h] = a - b
+        h *= 2
+
+
+@njit(cache=True)
+def rotate_forward(t, s1, s2, p, norm):
+    """``R(t)`` in place (see transforms.py): signs, Hadamard on the first p, then signs, Hadamard on the last p."""
+    d = t.shape[0]
+    for j in range(d):
+        t[j] *= s1[j]
+    fwht(t, 0, p)
+    for j in range(p):
+        t[j] *= norm
+    if p < d:
+        for j in range(d):
+            t[j] *= s2[j]
+        fwht(t, d - p, p)
+        for j in range(d - p, d):
+            t[j] *= norm
+
+
+@njit(cache=True)
+def rotate_inverse(t, s1, s2, p, norm):
+    """``R^T(t)`` in place: the factors of :func:`rotate_forward` in reverse order."""
+    d = t.shape[0]
+    if p < d:
+        fwht(t, d - p, p)
+        for j in range(d - p, d):
+            t[j] *= norm
+        for j in range(d):
+            t[j] *= s2[j]
+    fwht(t, 0, p)
+    for j in range(p):
+        t[j] *= norm
+    for j in range(d):
+        t[j] *= s1[j]
+
+
+@njit(cache=True, inline="always")
+def nearest(v, family, bits, mant_bits, bias, max_bits, int_max, thresholds):
+    """Code of the level nearest to the float32 ``v`` (see the module docstring for each family)."""
+    if family == FAMILY_MINIFLOAT:
+        if bits == 32:
+            return np.int64(f32_bits(v))
+        return encode_value(f32_bits(v), bits, mant_bits, bias, max_bits)
+    if family == FAMILY_INT:
+        lim = np.float32(int_max)
+        r = min(max(v, -lim), lim)
+        q = np.int64((r + _RNE_MAGIC) - _RNE_MAGIC)
+        return q & ((np.int64(1) << bits) - 1)
+    c = np.int64(0)
+    for k in range(thresholds.shape[0]):
+        c += v >= thresholds[k]
+    return c
+
+
+@njit(cache=True)
+def pack_row(cbuf, bits, out):
+    """Pack codes ``cbuf`` (int64, (d,)) into ``out`` (uint8 row) as an LSB-first bit stream."""
+    d = cbuf.shape[0]
+    if bits == 8:
+        for j in range(d):
+            out[j] = cbuf[j]
+    elif bits == 4:
+        for k in range(d // 2):
+            out[k] = cbuf[2 * k] | (cbuf[2 * k + 1] << 4)
+        if d % 2:
+            out[d // 2] = cbuf[d - 1]
+    elif bits == 16 or bits == 32:
+        nb = bits // 8
+        for j in range(d):
+            c = cbuf[j]
+            for k in range(nb):
+                out[nb * j + k] = (c >> (8 * k)) & 0xFF
+    else:
+        acc = np.int64(0)
+        nacc = 0
+        o = 0
+        for j in range(d):
+            acc |= cbuf[j] << nacc
+            nacc += bits
+            while nacc >= 8:
+                out[o] = acc & 0xFF
+                acc >>= 8
+                nacc -= 8
+                o += 1
+        if nacc > 0:
+            out[o] = acc & 0xFF
+
+
+@njit(cache=True)
+def unpack_row(row, bits, cbuf):
+    """Inverse of :func:`pack_row`: the d codes of one packed row into ``cbuf`` (int64, (d,))."""
+    d = cbuf.shape[0]
+    if bits == 8:
+        for j in range(d):
+            cbuf[j] = row[j]
+    elif bits == 4:
+        for k in range(d // 2):
+            b = np.int64(row[k])
+            cbuf[2 * k] = b & 0xF
+            cbuf[2 * k + 1] = b >> 4
+        if d % 2:
+            cbuf[d - 1] = row[d // 2] & 0xF
+    elif bits == 16 or bits == 32:
+        nb = bits // 8
+        for j in range(d):
+            c = np.int64(0)
+            for k in range(nb):
+                c |= np.int64(row[nb * j + k]) << (8 * k)
+            cbuf[j] = c
+    else:
+        mask = (np.int64(1) << bits) - 1
+        acc = np.int64(0)
+        nacc = 0
+        o = 0
+        for j in range(d):
+            while nacc < bits:
+                acc |= np.int64(row[o]) << nacc
+                o += 1
+                nacc += 8
+            cbuf[j] = acc & mask
+            acc >>= bits
+            nacc -= bits
+
+
+# ---------------------------------------------------------------- encode
+
+
+@njit(cache=True)
+def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
+                thresholds, table, gstep, max_level, scale_mode, block, emax, e4m3_table,
+                t, cbuf, code_row, scales, block_row, i):  # fmt: skip
+    """Encode one row; return 0, 1 (NaN/inf in the input) or 2 (not finite after the transform)."""
+    d = x_row.shape[0]
+    for j in range(d):
+        if (f32_bits(x_row[j]) & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
+            return 1
+        t[j] = x_row[j] - mean[j] if centre else x_row[j]
+    if rotate:
+        rotate_forward(t, s1, s2, p, norm)
+    amax = np.float32(0.0)
+    for j in range(d):
+        a = abs(t[j])
+        if not a <= FLOAT32_MAX:
+            return 2
+        amax = max(amax, a)
+    if scale_mode == SCALE_NONE:
+        for j in range(d):
+            cbuf[j] = nearest(t[j], family, bits, mant_bits, bias, max_bits, int_max, thresholds)
+    elif scale_mode == SCALE_VECTOR and family == FAMILY_MINIFLOAT:
+        # The study's eq. 6, as _kernels.row_scale computes it.
+        s = np.float32(1.0)
+        if amax > 0:
+            s = np.float32(np.float32(max_level) / amax)
+            if s > FLOAT32_MAX:
+                s = FLOAT32_MAX
+        scales[i] = s
+        for j in range(d):
+            cbuf[j] = nearest(t[j] * s, family, bits, mant_bits, bias, max_bits, int_max, thresholds)
+    elif scale_mode == SCALE_VECTOR:
+        ss = 0.0
+        for j in range(d):
+            ss += np.float64(t[j]) * np.float64(t[j])
+        rms = np.sqrt(ss / d)
+        step = min(np.float64(amax) / int_max, gstep * rms) if family == FAMILY_INT else rms
+        inv = np.float32(0.0)
+        if step > 0.0:
+            inv = np.float32(min(1.0 / step, np.float64(FLOAT32_MAX)))
+        num = 0.0
+        den = 0.0
+        for j in range(d):
+            c = nearest(t[j] * inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds)
+            cbuf[j] = c
+            lv = np.float64(table[c])
+            num += np.float64(t[j]) * lv
+            den += lv * lv
+        scales[i] = np.float32(num / den) if den > 0.0 else np.float32(0.0)
+    elif scale_mode == SCALE_BLOCK32:
+        nb = (d + block - 1) // block
+        for b in range(nb):
+            lo = b * block
+            hi = min(d, lo + block)
+            bmax = np.float32(0.0)
+            for j in range(lo, hi):
+                bmax = max(bmax, abs(t[j]))
+            e = -127
+            if bmax > 0:
+                e = min(127, max(-127, floor_log2_f32(bmax) - emax))
+            block_row[b] = e + 127
+            inv = pow2_f32(-e)
+            for j in range(lo, hi):
+                cbuf[j] = nearest(t[j] * inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds)
+    else:  # SCALE_BLOCK16
+        g = np.float32(np.float64(amax) / (448.0 * max_level))
+        scales[i] = g
+        nb = (d + block - 1) // block
+        for b in range(nb):
+            lo = b * block
+            hi = min(d, lo + block)
+            bmax = np.float32(0.0)
+            for j in range(lo, hi):
+                bmax = max(bmax, abs(t[j]))
+            r = np.float32(0.0)
+            if g > 0:
+                r = np.float32(np.float64(bmax) / (max_level * np.float64(g)))
+            bc = encode_value(f32_bits(r), 8, 3, 7, E4M3_MAX_BITS)
+            block_row[b] = bc
+            f = np.float32(np.float64(e4m3_table[bc]) * np.float64(g))
+            inv = np.float32(0.0)
+            if f > 0:
+                inv = np.float32(min(1.0 / np.float64(f), np.float64(FLOAT32_MAX)))
+            for j in range(lo, hi):
+                cbuf[j] = nearest(t[j] * inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds)
+    pack_row(cbuf, bits, code_row)
+    return 0
+
+
+@njit(cache=True, parallel=True)
+def encode_rows(x, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
+                thresholds, table, gstep, max_level, scale_mode, block, emax, e4m3_table,
+                codes, scales, block_scales, flags):  # fmt: skip
+    """Encode every row of ``x`` (float32, (n, d)) into ``codes``/``scales``/``block_scales``.
+
+    ``flags[i]`` is 1 for a row with NaN/inf and 2 for one that overflows in
+    the transform; their output is garbage and the caller discards the batch.
+    """
+    n, d = x.shape
+    n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_tasks):
+        t = np.empty(d, np.float32)
+        cbuf = np.empty(d, np.int64)
+        for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
+            flags[i] = _encode_one(x[i], mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias,
+                                   max_bits, int_max, thresholds, table, gstep, max_level, scale_mode, block, emax,
+                                   e4m3_table, t, cbuf, codes[i], scales, block_scales[i], i)  # fmt: skip
+
+
+# ---------------------------------------------------------------- decode
+
+
+@njit(cache=True)
+def levels_row(code_row, bits, table, cbuf, z):
+    """Unscaled level of every code of one row into ``z`` (float32, (d,)); fp32 codes are reinterpreted."""
+    unpack_row(code_row, bits, cbuf)
+    d = z.shape[0]
+    if bits == 32:
+        for j in range(d):
+            z[j] = bits_f32(cbuf[j])
+    else:
+        for j in range(d):
+            z[j] = table[cbuf[j]]
+
+
+@njit(cache=True)
+def scale_levels(z, scale_mode, divides, s, block, block_row, e4m3_table, g):
+    """Turn levels into the stored values of the transformed space, in place (float32)."""
+    d = z.shape[0]
+    if scale_mode == SCALE_VECTOR:
+        if divides:
+            for j in range(d):
+                z[j] = z[j] / s
+        else:
+            for j in range(d):
+                z[j] = z[j] * s
+    elif scale_mode == SCALE_BLOCK32:
+        for b in range((d + block - 1) // block):
+            f = pow2_f32(np.int64(block_row[b]) - 127)
+            for j in range(b * block, min(d, (b + 1) * block)):
+                z[j] = z[j] * f
+    elif scale_mode == SCALE_BLOCK16:
+        for b in range((d + block - 1) // block):
+            f = np.float32(np.float64(e4m3_table[block_row[b]]) * np.float64(g))
+            for j in range(b * block, min(d, (b + 1) * block)):
+                z[j] = z[j] * f
+
+
+@njit(cache=True)
+def decode_one(code_row, bits, table, scale_mode, divides, s, block, block_row, e4m3_table,
+               mean, centre, rotate, s1, s2, p, norm, cbuf, out_row):  # fmt: skip
+    """Decode one row into ``out_row`` (float32, (d,)), back in the original space."""
+    levels_row(code_row, bits, table, cbuf, out_row)
+    scale_levels(out_row, scale_mode, divides, s, block, block_row, e4m3_table, s)
+    if rotate:
+        rotate_inverse(out_row, s1, s2, p, norm)
+    if centre:
+        for j in range(out_row.shape[0]):
+            out_row[j] = out_row[j] + mean[j]
+
+
+@njit(cache=True, parallel=True)
+def decode_rows(codes, bits, table, scale_mode, divides, scales, block, block_scales, e4m3_table,
+                mean, centre, rotate, s1, s2, p, norm, rows, all_rows, out):  # fmt: skip
+    """Decode rows ``rows[k]`` (every row ``k`` if ``all_rows``) into ``out[k]`` (float32, (m, d))."""
+    m, d = out.shape
+    n_tasks = (m + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_tasks):
+        cbuf = np.empty(d, np.int64)
+        for k in range(task * ROWS_PER_TASK, min(m, (task + 1) * ROWS_PER_TASK)):
+            i = k if all_rows else rows[k]
+            decode_one(codes[i], bits, table, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table,
+                       mean, centre, rotate, s1, s2, p, norm, cbuf, out[k])  # fmt: skip
