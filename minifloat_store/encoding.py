@@ -232,7 +232,7 @@ class Encoding:
 
     @property
     def is_legacy(self) -> bool:
-        """True for a plain minifloat with scale "none"/"vector" and no transform: bytes identical to ``encode(x, fmt, scale)``."""
+        """True for a minifloat with scale "none"/"vector" and no transform: the bytes of ``encode(x, fmt, scale)``."""
         return self._codebook.family == "minifloat" and self._scale in ("none", "vector") and self._transform == "none"
 
     # ------------------------------------------------------------ sizes
