@@ -29,7 +29,7 @@ LUT_BITS = (1, 2, 4)
 
 @njit(cache=True)
 def query_lut(qrot, bits, table64, lut):
-    """Fill ``lut`` (float64, (code_bytes, 256)) for a 1-, 2- or 4-bit codebook: sum over a byte's codes of level * q."""
+    """Fill ``lut`` (float64, (code_bytes, 256)) for 1/2/4-bit codes: per byte, the sum of its levels * q."""
     d = qrot.shape[0]
     per = 8 // bits
     mask = (1 << bits) - 1

@@ -160,8 +160,9 @@ class _Rows:
         out_s = np.empty((n_blocks, cap), dtype=np.float64)
         out_r = np.empty((n_blocks, cap), dtype=np.int64)
         out_n = np.zeros(n_blocks, dtype=np.int64)
-        K.scan_topk(self.e.codes, self.blocks, self.factors, self.e.encoding.codebook.bits, self.table, q.lut,
-                    q.qrot, q.mean_dot, self.block, self.block_table, norms, skip, cap, out_s, out_r, out_n)  # fmt: skip
+        bits = self.e.encoding.codebook.bits
+        K.scan_topk(self.e.codes, self.blocks, self.factors, bits, self.table, q.lut, q.qrot, q.mean_dot,
+                    self.block, self.block_table, norms, skip, cap, out_s, out_r, out_n)  # fmt: skip
         keep = np.arange(cap)[None, :] < out_n[:, None]
         return out_r[keep], out_s[keep]
 
