@@ -494,6 +494,13 @@ _NO_F32 = np.zeros(0, dtype=np.float32)
 _E4M3_TABLE = get_codebook("e4m3").table
 
 
+def _padded_thresholds(cb: Codebook) -> np.ndarray:
+    """The codebook's thresholds in the kernels' fixed number of slots, the rest +inf (never reached)."""
+    out = np.full(K.MAX_THRESHOLDS, np.inf, dtype=np.float32)
+    out[: cb.thresholds.size] = cb.thresholds
+    return out
+
+
 def _transform_args(enc: Encoding, d: int) -> tuple:
     """(mean, centre, rotate, s1, s2, p, norm) for the kernels."""
     mean = enc.mean if enc.centres else _NO_F32
@@ -552,7 +559,7 @@ def encode_with(x: object, enc: Encoding) -> Encoded:
     K.encode_rows(
         x32, *_transform_args(enc, d), _FAMILY[cb.family], cb.bits,
         f.mantissa_bits if f else 0, f.bias if f else 0, max_bits, cb.int_max,
-        cb.thresholds, cb.table, cb.gaussian_step, float(cb.max_level),
+        _padded_thresholds(cb), cb.table, cb.gaussian_step, float(cb.max_level),
         _SCALE_MODE[enc.scale], enc.block_size, cb.emax if cb.bits <= 8 else 0, _E4M3_TABLE,
         codes, scales, blocks, flags,
     )  # fmt: skip
