@@ -367,7 +367,11 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
         quantize_span(t, 0, d, s, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
     elif scale_mode == SCALE_VECTOR:
         rms = np.sqrt(sum4_sq(t, d) / d)
-        step = min(np.float64(amax) / int_max, gstep * rms) if family == FAMILY_INT else rms
+        step = rms
+        if family == FAMILY_INT:
+            step = np.float64(amax) / int_max
+            if gstep > 0.0:
+                step = min(step, gstep * rms)
         inv = np.float32(0.0)
         if step > 0.0:
             inv = np.float32(min(1.0 / step, np.float64(FLOAT32_MAX)))

@@ -154,6 +154,12 @@ class Codebook:
         ``L`` for the int family (0 otherwise).
     gaussian_step : float
         For the int family, the MSE-optimal step for N(0, 1), in standard deviations.
+    rms_step : float
+        For the int family, the step of the per-vector scale in units of the
+        vector's RMS, when it is finer than ``max|t| / L``: ``gaussian_step`` for
+        int4, int3, int2; 0 (not used: the step is always ``max|t| / L``) for
+        int8 and int6, where clipping the tail costs more than a finer step
+        gains (benchmarks/bench_encoding_choices.py).
     """
 
     name: str
@@ -166,6 +172,7 @@ class Codebook:
     fmt: Format | None = None
     int_max: int = 0
     gaussian_step: float = 0.0
+    rms_step: float = 0.0
 
     @property
     def emax(self) -> int:
@@ -196,7 +203,7 @@ def _int(bits: int) -> Codebook:
     levels = np.arange(-L, L + 1, dtype=np.float32)
     return Codebook(
         f"int{bits}", "int", bits, float(L), _readonly(table), _readonly(levels), _EMPTY,
-        int_max=L, gaussian_step=GAUSSIAN_STEP[L],
+        int_max=L, gaussian_step=GAUSSIAN_STEP[L], rms_step=GAUSSIAN_STEP[L] if bits <= 4 else 0.0,
     )  # fmt: skip
 
 

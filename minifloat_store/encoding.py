@@ -28,13 +28,13 @@ Scales
     ``alpha = <t, l> / <l, l>`` (``l`` the levels written), the factor of
     least squared error for those codes. The rounding step is:
 
-    * int: ``min(max|t| / L, g_L * rms(t))``, where ``g_L`` is the MSE-optimal
-      step of a uniform quantiser for N(0, 1) (:data:`codebooks.GAUSSIAN_STEP`).
-      After a rotation the coordinates are close to N(0, rms^2), so
-      ``g_L * rms`` is the MSE-optimal step; at 8 bits the vector's own
-      largest value comes first (``max|t|/L`` is smaller: nothing clips and
-      the step is finer), at 4 bits and below clipping the rare tail is
-      cheaper than a coarse step for every value.
+    * int4, int3, int2: ``min(max|t| / L, g_L * rms(t))``, where ``g_L`` is
+      the MSE-optimal step of a uniform quantiser for N(0, 1)
+      (:data:`codebooks.GAUSSIAN_STEP`). After a rotation the coordinates are
+      close to N(0, rms^2), so ``g_L * rms`` is the MSE-optimal step; clipping
+      the rare tail is cheaper than a coarse step for every value.
+    * int8, int6: ``max|t| / L`` (nothing clips): at these widths the step is
+      already fine and clipping the tail costs more than it gains.
     * nf: ``rms(t)``: the levels are Lloyd-Max for a unit Gaussian, so the
       coordinates are brought to unit variance.
     * binary: any positive step (only the sign is kept); ``alpha`` is then
@@ -559,7 +559,7 @@ def encode_with(x: object, enc: Encoding) -> Encoded:
     K.encode_rows(
         x32, *_transform_args(enc, d), _FAMILY[cb.family], cb.bits,
         f.mantissa_bits if f else 0, f.bias if f else 0, max_bits, cb.int_max,
-        _padded_thresholds(cb), cb.table, cb.gaussian_step, float(cb.max_level),
+        _padded_thresholds(cb), cb.table, cb.rms_step, float(cb.max_level),
         _SCALE_MODE[enc.scale], enc.block_size, cb.emax if cb.bits <= 8 else 0, _E4M3_TABLE,
         codes, scales, blocks, flags,
     )  # fmt: skip

@@ -93,7 +93,11 @@ def reference_encode_encoding(x: np.ndarray, enc: Encoding) -> tuple[np.ndarray,
         v, scales = t * s[:, None], s
     elif enc.scale == "vector":
         rms = np.sqrt(_row_sum(t.astype(np.float64) ** 2) / d)
-        step = np.minimum(amax.astype(np.float64) / cb.int_max, cb.gaussian_step * rms) if cb.family == "int" else rms
+        step = rms
+        if cb.family == "int":
+            step = amax.astype(np.float64) / cb.int_max
+            if cb.rms_step > 0:
+                step = np.minimum(step, cb.rms_step * rms)
         v = t * _inv(step)[:, None]
         levels = _levels(reference_nearest(v, cb), cb).astype(np.float64)
         num, den = _row_sum(t.astype(np.float64) * levels), _row_sum(levels * levels)
