@@ -8,7 +8,10 @@ of alternatives computed side by side on the same data:
    (int4 .. int2) or ``rms`` (nf), decoded with the least-squares factor. ``absmax``: step ``max|t| / max_level`` (the
    study's eq. 6 rule). ``gauss``: step ``g_L * rms`` for int, no absmax guard.
    ``no-lsq``: the library's codes decoded with the step itself.
-2. Rotation for a dimension that is not a power of two (the first 192
+2. Elements at each budget: every element with the per-vector scale, with
+   and without centre+rotate, through the library (``mfs.quantize``), with
+   its stored bits per value.
+3. Rotation for a dimension that is not a power of two (the first 192
    coordinates of each vector): ``overlap`` (the library: Hadamard on the
    first and on the last 128), ``blockdiag`` (128 + 64), ``pad256`` (zero-pad
    to 256: more stored values, its bits per value are printed), ``none``.
@@ -31,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import save  # noqa: E402
 
+import minifloat_store as mfs  # noqa: E402
 from minifloat_store.codebooks import get_codebook  # noqa: E402
 from minifloat_store.encoding import Encoding  # noqa: E402
 from minifloat_store.reference_encoding import reference_nearest  # noqa: E402
@@ -78,6 +82,22 @@ def scale_rules(x: np.ndarray, elements: list[str]) -> dict[str, dict[str, float
         for rule in ("library", "absmax", "gauss", "no-lsq"):
             y = r.inverse(quantise(t, el, rule)) + mean
             out[el][rule] = float(np.sqrt(np.mean((cosines(y) - ref) ** 2)))
+    return out
+
+
+ELEMENTS_BY_BUDGET = ["int8", "e4m3", "e3m4", "int6", "e2m3", "e3m2", "int4", "nf4", "e2m1", "int3", "nf3",
+                      "int2", "nf2", "binary"]  # fmt: skip
+
+
+def elements(x: np.ndarray) -> dict[str, dict[str, float]]:
+    ref = cosines(x)
+    out = {}
+    for el in ELEMENTS_BY_BUDGET:
+        row = {"bits_per_value": mfs.Encoding(el).bits_per_value(x.shape[1])}
+        for tr in ("none", "centre+rotate"):
+            enc = mfs.Encoding(el, "vector", tr).fit(x)
+            row[tr] = float(np.sqrt(np.mean((cosines(mfs.quantize(x, enc)) - ref) ** 2)))
+        out[el] = row
     return out
 
 
@@ -137,13 +157,27 @@ def main() -> None:
               "".join(f"{r:>10}" for r in ("library", "absmax", "gauss", "no-lsq")))  # fmt: skip
         for el, row in rules.items():
             print(f"  {el:<7}" + "".join(f"{1e3 * v:>10.3f}" for v in row.values()))
+        elems = elements(x)
+        print(
+            f"  elements, scale 'vector': RMS cosine error x 1e3\n  {'element':<7} {'bits':>6} {'none':>8} {'c+r':>8}"
+        )
+        for el, row in elems.items():
+            print(
+                f"  {el:<7} {row['bits_per_value']:>6.3f} {1e3 * row['none']:>8.3f} {1e3 * row['centre+rotate']:>8.3f}"
+            )
         rots = {el: rotations(x, el) for el in ("nf4", "int4", "nf3")} if x.shape[1] >= 192 else {}
         if rots:
             print("  rotation of the first 192 coordinates (centred, vector scale): RMS x 1e3 (bits/value)")
             for el, row in rots.items():
                 print(f"  {el:<7}" + "".join(f"  {k} {1e3 * v['rms']:.3f} ({v['bits_per_value']:.2f})"
                                              for k, v in row.items()))  # fmt: skip
-        results[name] = {"scale_rules": rules, "rotations": rots, "n": int(x.shape[0]), "d": int(x.shape[1])}
+        results[name] = {
+            "scale_rules": rules,
+            "elements": elems,
+            "rotations": rots,
+            "n": int(x.shape[0]),
+            "d": int(x.shape[1]),
+        }
     print(f"\nwrote {save(args.out, {'results': results})}")
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from minifloat_store import _encoded_score_kernels as K
 from minifloat_store._score_kernels import BLOCK_ROWS
 from minifloat_store.codebooks import get_codebook
-from minifloat_store.encoding import Encoded, decode_rows_into
+from minifloat_store.encoding import Encoded
+from minifloat_store.encoding_codec import decode_rows_into
 from minifloat_store.transforms import rotation
 
 __all__ = ["encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]

@@ -70,10 +70,8 @@ from typing import Any
 
 import numpy as np
 
-from minifloat_store import _encoding_kernels as K
 from minifloat_store.codebooks import Codebook, get_codebook
 from minifloat_store.formats import Format
-from minifloat_store.transforms import rotation
 
 __all__ = ["ENCODING_SCALES", "TRANSFORMS", "Encoded", "Encoding"]
 
@@ -383,7 +381,7 @@ def float32_rows(x: object, name: str = "x") -> np.ndarray:
         return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _describe(a: object) -> str:
+def describe(a: object) -> str:
     if isinstance(a, np.ndarray):
         return f"{a.dtype} array of shape {a.shape}"
     return type(a).__name__
@@ -429,7 +427,7 @@ class Encoded:
         object.__setattr__(self, "dim", d)
         codes = self.codes
         if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
-            raise ValueError(f"codes must be a 2-D uint8 array, got {_describe(codes)}")
+            raise ValueError(f"codes must be a 2-D uint8 array, got {describe(codes)}")
         n = codes.shape[0]
         if codes.shape[1] != enc.code_bytes(d):
             raise ValueError(
@@ -439,7 +437,7 @@ class Encoded:
         s = self.scales
         if enc.has_vector_scale:
             if not isinstance(s, np.ndarray) or s.dtype != np.float32 or s.shape != (n,):
-                raise ValueError(f"scales must be float32 of shape ({n},), got {_describe(s)}")
+                raise ValueError(f"scales must be float32 of shape ({n},), got {describe(s)}")
             bad = ~np.isfinite(s) | ((s <= 0) if enc.divides else (s < 0))
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
@@ -447,19 +445,19 @@ class Encoded:
                 raise ValueError(f"scale of row {row} is {s[row]!r}; scales must be finite and {need}")
             object.__setattr__(self, "scales", np.ascontiguousarray(s))
         elif s is not None:
-            raise ValueError(f"scale {enc.scale!r} stores no per-vector scales, got {_describe(s)}")
+            raise ValueError(f"scale {enc.scale!r} stores no per-vector scales, got {describe(s)}")
         b = self.block_scales
         if enc.block_size:
             nb = enc.n_blocks(d)
             if not isinstance(b, np.ndarray) or b.dtype != np.uint8 or b.shape != (n, nb):
-                raise ValueError(f"block_scales must be uint8 of shape ({n}, {nb}), got {_describe(b)}")
+                raise ValueError(f"block_scales must be uint8 of shape ({n}, {nb}), got {describe(b)}")
             bad = _BAD_BLOCK_CODE[enc.scale](b)
             if bad.any():
                 r, c = (int(v[0]) for v in np.nonzero(bad))
                 raise ValueError(f"block scale {c} of row {r} is code {int(b[r, c]):#04x}, which no encoder writes")
             object.__setattr__(self, "block_scales", np.ascontiguousarray(b))
         elif b is not None:
-            raise ValueError(f"scale {enc.scale!r} stores no block scales, got {_describe(b)}")
+            raise ValueError(f"scale {enc.scale!r} stores no block scales, got {describe(b)}")
 
     def __len__(self) -> int:
         return self.codes.shape[0]
@@ -484,113 +482,3 @@ class Encoded:
 
     def __repr__(self) -> str:
         return f"Encoded(n={self.n}, dim={self.dim}, encoding={self.encoding!r}, nbytes={self.nbytes})"
-
-
-# ---------------------------------------------------------------- encode / decode
-
-_SCALE_MODE = {"none": K.SCALE_NONE, "vector": K.SCALE_VECTOR, "block32": K.SCALE_BLOCK32, "block16": K.SCALE_BLOCK16}
-_FAMILY = {"minifloat": K.FAMILY_MINIFLOAT, "int": K.FAMILY_INT, "nf": K.FAMILY_LEVELS, "binary": K.FAMILY_LEVELS}
-_NO_F32 = np.zeros(0, dtype=np.float32)
-_E4M3_TABLE = get_codebook("e4m3").table
-
-
-def _padded_thresholds(cb: Codebook) -> np.ndarray:
-    """The codebook's thresholds in the kernels' fixed number of slots, the rest +inf (never reached)."""
-    out = np.full(K.MAX_THRESHOLDS, np.inf, dtype=np.float32)
-    out[: cb.thresholds.size] = cb.thresholds
-    return out
-
-
-def _transform_args(enc: Encoding, d: int) -> tuple:
-    """(mean, centre, rotate, s1, s2, p, norm) for the kernels."""
-    mean = enc.mean if enc.centres else _NO_F32
-    if enc.rotates:
-        r = rotation(enc.seed, d)
-        return mean, enc.centres, True, r.s1, r.s2, r.p, r.norm32
-    return mean, enc.centres, False, _NO_F32, _NO_F32, 1, np.float32(1.0)
-
-
-def _first_bad_row(flags: np.ndarray, x: np.ndarray) -> str:
-    row = int(np.flatnonzero(flags)[0])
-    if flags[row] == 2:
-        return f"row {row} is not finite after the transform (values near the float32 limit); nothing was encoded"
-    col = int(np.flatnonzero(~np.isfinite(x[row]))[0])
-    what = "NaN" if np.isnan(x[row, col]) else "inf"
-    return f"row {row} contains {what} (at column {col}); nothing was encoded"
-
-
-def encode_with(x: object, enc: Encoding) -> Encoded:
-    """Encode float vectors with an :class:`Encoding` (:func:`minifloat_store.encode` calls this).
-
-    Parameters
-    ----------
-    x : array_like of shape (n, d) or (d,), floating point
-        Converted to float32 first.
-    enc : Encoding
-        Fitted if it centres.
-
-    Returns
-    -------
-    Encoded
-
-    Raises
-    ------
-    TypeError
-        If ``x`` is not floating point.
-    ValueError
-        If ``enc`` centres and is not fitted, ``x`` has a dimension other than
-        the fitted one, is empty, or holds NaN/inf (naming the first bad row).
-    """
-    if not isinstance(enc, Encoding):
-        raise TypeError(f"enc must be an Encoding, got {type(enc).__name__}")
-    if not enc.is_fitted:
-        raise ValueError(f"{enc!r} is not fitted: call enc = enc.fit(sample) first")
-    x32 = float32_rows(x)
-    n, d = x32.shape
-    enc._check_dim(d)
-    cb = enc.codebook
-    f = cb.fmt
-    codes = np.empty((n, enc.code_bytes(d)), dtype=np.uint8)
-    scales = np.zeros(n, dtype=np.float32)
-    nb = enc.n_blocks(d)
-    blocks = np.zeros((n, nb), dtype=np.uint8)
-    flags = np.zeros(n, dtype=np.uint8)
-    max_bits = np.int64(np.float32(cb.max_level).view(np.uint32)) if cb.bits < 32 else np.int64(0)
-    K.encode_rows(
-        x32, *_transform_args(enc, d), _FAMILY[cb.family], cb.bits,
-        f.mantissa_bits if f else 0, f.bias if f else 0, max_bits, cb.int_max,
-        _padded_thresholds(cb), cb.table, cb.rms_step, float(cb.max_level),
-        _SCALE_MODE[enc.scale], enc.block_size, cb.emax if cb.bits <= 8 else 0, _E4M3_TABLE,
-        codes, scales, blocks, flags,
-    )  # fmt: skip
-    if flags.any():
-        raise ValueError(_first_bad_row(flags, x32))
-    return Encoded(codes, scales if enc.has_vector_scale else None, blocks if enc.block_size else None, enc, d)
-
-
-def decode_rows_into(e: Encoded, rows: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-    """Decode rows ``rows`` (int64, or None for all) of ``e`` into ``out`` (float32, (m, dim))."""
-    enc = e.encoding
-    cb = enc.codebook
-    n = e.n
-    scales = e.scales if e.scales is not None else np.ones(n, dtype=np.float32)
-    blocks = e.block_scales if e.block_scales is not None else np.zeros((n, 0), dtype=np.uint8)
-    idx = np.zeros(0, dtype=np.int64) if rows is None else rows
-    if out.shape[0]:
-        K.decode_rows(
-            e.codes, cb.bits, cb.table, _SCALE_MODE[enc.scale], enc.divides, scales, max(enc.block_size, 1), blocks,
-            _E4M3_TABLE, *_transform_args(enc, e.dim), idx, rows is None, out,
-        )  # fmt: skip
-    return out
-
-
-def decode_with(e: Encoded, out: np.ndarray | None = None) -> np.ndarray:
-    """Decode an :class:`Encoded` batch to float32 (n, dim), in the original space (:func:`minifloat_store.decode`)."""
-    if not isinstance(e, Encoded):
-        raise TypeError(f"expected an Encoded, got {type(e).__name__}")
-    shape = (e.n, e.dim)
-    if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"out must be a writable C-contiguous float32 array of shape {shape}, got {_describe(out)}")
-    return decode_rows_into(e, None, out)

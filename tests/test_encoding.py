@@ -16,7 +16,8 @@ from minifloat_store.codebooks import (
     get_codebook,
     lloyd_max_gaussian,
 )
-from minifloat_store.encoding import ENCODING_SCALES, TRANSFORMS, Encoded, Encoding, decode_with, encode_with
+from minifloat_store.encoding import ENCODING_SCALES, TRANSFORMS, Encoded, Encoding
+from minifloat_store.encoding_codec import decode_with, encode_with
 from minifloat_store.reference_encoding import reference_decode_encoding, reference_encode_encoding
 from minifloat_store.transforms import Rotation, rotation_signs, splitmix64
 
