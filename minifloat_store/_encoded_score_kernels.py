@@ -44,23 +44,60 @@ def query_lut(qrot, bits, table64, lut):
 
 
 @njit(cache=True, inline="always")
-def _lut_sum(code_row, lut, lo, hi):
-    """``sum(lut[k, code_row[k]])`` for k in [lo, hi), four accumulators."""
+def _lut_sum8(code_row, lut, n):
+    """``sum(lut[k, code_row[k]])`` for k < n, eight accumulators (a whole row without block scales)."""
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
     a3 = 0.0
-    k = lo
-    while k + 4 <= hi:
+    a4 = 0.0
+    a5 = 0.0
+    a6 = 0.0
+    a7 = 0.0
+    k = 0
+    while k + 8 <= n:
         a0 += lut[k, code_row[k]]
         a1 += lut[k + 1, code_row[k + 1]]
         a2 += lut[k + 2, code_row[k + 2]]
         a3 += lut[k + 3, code_row[k + 3]]
-        k += 4
-    while k < hi:
+        a4 += lut[k + 4, code_row[k + 4]]
+        a5 += lut[k + 5, code_row[k + 5]]
+        a6 += lut[k + 6, code_row[k + 6]]
+        a7 += lut[k + 7, code_row[k + 7]]
+        k += 8
+    while k < n:
         a0 += lut[k, code_row[k]]
         k += 1
-    return (a0 + a1) + (a2 + a3)
+    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+
+
+@njit(cache=True, inline="always")
+def _lut_sum8_blocks(code_row, lut, n, fb, shift):
+    """``sum(lut[k, code_row[k]] * fb[k >> shift])`` for k < n, eight accumulators: each byte's
+    products times the factor of its block (2**shift bytes per block)."""
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    a4 = 0.0
+    a5 = 0.0
+    a6 = 0.0
+    a7 = 0.0
+    k = 0
+    while k + 8 <= n:
+        a0 += lut[k, code_row[k]] * fb[k >> shift]
+        a1 += lut[k + 1, code_row[k + 1]] * fb[(k + 1) >> shift]
+        a2 += lut[k + 2, code_row[k + 2]] * fb[(k + 2) >> shift]
+        a3 += lut[k + 3, code_row[k + 3]] * fb[(k + 3) >> shift]
+        a4 += lut[k + 4, code_row[k + 4]] * fb[(k + 4) >> shift]
+        a5 += lut[k + 5, code_row[k + 5]] * fb[(k + 5) >> shift]
+        a6 += lut[k + 6, code_row[k + 6]] * fb[(k + 6) >> shift]
+        a7 += lut[k + 7, code_row[k + 7]] * fb[(k + 7) >> shift]
+        k += 8
+    while k < n:
+        a0 += lut[k, code_row[k]] * fb[k >> shift]
+        k += 1
+    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
 
 
 @njit(cache=True, inline="always")
@@ -83,14 +120,14 @@ def _level_sum(z, qrot, lo, hi):
     return (a0 + a1) + (a2 + a3)
 
 
-@njit(cache=True)
-def row_dot(code_row, block_row, row_factor, bits, table, lut, qrot, block, block_table, cbuf, z):
+@njit(cache=True, inline="always")
+def row_dot(code_row, block_row, row_factor, bits, table, lut, qrot, block, block_table, cbuf, z, fb):
     """``<z, qrot>`` for one stored row (see the module docstring); ``block`` 0 means no block scales.
 
     ``table`` is the float32 level table (unused for fp32), ``lut`` the
     :func:`query_lut` table for 1/2/4-bit codes, ``block_table`` the float64
     factor of each block-scale code; ``cbuf`` (int64) and ``z`` (float32) are
-    (d,) scratch for wider codes.
+    (d,) scratch for wider codes, ``fb`` (float64, (n_blocks,)) for the block factors.
     """
     d = qrot.shape[0]
     use_lut = bits == 1 or bits == 2 or bits == 4
@@ -98,18 +135,21 @@ def row_dot(code_row, block_row, row_factor, bits, table, lut, qrot, block, bloc
         levels_row(code_row, bits, table, cbuf, z)
     if block == 0:
         if use_lut:
-            total = _lut_sum(code_row, lut, 0, code_row.shape[0])
+            total = _lut_sum8(code_row, lut, code_row.shape[0])
         else:
             total = _level_sum(z, qrot, 0, d)
+    elif use_lut:
+        # Blocks of 16 or 32 codes of 1, 2 or 4 bits are 2**shift whole bytes.
+        shift = 0
+        while (1 << shift) < block * bits // 8:
+            shift += 1
+        for b in range(block_row.shape[0]):
+            fb[b] = block_table[block_row[b]]
+        total = _lut_sum8_blocks(code_row, lut, code_row.shape[0], fb, shift)
     else:
         total = 0.0
-        bpb = block * bits // 8  # bytes per block
-        nb = block_row.shape[0]
-        for b in range(nb):
-            if use_lut:
-                part = _lut_sum(code_row, lut, b * bpb, min(code_row.shape[0], (b + 1) * bpb))
-            else:
-                part = _level_sum(z, qrot, b * block, min(d, (b + 1) * block))
+        for b in range(block_row.shape[0]):
+            part = _level_sum(z, qrot, b * block, min(d, (b + 1) * block))
             total += part * block_table[block_row[b]]
     return total * row_factor
 
@@ -130,6 +170,7 @@ def scan_topk(codes, block_scales, row_factors, bits, table, lut, qrot, mean_dot
     for blk in prange(out_n.shape[0]):
         cbuf = np.empty(d, np.int64)
         z = np.empty(d, np.float32)
+        fb = np.empty(max(1, block_scales.shape[1]), np.float64)
         hs = out_s[blk]
         hr = out_r[blk]
         count = 0
@@ -137,7 +178,7 @@ def scan_topk(codes, block_scales, row_factors, bits, table, lut, qrot, mean_dot
             if skip[i]:
                 continue
             dot = row_dot(
-                codes[i], block_scales[i], row_factors[i], bits, table, lut, qrot, block, block_table, cbuf, z
+                codes[i], block_scales[i], row_factors[i], bits, table, lut, qrot, block, block_table, cbuf, z, fb
             )
             s = _cosine(dot + mean_dot, norms[i])
             if count == k and s < hs[0]:
@@ -153,9 +194,12 @@ def score_rows(codes, block_scales, row_factors, bits, table, lut, qrot, mean_do
     d = qrot.shape[0]
     cbuf = np.empty(d, np.int64)
     z = np.empty(d, np.float32)
+    fb = np.empty(max(1, block_scales.shape[1]), np.float64)
     for p in range(count):
         i = rows[p]
-        dot = row_dot(codes[i], block_scales[i], row_factors[i], bits, table, lut, qrot, block, block_table, cbuf, z)
+        dot = row_dot(
+            codes[i], block_scales[i], row_factors[i], bits, table, lut, qrot, block, block_table, cbuf, z, fb
+        )
         out[p] = _cosine(dot + mean_dot, norms[i])
 
 
