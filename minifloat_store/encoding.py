@@ -70,6 +70,7 @@ from typing import Any
 
 import numpy as np
 
+from minifloat_store._checks import as_float32_matrix, check_positive_int, describe
 from minifloat_store.codebooks import Codebook, get_codebook
 from minifloat_store.formats import Format
 
@@ -236,8 +237,7 @@ class Encoding:
     # ------------------------------------------------------------ sizes
 
     def _check_dim(self, d: int) -> int:
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 1:
-            raise ValueError(f"dim must be a positive integer, got {d!r}")
+        d = check_positive_int(d, "dim")
         if self._mean is not None and d != self._mean.shape[0]:
             raise ValueError(f"this encoding was fitted on dim {self._mean.shape[0]}, not {d}")
         return int(d)
@@ -287,7 +287,7 @@ class Encoding:
         ValueError
             If the sample is empty, not 2-D, or holds NaN or inf.
         """
-        x = float32_rows(sample, "sample")
+        x = as_float32_matrix(sample, "sample")
         if not np.isfinite(x).all():
             row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
             raise ValueError(f"sample row {row} contains NaN or inf; nothing was fitted")
@@ -366,27 +366,6 @@ class Encoding:
         return f"Encoding({self.element!r}, scale={self._scale!r}, transform={self._transform!r}{seed}{fitted})"
 
 
-def float32_rows(x: object, name: str = "x") -> np.ndarray:
-    """Validate an (n, d) or (d,) float array; return it as C-contiguous float32 (n, d)."""
-    arr = np.asarray(x)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    elif arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, d) or (d,), got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); need at least one vector of at least one value")
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def describe(a: object) -> str:
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} array of shape {a.shape}"
-    return type(a).__name__
-
-
 # E8M0 code 0xFF is NaN; E4M3 codes 0x7F and 0xFF are NaN and codes >= 0x80 negative.
 _BAD_BLOCK_CODE = {"block32": lambda c: c == 0xFF, "block16": lambda c: c >= 0x7F}
 
@@ -458,6 +437,26 @@ class Encoded:
             object.__setattr__(self, "block_scales", np.ascontiguousarray(b))
         elif b is not None:
             raise ValueError(f"scale {enc.scale!r} stores no block scales, got {describe(b)}")
+
+    def check_layout(self) -> None:
+        """Re-check dtypes, shapes and contiguity just before a kernel reads the arrays (no pass over the data).
+
+        An array's shape or dtype can be changed in place after construction.
+
+        Raises
+        ------
+        ValueError
+            If any array no longer has the layout the kernels index by.
+        """
+        enc, n = self.encoding, self.codes.shape[0]
+        arrays = [(self.codes, np.uint8, (n, enc.code_bytes(self.dim)))]
+        if enc.has_vector_scale:
+            arrays.append((self.scales, np.float32, (n,)))
+        if enc.block_size:
+            arrays.append((self.block_scales, np.uint8, (n, enc.n_blocks(self.dim))))
+        for a, dtype, shape in arrays:
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
+                raise ValueError(f"an array of this Encoded was changed after it was built: {describe(a)}")
 
     def __len__(self) -> int:
         return self.codes.shape[0]

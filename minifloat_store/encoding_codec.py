@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from minifloat_store import _encoding_kernels as K
+from minifloat_store._checks import as_float32_matrix, check_finite_rows, describe
 from minifloat_store.codebooks import Codebook, get_codebook
-from minifloat_store.encoding import Encoded, Encoding, describe, float32_rows
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.transforms import rotation
 
 __all__ = ["decode_rows_into", "decode_with", "encode_with"]
@@ -37,15 +38,6 @@ def _transform_args(enc: Encoding, d: int) -> tuple:
         r = rotation(enc.seed, d)
         return mean, enc.centres, True, r.s1, r.s2, r.p, r.norm32
     return mean, enc.centres, False, _NO_F32, _NO_F32, 1, np.float32(1.0)
-
-
-def _first_bad_row(flags: np.ndarray, x: np.ndarray) -> str:
-    row = int(np.flatnonzero(flags)[0])
-    if flags[row] == 2:
-        return f"row {row} is not finite after the transform (values near the float32 limit); nothing was encoded"
-    col = int(np.flatnonzero(~np.isfinite(x[row]))[0])
-    what = "NaN" if np.isnan(x[row, col]) else "inf"
-    return f"row {row} contains {what} (at column {col}); nothing was encoded"
 
 
 def encode_with(x: object, enc: Encoding) -> Encoded:
@@ -74,7 +66,7 @@ def encode_with(x: object, enc: Encoding) -> Encoded:
         raise TypeError(f"enc must be an Encoding, got {type(enc).__name__}")
     if not enc.is_fitted:
         raise ValueError(f"{enc!r} is not fitted: call enc = enc.fit(sample) first")
-    x32 = float32_rows(x)
+    x32 = as_float32_matrix(x)
     n, d = x32.shape
     enc._check_dim(d)
     cb = enc.codebook
@@ -93,7 +85,11 @@ def encode_with(x: object, enc: Encoding) -> Encoded:
         codes, scales, blocks, flags,
     )  # fmt: skip
     if flags.any():
-        raise ValueError(_first_bad_row(flags, x32))
+        check_finite_rows(x32, original=x, consequence="nothing was encoded")
+        row = int(np.flatnonzero(flags)[0])
+        raise ValueError(
+            f"row {row} is not finite after the transform (values near the float32 limit); nothing was encoded"
+        )
     return Encoded(codes, scales if enc.has_vector_scale else None, blocks if enc.block_size else None, enc, d)
 
 
