@@ -6,6 +6,11 @@ float32 copy of a database is never built; only for a batch of queries is a
 chunk of rows (16k at a time) decoded to float32 so that BLAS can pre-select
 candidates, which are then rescored exactly.
 
+Every function also takes an :class:`~minifloat_store.Encoded` (vectors of an
+:class:`~minifloat_store.Encoding`), scored by :mod:`minifloat_store.encoded_scoring`:
+search and verify rotate the query once and add the mean's contribution
+analytically; norms and trial pairs decode a chunk of rows at a time.
+
 Definitions used throughout:
 
 * The score of two vectors is the cosine similarity of their *decoded*
