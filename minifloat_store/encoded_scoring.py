@@ -13,12 +13,11 @@ score then ascending row).
   differs from the brute force only by the float32 rounding inside
   ``decode`` (a few 1e-8 on a cosine). Many queries at once pre-select
   candidates with float32 BLAS on decoded chunks and rescore them exactly,
-  as for packed minifloats.
+  as for packed minifloats (the rows stay in the transformed space: no
+  inverse rotation per row).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -205,22 +204,20 @@ def encoded_verify(e: Encoded, norms: np.ndarray, qhat: np.ndarray, row: int) ->
 
 
 def _blas_margin(e: Encoded, norms: np.ndarray, skip: np.ndarray) -> float:
-    """Bound on |float32-BLAS cosine on decoded rows - kernel cosine| for unit queries.
+    """Bound on |float32-BLAS approximate cosine - kernel cosine| for unit queries.
 
-    The float32 product errs by about d * 2**-24; the decoded rows carry the
-    float32 rounding of the inverse rotation and of adding the mean (a few
-    ulps per Hadamard stage, relative to |z| + |mean|, which can exceed
-    |y| when the mean dominates a vector).
+    The pre-selection multiplies, in float32, ``[R(q), <mean, q>]`` with
+    ``[z, 1] / |y|`` (z in the transformed space): a float32 dot product of
+    d + 1 terms errs by about (d + 1) * 2**-24 of the sum of the terms'
+    magnitudes, at most ``(|z| + |mean|) / |y| <= 1 + 2 |mean| / |y|``; a few
+    more units cover the rounding of the inputs and of the decoded values.
     """
-    d = e.dim
-    enc = e.encoding
     ratio = 1.0
-    if enc.centres:
+    if e.encoding.centres:
         live = norms[~skip & (norms > 0)]
         if live.size:
-            ratio += 2 * float(np.linalg.norm(enc.mean.astype(np.float64))) / float(live.min())
-    stages = math.log2(d) + 2 if enc.rotates else 1
-    return 1.1 * (d + 10 + 8 * stages * ratio) * 2.0**-24 + 1e-12
+            ratio += 2 * float(np.linalg.norm(e.encoding.mean.astype(np.float64))) / float(live.min())
+    return 1.1 * (e.dim + 12) * ratio * 2.0**-24 + 1e-12
 
 
 def encoded_search(
@@ -259,19 +256,30 @@ def _kernel_candidates(
         return out_r, out_s
     cap = min(n_valid, k + max(k, 32))
     margin2 = 2 * _blas_margin(e, norms, skip)
+    enc, d = e.encoding, e.dim
+    mean = enc.mean.astype(np.float64) if enc.centres else None
+    zbuf = np.empty((min(CHUNK_ROWS, e.n), d), dtype=np.float32)
+    aug = np.empty((zbuf.shape[0], d + 1), dtype=np.float32)
     out_r, out_s = [], []
     for q0 in range(0, qhat.shape[0], QUERY_BATCH):
         qb = qhat[q0 : q0 + QUERY_BATCH]
-        q32 = qb.astype(np.float32)
+        # <y, q> = <z, R(q)> + <mean, q>: rows stay in the transformed space (no inverse
+        # rotation per row), the mean term rides in one extra column.
+        qaug = np.empty((qb.shape[0], d + 1), dtype=np.float32)
+        qaug[:, :d] = rotation(enc.seed, d).forward(qb) if enc.rotates else qb
+        qaug[:, d] = qb @ mean if mean is not None else 0.0
         heap_s = np.empty((qb.shape[0], cap), dtype=np.float64)
         heap_r = np.empty((qb.shape[0], cap), dtype=np.int64)
         counts = np.zeros(qb.shape[0], dtype=np.int64)
         for lo in range(0, e.n, CHUNK_ROWS):
             hi = min(e.n, lo + CHUNK_ROWS)
-            chunk = _decode_chunk(e, None, lo, hi)
+            c = hi - lo
+            decode_rows_into(e, np.arange(lo, hi, dtype=np.int64), zbuf[:c], transformed=True)
             nrm = norms[lo:hi]
-            chunk *= np.where(nrm > 0, 1.0 / np.where(nrm > 0, nrm, 1.0), 0.0).astype(np.float32)[:, None]
-            K.offer_chunk(q32 @ chunk.T, lo, skip, heap_s, heap_r, counts)
+            inv = np.where(nrm > 0, 1.0 / np.where(nrm > 0, nrm, 1.0), 0.0).astype(np.float32)
+            np.multiply(zbuf[:c], inv[:, None], out=aug[:c, :d])
+            aug[:c, d] = inv
+            K.offer_chunk(qaug @ aug[:c].T, lo, skip, heap_s, heap_r, counts)
         for t in range(qb.shape[0]):
             c = int(counts[t])
             q = _Query(e, qb[t])

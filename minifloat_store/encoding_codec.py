@@ -31,6 +31,9 @@ def _padded_thresholds(cb: Codebook) -> np.ndarray:
     return out
 
 
+_NO_TRANSFORM = (_NO_F32, False, False, _NO_F32, _NO_F32, 1, np.float32(1.0))
+
+
 def _transform_args(enc: Encoding, d: int) -> tuple:
     """(mean, centre, rotate, s1, s2, p, norm) for the kernels."""
     mean = enc.mean if enc.centres else _NO_F32
@@ -93,8 +96,12 @@ def encode_with(x: object, enc: Encoding) -> Encoded:
     return Encoded(codes, scales if enc.has_vector_scale else None, blocks if enc.block_size else None, enc, d)
 
 
-def decode_rows_into(e: Encoded, rows: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-    """Decode rows ``rows`` (int64, or None for all) of ``e`` into ``out`` (float32, (m, dim))."""
+def decode_rows_into(e: Encoded, rows: np.ndarray | None, out: np.ndarray, transformed: bool = False) -> np.ndarray:
+    """Decode rows ``rows`` (int64, or None for all) of ``e`` into ``out`` (float32, (m, dim)).
+
+    ``transformed``: stop before undoing the transform (the values ``z`` of
+    docs/format.md, in the rotated, centred space), for scoring.
+    """
     enc = e.encoding
     cb = enc.codebook
     n = e.n
@@ -104,7 +111,7 @@ def decode_rows_into(e: Encoded, rows: np.ndarray | None, out: np.ndarray) -> np
     if out.shape[0]:
         K.decode_rows(
             e.codes, cb.bits, cb.table, _SCALE_MODE[enc.scale], enc.divides, scales, max(enc.block_size, 1), blocks,
-            _E4M3_TABLE, *_transform_args(enc, e.dim), idx, rows is None, out,
+            _E4M3_TABLE, *(_NO_TRANSFORM if transformed else _transform_args(enc, e.dim)), idx, rows is None, out,
         )  # fmt: skip
     return out
 
