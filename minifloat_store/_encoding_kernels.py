@@ -500,3 +500,23 @@ def decode_rows(codes, bits, table, scale_mode, divides, scales, block, block_sc
             i = k if all_rows else rows[k]
             decode_one(codes[i], bits, table, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table,
                        mean, centre, rotate, s1, s2, p, norm, cbuf, out[k])  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def decode_unit_rows(codes, bits, table, scale_mode, divides, scales, block, block_scales, e4m3_table,
+                     norms, row0, out):  # fmt: skip
+    """Rows ``row0 + k`` in the transformed space, over their decoded norm, into ``out[k, :d]``, and
+    ``1 / norm`` into ``out[k, d]`` (float32, (m, d + 1); zeros for a zero row). One thread: it runs
+    between BLAS calls."""
+    d = out.shape[1] - 1
+    cbuf = np.empty(d, np.int64)
+    z = np.empty(d, np.float32)
+    for k in range(out.shape[0]):
+        i = row0 + k
+        levels_row(codes[i], bits, table, cbuf, z)
+        scale_levels(z, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table, scales[i])
+        inv = np.float32(1.0 / norms[i]) if norms[i] > 0.0 else np.float32(0.0)
+        o = out[k]
+        for j in range(d):
+            o[j] = z[j] * inv
+        o[d] = inv

@@ -25,7 +25,7 @@ from minifloat_store import _encoded_score_kernels as K
 from minifloat_store._score_kernels import BLOCK_ROWS
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.encoding import Encoded
-from minifloat_store.encoding_codec import decode_rows_into
+from minifloat_store.encoding_codec import decode_rows_into, decode_unit_chunk
 from minifloat_store.transforms import rotation
 
 __all__ = ["encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
@@ -258,8 +258,7 @@ def _kernel_candidates(
     margin2 = 2 * _blas_margin(e, norms, skip)
     enc, d = e.encoding, e.dim
     mean = enc.mean.astype(np.float64) if enc.centres else None
-    zbuf = np.empty((min(CHUNK_ROWS, e.n), d), dtype=np.float32)
-    aug = np.empty((zbuf.shape[0], d + 1), dtype=np.float32)
+    aug = np.empty((min(CHUNK_ROWS, e.n), d + 1), dtype=np.float32)
     out_r, out_s = [], []
     for q0 in range(0, qhat.shape[0], QUERY_BATCH):
         qb = qhat[q0 : q0 + QUERY_BATCH]
@@ -274,11 +273,7 @@ def _kernel_candidates(
         for lo in range(0, e.n, CHUNK_ROWS):
             hi = min(e.n, lo + CHUNK_ROWS)
             c = hi - lo
-            decode_rows_into(e, np.arange(lo, hi, dtype=np.int64), zbuf[:c], transformed=True)
-            nrm = norms[lo:hi]
-            inv = np.where(nrm > 0, 1.0 / np.where(nrm > 0, nrm, 1.0), 0.0).astype(np.float32)
-            np.multiply(zbuf[:c], inv[:, None], out=aug[:c, :d])
-            aug[:c, d] = inv
+            decode_unit_chunk(e, norms, lo, aug[:c])
             K.offer_chunk(qaug @ aug[:c].T, lo, skip, heap_s, heap_r, counts)
         for t in range(qb.shape[0]):
             c = int(counts[t])

@@ -116,6 +116,21 @@ def decode_rows_into(e: Encoded, rows: np.ndarray | None, out: np.ndarray, trans
     return out
 
 
+def decode_unit_chunk(e: Encoded, norms: np.ndarray, row0: int, out: np.ndarray) -> np.ndarray:
+    """Rows ``row0 ..`` in the transformed space over their norms, with ``1/norm`` appended (float32,
+    (m, dim + 1)): the rows of the BLAS pre-selection in ``encoded_scoring``."""
+    enc = e.encoding
+    cb = enc.codebook
+    scales = e.scales if e.scales is not None else np.ones(e.n, dtype=np.float32)
+    blocks = e.block_scales if e.block_scales is not None else np.zeros((e.n, 0), dtype=np.uint8)
+    if out.shape[0]:
+        K.decode_unit_rows(
+            e.codes, cb.bits, cb.table, _SCALE_MODE[enc.scale], enc.divides, scales, max(enc.block_size, 1), blocks,
+            _E4M3_TABLE, norms, row0, out,
+        )  # fmt: skip
+    return out
+
+
 def decode_with(e: Encoded, out: np.ndarray | None = None) -> np.ndarray:
     """Decode an :class:`Encoded` batch to float32 (n, dim), in the original space (:func:`minifloat_store.decode`)."""
     if not isinstance(e, Encoded):
