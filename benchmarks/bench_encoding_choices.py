@@ -18,9 +18,13 @@ of alternatives computed side by side on the same data:
 
     python benchmarks/bench_encoding_choices.py EMB.npz [--key relu,pre]    # float32 (n, d) arrays
     python benchmarks/bench_encoding_choices.py --synthetic                   # the demo's synthetic corpora
+    python benchmarks/bench_encoding_choices.py EMB.npz --extract-debian-voices 10 --synthetic  # what docs quote
 
-EMB.npz holds float32 (n, d) arrays under the given keys (e.g. Resemblyzer
-embeddings of the Debian voices, as the accuracy benchmark extracts them).
+EMB.npz holds float32 (n, d) arrays under the given keys. ``--extract-debian-voices N``
+first writes it: Resemblyzer embeddings of N utterances of every Debian voice
+that has N (``eval.data.debian_voices``), after the ReLU ("relu", what the
+model outputs) and before it ("pre", the same network without its last ReLU),
+each averaged over partials and L2-normalised as the model does.
 """
 
 from __future__ import annotations
@@ -131,16 +135,48 @@ def rotations(x: np.ndarray, element: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def extract_debian_voices(path: str, per_voice: int) -> None:
+    """Write Resemblyzer embeddings (ReLU output and pre-ReLU) of the Debian voices to ``path``."""
+    import torch  # heavy optional dependency, only for this option
+
+    from minifloat_store.eval.data import debian_voices
+    from minifloat_store.eval.models import resemblyzer
+
+    corpus = debian_voices.load_corpus(utterances_per_speaker=per_voice)
+    model = resemblyzer.load()
+    waves = [u.waveform for u in corpus]
+    relu = model.embed_batch(waves)
+    original = resemblyzer.VoiceEncoder.forward
+
+    def without_relu(self, mels):  # the network's forward minus its final ReLU
+        _, (hidden, _) = self.lstm(mels)
+        raw = self.linear(hidden[-1])
+        return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True)
+
+    resemblyzer.VoiceEncoder.forward = without_relu
+    try:
+        pre = model.embed_batch(waves)
+    finally:
+        resemblyzer.VoiceEncoder.forward = original
+    np.savez(path, relu=relu, pre=pre, speaker=np.array([u.speaker for u in corpus]))
+    print(f"wrote {path}: {len(corpus)} utterances of {len({u.speaker for u in corpus})} voices")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("npz", nargs="?", help="float32 (n, d) embeddings")
     ap.add_argument("--key", default="relu,pre", help="arrays of the npz to use")
+    ap.add_argument("--extract-debian-voices", type=int, metavar="N", help="first write NPZ from the Debian voices")
     ap.add_argument("--synthetic", action="store_true", help="use the demo's synthetic corpora (1,000 vectors each)")
     ap.add_argument("--out", default="bench_encoding_choices")
     args = ap.parse_args()
+    if args.extract_debian_voices:
+        if not args.npz:
+            ap.error("--extract-debian-voices needs the NPZ path to write")
+        extract_debian_voices(args.npz, args.extract_debian_voices)
     sets: dict[str, np.ndarray] = {}
     if args.synthetic or not args.npz:
-        from minifloat_store.eval.synthetic import make_corpus
+        from minifloat_store.eval.data.synthetic import make_corpus
 
         for prof in ("batchnorm", "nonorm"):
             sets[f"synthetic-{prof}"] = make_corpus(prof, n_utterances=1000, n_targets=10, n_nontargets=10).embeddings
@@ -148,11 +184,11 @@ def main() -> None:
         data = np.load(args.npz)
         for k in args.key.split(","):
             sets[k] = np.asarray(data[k], dtype=np.float32)
-    elements = ["int8", "int6", "int4", "nf4", "int3", "nf3", "int2", "nf2"]
+    rule_elements = ["int8", "int6", "int4", "nf4", "int3", "nf3", "int2", "nf2"]
     results = {}
     for name, x in sets.items():
         print(f"\n{name}: {x.shape[0]} vectors x {x.shape[1]}, {x.shape[0] * (x.shape[0] - 1) // 2} pairs")
-        rules = scale_rules(x, elements)
+        rules = scale_rules(x, rule_elements)
         print(f"  per-vector scale, centre+rotate: RMS cosine error x 1e3\n  {'element':<7}" +
               "".join(f"{r:>10}" for r in ("library", "absmax", "gauss", "no-lsq")))  # fmt: skip
         for el, row in rules.items():
