@@ -14,10 +14,19 @@ Same process, same data (Gaussian float32, 192 dims):
    indexes, checksums, HDF5 tail slots) and of the whole store against
    ``storage_bytes`` (the payload). Target: vector arrays <= 1.02 x payload.
 3. *Convert peak RSS*: a ``--convert-gb`` GB .npy (float32, 192 dims) converted
-   to e4m3 in a child process, whose peak resident set (``ru_maxrss``) is
-   reported. Target: < 512 MiB for 4 GB.
+   to e4m3 in a child process, whose peak resident set (``VmHWM`` from
+   /proc, not ``ru_maxrss``, which a forked child inherits) is reported. Target: < 512 MiB for 4 GB.
+4. *Cost of the checks* (docs/store.md, "Stores from untrusted sources") on a
+   store of ``--rows`` e4m3 vectors per backend: ``open`` and ``check()``
+   timed whole, and the checks inside them timed alone on the same data
+   (best of ``--repeats``): block digests of the id arrays against reading
+   them unverified, the id blob's UTF-8 and offset checks, the duplicate-id
+   check against a plain index build, the store's structure (zarr: the tree
+   scan and shard sizes; HDF5: every dataset's links, layout and filters), and
+   in ``check()`` the block digests of every array, the scale range and the
+   NaN/inf code scan. ``--only-checks`` runs this part alone.
 
-    python benchmarks/bench_store.py [--rows 1000000] [--repeats 2] [--convert-gb 4]
+    python benchmarks/bench_store.py [--rows 1000000] [--repeats 2] [--convert-gb 4] [--only-checks]
 """
 
 from __future__ import annotations
@@ -142,12 +151,105 @@ def convert_rss(work: str, gb: float) -> dict[str, float]:
     return r
 
 
+def _time(fn, repeats: int) -> float:
+    """Best of ``repeats`` timed calls, after one untimed call (numba compiles on first use)."""
+    fn()
+    best_s = float("inf")
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        best_s = min(best_s, time.perf_counter() - t0)
+    return best_s
+
+
+def _index_build(blob: np.ndarray, ends: np.ndarray, unique: bool) -> None:
+    """The id index's hash-table build over every row: plain, or stopping at a repeated id (what open does)."""
+    from minifloat_store.store import ids as idmod
+
+    rows = np.arange(len(ends), dtype=np.int64)
+    cap = 16
+    while cap * idmod._MAX_LOAD < len(rows) * 1.5:
+        cap *= 2
+    table = np.full(cap, idmod._EMPTY, dtype=np.int32)
+    (idmod._insert_unique if unique else idmod._insert)(table, blob, ends, rows)
+
+
+def _checks_one(work: str, backend: str, rows: int, repeats: int, x: np.ndarray, ids: list[str]) -> dict[str, float]:
+    from minifloat_store.store import hdf5_backend as hb
+    from minifloat_store.store import integrity
+    from minifloat_store.store import zarr_backend as zb
+    from minifloat_store.store.digests import VerifiedReads
+    from minifloat_store.store.record import ARRAYS
+
+    path = fresh(work, f"checks_{backend}")
+    store_add(path, backend, "e4m3", x[:rows], ids[:rows], BATCH)
+    r: dict[str, float] = {"open_s": _time(lambda: EmbeddingStore.open(path).close(), repeats)}
+    with EmbeddingStore.open(path) as s:
+        r["check_s"] = _time(s.check, repeats)
+        be, reads = s._backend, s._reads
+        lengths = dict(be.record["lengths"])
+        raw = VerifiedReads(be, None)
+        for what, rd in (("unverified", raw), ("verified", reads)):
+            r[f"open_id_arrays_{what}_s"] = _time(
+                lambda rd=rd: [rd.read(a, 0, lengths[a]) for a in ("id_ends", "id_blob", "deleted")], repeats
+            )
+            r[f"check_read_all_{what}_s"] = _time(lambda rd=rd: [rd.read(a, 0, lengths[a]) for a in ARRAYS], repeats)
+        ends, blob = be.read("id_ends", 0, lengths["id_ends"]), be.read("id_blob", 0, lengths["id_blob"])
+        r["open_id_blob_check_s"] = _time(lambda: integrity.check_id_blob(blob, ends, "bench"), repeats)
+        r["open_index_plain_s"] = _time(lambda: _index_build(blob, ends, False), repeats)
+        r["open_index_unique_s"] = _time(lambda: _index_build(blob, ends, True), repeats)
+        if backend == "zarr":
+            r["open_structure_s"] = _time(lambda: (zb._scan_tree(Path(path)), be._check_shards()), repeats)
+        else:
+            gen = be._gen
+
+            def structure() -> None:
+                for a in ARRAYS:
+                    tail = (gen.row_bytes,) if a == "codes" else ()
+                    for d in ("sealed", "tail0", "tail1"):
+                        hb._checked_dataset(gen.f, f"{a}/{d}", "bench", hb._DTYPE[a], tail, None)
+
+            r["open_structure_s"] = _time(structure, repeats)
+        codes, scales = be.read("codes", 0, lengths["codes"]), be.read("scales", 0, lengths["scales"])
+        rows_all = np.arange(len(scales))
+        fmt, scale = s.fmt, s.scale
+        r["check_scale_range_s"] = _time(lambda: integrity.check_scales(scales, rows_all, fmt, scale, "b"), repeats)
+        r["check_code_scan_s"] = _time(lambda: integrity.check_codes(codes, rows_all, fmt, "bench"), repeats)
+    fresh(work, f"checks_{backend}")
+    r["open_digests_s"] = r["open_id_arrays_verified_s"] - r["open_id_arrays_unverified_s"]
+    r["open_unique_ids_s"] = r["open_index_unique_s"] - r["open_index_plain_s"]
+    r["open_checks_s"] = (
+        r["open_digests_s"] + r["open_id_blob_check_s"] + r["open_unique_ids_s"] + r["open_structure_s"]
+    )
+    r["check_digests_s"] = r["check_read_all_verified_s"] - r["check_read_all_unverified_s"]
+    r["check_checks_s"] = r["check_digests_s"] + r["check_scale_range_s"] + r["check_code_scan_s"]
+    return r
+
+
+def checks_cost(work: str, rows: int, repeats: int, x: np.ndarray, ids: list[str]) -> dict[str, dict[str, float]]:
+    """Seconds of open/check() and of each check inside them, per backend (see the module docstring, 4)."""
+    out: dict[str, dict[str, float]] = {}
+    for backend in ("zarr", "hdf5"):
+        r = out[backend] = _checks_one(work, backend, rows, repeats, x, ids)
+        print(
+            f"checks {backend} ({rows:,} e4m3 vectors): open {r['open_s'] * 1e3:.0f} ms, of which checks "
+            f"{r['open_checks_s'] * 1e3:.0f} ms (block digests {r['open_digests_s'] * 1e3:.0f}, UTF-8/offsets "
+            f"{r['open_id_blob_check_s'] * 1e3:.0f}, unique ids {r['open_unique_ids_s'] * 1e3:.0f}, structure "
+            f"{r['open_structure_s'] * 1e3:.0f}); check() {r['check_s']:.2f} s, of which checks "
+            f"{r['check_checks_s']:.2f} s (block digests {r['check_digests_s']:.2f}, scales "
+            f"{r['check_scale_range_s']:.3f}, NaN/inf codes {r['check_code_scan_s']:.2f})",
+            flush=True,
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--convert-gb", type=float, default=4.0)
     ap.add_argument("--workdir", default=None, help="where to write (default: a temporary directory)")
+    ap.add_argument("--only-checks", action="store_true", help="run part 4 (the cost of the checks) alone")
     args = ap.parse_args()
 
     work = args.workdir or tempfile.mkdtemp(prefix="bench_store_")
@@ -159,7 +261,16 @@ def main() -> None:
     # Warm-up: numba kernels, zarr/h5py code paths.
     for backend in ("zarr", "hdf5"):
         store_add(fresh(work, "warm"), backend, "e4m3", x[:BATCH], ids[:BATCH], BATCH)
+        with EmbeddingStore.open(os.path.join(work, "warm")) as s:
+            s.check()
     fresh(work, "warm")
+    if args.only_checks:
+        results = {"rows": args.rows, "dim": DIM, "repeats": args.repeats}
+        results["checks"] = checks_cost(work, args.rows, args.repeats, x, ids)
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        print("saved", save("bench_store_checks", results))
+        return
 
     for backend in ("zarr", "hdf5"):
         plain = plain_zarr if backend == "zarr" else plain_h5py
@@ -198,6 +309,7 @@ def main() -> None:
             )
             fresh(work, f"small_{backend}_{fmt}")
 
+    results["checks"] = checks_cost(work, args.rows, args.repeats, x, ids)
     del x
     if args.convert_gb > 0:
         results["convert"] = convert_rss(work, args.convert_gb)

@@ -192,7 +192,7 @@ def query_lut(qhat, nbits, table64, lut):
     Any other width needs no table (``lut`` is ignored; pass any shape).
     """
     d = qhat.shape[0]
-    if nbits == 4:
+    if nbits == 4 and lut.shape[0] >= (d + 1) // 2:  # a smaller lut: none (large dim, see row_dot_query)
         for k in range((d + 1) // 2):
             q0 = qhat[2 * k]
             q1 = qhat[2 * k + 1] if 2 * k + 1 < d else 0.0
@@ -200,6 +200,13 @@ def query_lut(qhat, nbits, table64, lut):
                 # Two products rounded once each, then one rounded add: the
                 # same arithmetic for every row, hence exact ties.
                 lut[k, byte] = table64[byte & 0xF] * q0 + table64[byte >> 4] * q1
+
+
+@njit(cache=True, inline="always")
+def _nibble_pair(byte, k, table64, qhat):
+    """``query_lut``'s entry ``lut[k, byte]``, computed the same way."""
+    q1 = qhat[2 * k + 1] if 2 * k + 1 < qhat.shape[0] else 0.0
+    return table64[byte & 0xF] * qhat[2 * k] + table64[byte >> 4] * q1
 
 
 @njit(cache=True, inline="always")
@@ -234,7 +241,22 @@ def row_dot_query(code_row, nbits, lut, table64, qhat):
     # Every other width: eight lanes over n items, then a tail into lane 0.
     n = (d + 1) // 2 if nbits == 4 else d
     k = 0
-    if nbits == 4:
+    if nbits == 4 and lut.shape[0] < n:
+        # No lut (its memory would grow with dim): each lut entry computed in place, the same arithmetic.
+        while k + 8 <= n:
+            a0 += _nibble_pair(code_row[k], k, table64, qhat)
+            a1 += _nibble_pair(code_row[k + 1], k + 1, table64, qhat)
+            a2 += _nibble_pair(code_row[k + 2], k + 2, table64, qhat)
+            a3 += _nibble_pair(code_row[k + 3], k + 3, table64, qhat)
+            a4 += _nibble_pair(code_row[k + 4], k + 4, table64, qhat)
+            a5 += _nibble_pair(code_row[k + 5], k + 5, table64, qhat)
+            a6 += _nibble_pair(code_row[k + 6], k + 6, table64, qhat)
+            a7 += _nibble_pair(code_row[k + 7], k + 7, table64, qhat)
+            k += 8
+        while k < n:
+            a0 += _nibble_pair(code_row[k], k, table64, qhat)
+            k += 1
+    elif nbits == 4:
         # An odd dim's last byte has a zero high nibble and lut weight 0.
         while k + 8 <= n:
             a0 += lut[k, code_row[k]]

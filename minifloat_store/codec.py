@@ -10,10 +10,11 @@ specified in docs/format.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
-from minifloat_store import _kernels
+from minifloat_store import _kernels, encoding_codec
 
 # SCALE_MODES, ScaleMode, as_float32_matrix and check_scale_mode live in _checks;
 # they are re-exported here, where the store and the evaluation import them from.
@@ -26,10 +27,13 @@ from minifloat_store._checks import (
     check_scale_mode,
     describe,
 )
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.formats import Format, decode_table, get_format
 
 __all__ = [
     "SCALE_MODES",
+    "Encoded",
+    "Encoding",
     "Packed",
     "ScaleMode",
     "as_float32_matrix",
@@ -52,14 +56,27 @@ def effective_scale(fmt: Format, scale: ScaleMode) -> ScaleMode:
     return "none" if fmt.is_identity else scale
 
 
-def storage_bytes(n: int, dim: int, fmt: str | Format, scale: ScaleMode = "vector") -> int:
+def _scale_for(fmt: Encoding, scale: str) -> None:
+    # An Encoding carries its own scale; a different one here is a mistake, not an override.
+    if scale != "vector":
+        raise ValueError(f"scale={scale!r} was given with an Encoding; its scale is part of it ({fmt!r})")
+
+
+def storage_bytes(n: int, dim: int, fmt: str | Format | Encoding, scale: ScaleMode = "vector") -> int:
     """Exact payload size of ``n`` packed vectors, in bytes.
 
     ``n * ceil(dim * bits / 8)`` bytes of codes, plus 4 bytes (one float32
     scale) per vector when ``scale == "vector"``. This is the study's Table 1
     quantity (which has no scales); container overhead (ids, chunk headers,
-    checksums) is not included.
+    checksums) is not included. For an :class:`Encoding` it is
+    ``n * enc.vector_bytes(dim)``: codes, block scales and per-vector scales
+    (the fitted mean, stored once, is not included).
     """
+    if isinstance(fmt, Encoding):
+        _scale_for(fmt, scale)
+        if n < 0:
+            raise ValueError(f"need n >= 0, got n={n}")
+        return int(n) * fmt.vector_bytes(dim)
     f = get_format(fmt)
     check_scale_mode(scale)
     if n < 0 or dim < 1:
@@ -160,25 +177,35 @@ def check_kernel_input(packed: Packed) -> None:
         raise ValueError("codes and scales must be C-contiguous (they were changed after the Packed was built)")
 
 
-def encode(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> Packed:
+@overload
+def encode(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> Packed: ...
+@overload
+def encode(x: object, fmt: Encoding, scale: ScaleMode = "vector") -> Encoded: ...
+def encode(x: object, fmt: str | Format | Encoding, scale: ScaleMode = "vector") -> Packed | Encoded:
     """Encode float vectors into packed codes.
 
     Parameters
     ----------
     x : array_like of shape (n, d) or (d,), floating point
         The vectors. Converted to float32 first.
-    fmt : str or Format
-        Target format (``"e2m1"``, ``"e4m3"``, ``"fp16"``... or an ml_dtypes name).
+    fmt : str, Format or Encoding
+        Target format (``"e2m1"``, ``"e4m3"``, ``"fp16"``... or an ml_dtypes
+        name), or an :class:`Encoding` (element x scale x transform; fitted if
+        it centres).
     scale : {"vector", "none"}
-        ``"vector"`` (default) multiplies each vector by ``max_value / max|x|``
-        before rounding (equation 6 of the study; an all-zero vector gets scale
-        1); ``"none"`` rounds the values as they are. float32 is always stored
-        as it is.
+        For a format: ``"vector"`` (default) multiplies each vector by
+        ``max_value / max|x|`` before rounding (equation 6 of the study; an
+        all-zero vector gets scale 1); ``"none"`` rounds the values as they
+        are. float32 is always stored as it is. An Encoding has its own scale
+        (leave this at its default).
 
     Returns
     -------
     Packed
-        Codes of shape (n, ceil(d * bits / 8)) and float32 scales of shape (n,).
+        For a format: codes of shape (n, ceil(d * bits / 8)) and float32
+        scales of shape (n,).
+    Encoded
+        For an Encoding: codes, per-vector and per-block scales (docs/format.md).
 
     Raises
     ------
@@ -187,8 +214,12 @@ def encode(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> Packed:
     ValueError
         If ``x`` has the wrong number of dimensions, is empty, or holds NaN or
         inf (the message names the first offending row), or if ``fmt`` or
-        ``scale`` is unknown.
+        ``scale`` is unknown; for an Encoding that centres and is not fitted,
+        or was fitted on another dimension.
     """
+    if isinstance(fmt, Encoding):
+        _scale_for(fmt, scale)
+        return encoding_codec.encode_with(x, fmt)
     f = get_format(fmt)
     scale = effective_scale(f, check_scale_mode(scale))
     x32 = as_float32_matrix(x)
@@ -204,22 +235,26 @@ def encode(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> Packed:
     return Packed(codes, scales, f, d, scale)
 
 
-def decode(packed: Packed, out: np.ndarray | None = None) -> np.ndarray:
+def decode(packed: Packed | Encoded, out: np.ndarray | None = None) -> np.ndarray:
     """Decode packed vectors to float32.
 
     Parameters
     ----------
-    packed : Packed
+    packed : Packed or Encoded
     out : ndarray of shape (n, dim), float32, C-contiguous, optional
         Where to write the result (no allocation).
 
     Returns
     -------
     ndarray of shape (n, dim), float32
-        ``value(code) / scale`` for every element.
+        ``value(code) / scale`` for every element of a Packed; for an Encoded,
+        the vectors back in the original space (scales applied, rotation
+        undone, mean added).
     """
+    if isinstance(packed, Encoded):
+        return encoding_codec.decode_with(packed, out)
     if not isinstance(packed, Packed):
-        raise TypeError(f"decode expects a Packed, got {type(packed).__name__}")
+        raise TypeError(f"decode expects a Packed or an Encoded, got {type(packed).__name__}")
     check_kernel_input(packed)
     shape = (packed.n, packed.dim)
     if out is None:
@@ -238,9 +273,11 @@ def decode(packed: Packed, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def quantize(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> np.ndarray:
+def quantize(x: object, fmt: str | Format | Encoding, scale: ScaleMode = "vector") -> np.ndarray:
     """``decode(encode(x, fmt, scale))``: the float32 values a stored vector comes back as.
 
     Returns float32 of shape (n, d) (a (d,) input gives (1, d)).
     """
+    if isinstance(fmt, Encoding):  # one call per overload of encode, for the type checker
+        return decode(encode(x, fmt, scale))
     return decode(encode(x, fmt, scale))

@@ -6,6 +6,11 @@ float32 copy of a database is never built; only for a batch of queries is a
 chunk of rows (16k at a time) decoded to float32 so that BLAS can pre-select
 candidates, which are then rescored exactly.
 
+Every function also takes an :class:`~minifloat_store.Encoded` (vectors of an
+:class:`~minifloat_store.Encoding`), scored by :mod:`minifloat_store.encoded_scoring`:
+search and verify rotate the query once and add the mean's contribution
+analytically; norms and trial pairs decode a chunk of rows at a time.
+
 Definitions used throughout:
 
 * The score of two vectors is the cosine similarity of their *decoded*
@@ -22,6 +27,7 @@ The store (``minifloat_store.store``) calls these with its precomputed
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +38,8 @@ from minifloat_store import _scan_kernels as SK
 from minifloat_store import _score_kernels as K
 from minifloat_store._checks import check_positive_int, first_nonfinite_row
 from minifloat_store.codec import Packed, check_kernel_input, decode
+from minifloat_store.encoded_scoring import encoded_norms, encoded_pairs, encoded_search, encoded_verify
+from minifloat_store.encoding import Encoded
 from minifloat_store.formats import Format, decode_table
 
 __all__ = ["SearchIndex", "cosine_index_pairs", "cosine_pairs", "search", "search_index", "vector_norms", "verify"]
@@ -69,9 +77,14 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 # ---------------------------------------------------------------- validation
 
 
-def _check_packed(packed: object, name: str = "packed") -> Packed:
+def _check_packed(packed: object, name: str = "packed") -> Packed | Encoded:
+    if isinstance(packed, Encoded):
+        packed.check_layout()
+        return packed
     if not isinstance(packed, Packed):
-        raise TypeError(f"{name} must be a Packed (from minifloat_store.encode), got {type(packed).__name__}")
+        raise TypeError(
+            f"{name} must be a Packed or an Encoded (from minifloat_store.encode), got {type(packed).__name__}"
+        )
     # Its Format is one the kernels handle (Format refuses any other); its
     # arrays may have been reshaped in place since it was built.
     check_kernel_input(packed)
@@ -95,7 +108,7 @@ def _raw_table(fmt: Format) -> np.ndarray:
     return t64
 
 
-def _check_norms(norms: object, packed: Packed, name: str = "norms") -> np.ndarray:
+def _check_norms(norms: object, packed: Packed | Encoded, name: str = "norms") -> np.ndarray:
     arr = np.asarray(norms)
     if arr.dtype.kind != "f" or arr.shape != (packed.n,):
         raise ValueError(
@@ -194,8 +207,10 @@ def _exact_query_scores(packed: Packed, rows: np.ndarray, norms: np.ndarray, qha
 # ---------------------------------------------------------------- norms
 
 
-def _norms_of_rows(packed: Packed, rows: np.ndarray | None) -> np.ndarray:
+def _norms_of_rows(packed: Packed | Encoded, rows: np.ndarray | None) -> np.ndarray:
     """Decoded norms of ``rows`` (int64), or of every row for None."""
+    if isinstance(packed, Encoded):
+        return encoded_norms(packed, rows)
     t64 = _raw_table(packed.fmt)
     out = np.empty(packed.n if rows is None else rows.shape[0], dtype=np.float64)
     if out.size:
@@ -204,12 +219,12 @@ def _norms_of_rows(packed: Packed, rows: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def vector_norms(packed: Packed) -> np.ndarray:
+def vector_norms(packed: Packed | Encoded) -> np.ndarray:
     """L2 norms of the decoded vectors, computed from the codes.
 
     Parameters
     ----------
-    packed : Packed
+    packed : Packed or Encoded
         n packed vectors of dimension d.
 
     Returns
@@ -223,7 +238,7 @@ def vector_norms(packed: Packed) -> np.ndarray:
     return _norms_of_rows(packed, None)
 
 
-def _norms_for(packed: Packed, norms: object, name: str, used: np.ndarray | None = None) -> np.ndarray:
+def _norms_for(packed: Packed | Encoded, norms: object, name: str, used: np.ndarray | None = None) -> np.ndarray:
     """Validated ``norms``, or computed ones (only for the ``used`` rows, if given, when fewer)."""
     if norms is not None:
         return _check_norms(norms, packed, name)
@@ -238,7 +253,17 @@ def _norms_for(packed: Packed, norms: object, name: str, used: np.ndarray | None
 # ---------------------------------------------------------------- pairs
 
 
-def _pairs(pa: Packed, na: np.ndarray, ra: np.ndarray, pb: Packed, nb: np.ndarray, rb: np.ndarray) -> np.ndarray:
+def _decoder(p: Packed | Encoded) -> Callable[[np.ndarray], np.ndarray]:
+    """``rows -> decode(p[rows])``: float32 decoded rows, for the chunked pair scoring."""
+    return lambda rows: decode(p[rows])
+
+
+def _pairs(
+    pa: Packed | Encoded, na: np.ndarray, ra: np.ndarray, pb: Packed | Encoded, nb: np.ndarray, rb: np.ndarray
+) -> np.ndarray:
+    if isinstance(pa, Encoded) or isinstance(pb, Encoded):
+        # Decoded in chunks and multiplied in float64: the brute force itself, bounded memory.
+        return encoded_pairs(_decoder(pa), na, ra, _decoder(pb), nb, rb)
     out = np.empty(ra.shape[0], dtype=np.float64)
     if out.size == 0:
         return out
@@ -266,8 +291,8 @@ def _pairs(pa: Packed, na: np.ndarray, ra: np.ndarray, pb: Packed, nb: np.ndarra
 
 
 def cosine_pairs(
-    packed_a: Packed,
-    packed_b: Packed,
+    packed_a: Packed | Encoded,
+    packed_b: Packed | Encoded,
     *,
     norms_a: np.ndarray | None = None,
     norms_b: np.ndarray | None = None,
@@ -276,8 +301,8 @@ def cosine_pairs(
 
     Parameters
     ----------
-    packed_a, packed_b : Packed
-        n vectors each, same dimension; formats and scale modes may differ.
+    packed_a, packed_b : Packed or Encoded
+        n vectors each, same dimension; formats, encodings and scale modes may differ.
     norms_a, norms_b : ndarray of shape (n,), float64, optional
         :func:`vector_norms` of each, if already known.
 
@@ -304,15 +329,16 @@ def cosine_pairs(
 
 
 def cosine_index_pairs(
-    packed: Packed, left_rows: np.ndarray, right_rows: np.ndarray, norms: np.ndarray | None = None
+    packed: Packed | Encoded, left_rows: np.ndarray, right_rows: np.ndarray, norms: np.ndarray | None = None
 ) -> np.ndarray:
     """Cosine of row ``left_rows[p]`` with row ``right_rows[p]`` of one batch (a trial list).
 
-    Rows are read in place; nothing is gathered or decoded in full.
+    Rows are read in place; nothing is gathered or decoded in full (an
+    Encoded is decoded a chunk of pairs at a time).
 
     Parameters
     ----------
-    packed : Packed
+    packed : Packed or Encoded
         n stored vectors.
     left_rows, right_rows : array_like of shape (m,), integer
         Row indices in ``0 .. n-1``.
@@ -342,12 +368,12 @@ def cosine_index_pairs(
 # ---------------------------------------------------------------- one query, one row
 
 
-def verify(packed: Packed, query: np.ndarray, row: int, norms: np.ndarray | None = None) -> float:
+def verify(packed: Packed | Encoded, query: np.ndarray, row: int, norms: np.ndarray | None = None) -> float:
     """Cosine of one query with one stored vector (a 1:1 verification score).
 
     Parameters
     ----------
-    packed : Packed
+    packed : Packed or Encoded
         n stored vectors of dimension d.
     query : array_like of shape (d,) or (1, d), floating point
     row : int
@@ -366,6 +392,8 @@ def verify(packed: Packed, query: np.ndarray, row: int, norms: np.ndarray | None
     if qhat.shape[0] != 1:
         raise ValueError(f"verify takes one query, got {qhat.shape[0]}; use search() for a batch")
     nrm = _norms_for(packed, norms, "norms", used=np.array([r], dtype=np.int64))
+    if isinstance(packed, Encoded):
+        return encoded_verify(packed, nrm, qhat[0], r)
     rows = np.array([[r]], dtype=np.int64)
     if _special_mask(nrm[r : r + 1])[0]:
         return float(_exact_query_scores(packed, rows[0], nrm, qhat)[0, 0])
@@ -375,8 +403,13 @@ def verify(packed: Packed, query: np.ndarray, row: int, norms: np.ndarray | None
 # ---------------------------------------------------------------- search
 
 
+#: Largest per-query look-up table of a 4-bit scan (rows of 256 float64: 4 MiB); above it the
+#: kernels compute each entry in place, so per-query memory does not grow with dim.
+MAX_LUT_ROWS = 2048
+
+
 def _lut_shape(bits: int, dim: int) -> tuple[int, int]:
-    return ((dim + 1) // 2, 256) if bits == 4 else (1, 1)
+    return ((dim + 1) // 2, 256) if bits == 4 and (dim + 1) // 2 <= MAX_LUT_ROWS else (1, 1)
 
 
 def _score_rows(
@@ -475,7 +508,7 @@ def _blas_candidates(
 
 
 def search(
-    packed: Packed | SearchIndex,
+    packed: Packed | Encoded | SearchIndex,
     queries: np.ndarray,
     k: int = 10,
     exclude: np.ndarray | None = None,
@@ -487,9 +520,11 @@ def search(
 
     Parameters
     ----------
-    packed : Packed or SearchIndex
-        n stored vectors of dimension d; a :func:`search_index` of them
-        serves the fast scan without a pass to compute norms.
+    packed : Packed, Encoded or SearchIndex
+        n stored vectors of dimension d; a :func:`search_index` of packed
+        vectors serves the fast scan without a pass to compute norms
+        (Encoded vectors take their own exact path; ``method`` "fast" means
+        "scan" for them).
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10
@@ -547,16 +582,21 @@ def search(
     nq = qhat.shape[0]
     if kk == 0 or nq == 0:
         return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)
-    if method == "auto":
+    if isinstance(packed, Encoded):
+        method = "scan" if method == "fast" else method
+    elif method == "auto":
         plan = _fast_plan(packed.fmt, packed.dim)
         method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if plan == "simd4" else BLAS_MIN_QUERIES) else "fast"
     if method == "fast" and kk > FAST_MAX_K:
         method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
-    if method == "fast" and _fast_plan(packed.fmt, packed.dim) is not None:
+    if method == "fast" and isinstance(packed, Packed) and _fast_plan(packed.fmt, packed.dim) is not None:
         if index is None:
             index = _index_from_norms(packed, _norms_for(packed, norms, "norms"))
         return _search_fast(index, skip, qhat, kk)
     nrm = _norms_for(packed, norms, "norms")
+    use_blas = method == "blas" or (method == "auto" and nq >= BLAS_MIN_QUERIES)
+    if isinstance(packed, Encoded):
+        return _top_k(*encoded_search(packed, nrm, skip, qhat, kk, use_blas), kk)
 
     special = _special_mask(nrm) & ~skip
     special_rows = np.flatnonzero(special)
@@ -567,7 +607,7 @@ def search(
     if n_kernel == 0:
         cand_r: list[np.ndarray] = [np.empty(0, np.int64)] * nq
         cand_s: list[np.ndarray] = [np.empty(0, np.float64)] * nq
-    elif method == "blas":
+    elif use_blas:
         cand_r, cand_s = _blas_candidates(packed, nrm, skip, qhat, min(kk, n_kernel), n_kernel)
     else:
         cand_r, cand_s = [], []
@@ -576,26 +616,20 @@ def search(
             cand_r.append(r)
             cand_s.append(s)
 
-    special_scores = _exact_query_scores(packed, special_rows, nrm, qhat) if special_rows.size else None
-    return _merge_topk(cand_r, cand_s, special_rows, special_scores, kk)
+    if special_rows.size:
+        special_scores = _exact_query_scores(packed, special_rows, nrm, qhat)
+        cand_r = [np.concatenate([r, special_rows]) for r in cand_r]
+        cand_s = [np.concatenate([s, special_scores[t]]) for t, s in enumerate(cand_s)]
+    return _top_k(cand_r, cand_s, kk)
 
 
-def _merge_topk(
-    cand_r: list[np.ndarray],
-    cand_s: list[np.ndarray],
-    special_rows: np.ndarray,
-    special_scores: np.ndarray | None,
-    kk: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``kk`` per query of exactly scored candidates plus the special rows with their exact scores."""
+def _top_k(cand_r: list[np.ndarray], cand_s: list[np.ndarray], kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``kk`` of each query's candidates: descending score, ties by ascending row."""
     nq = len(cand_r)
     rows = np.empty((nq, kk), dtype=np.int64)
     scores = np.empty((nq, kk), dtype=np.float64)
     for t in range(nq):
         r, s = cand_r[t], cand_s[t]
-        if special_scores is not None:
-            r = np.concatenate([r, special_rows])
-            s = np.concatenate([s, special_scores[t]])
         order = np.lexsort((r, -s))[:kk]
         rows[t] = r[order]
         scores[t] = s[order]
@@ -680,6 +714,8 @@ def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex
         payload and the (usually empty) list of rows scored apart, so
         repeated searches skip the pass over the data that finds those.
     """
+    if isinstance(packed, Encoded):
+        raise TypeError("search_index takes a Packed; pass Encoded vectors to search() directly")
     packed = _check_packed(packed)
     nrm = vector_norms(packed) if norms is None else _check_norms(norms, packed)
     return _index_from_norms(packed, nrm)
@@ -870,4 +906,7 @@ def _search_fast(index: SearchIndex, skip: np.ndarray, qhat: np.ndarray, kk: int
         sub = Packed(packed.codes[special], packed.scales[special], packed.fmt, packed.dim, packed.scale)
         local = np.arange(special.size)
         special_scores = _exact_query_scores(sub, local, _norms_of_rows(packed, special), qhat)
-    return _merge_topk(cand_r, cand_s, special, special_scores, kk)
+    if special_scores is not None:
+        cand_r = [np.concatenate([r, special]) for r in cand_r]
+        cand_s = [np.concatenate([s, special_scores[t]]) for t, s in enumerate(cand_s)]
+    return _top_k(cand_r, cand_s, kk)

@@ -136,7 +136,7 @@ def test_existing_destination_and_unknown_source_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError):
         convert(tmp_path / "missing.npy", tmp_path / "o.zarr", progress=False)
     np.save(tmp_path / "i.npy", np.arange(6).reshape(3, 2))
-    with pytest.raises(TypeError, match="floating point"):
+    with pytest.raises(ValueError, match="floating point"):
         convert(tmp_path / "i.npy", tmp_path / "o.zarr", progress=False)
     assert not os.path.exists(tmp_path / "o.zarr")
 

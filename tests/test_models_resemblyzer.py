@@ -8,6 +8,10 @@ recorded voices from Debian's ktuberling-data / klettres-data (when installed).
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -41,10 +45,28 @@ def random_model():
 
 @pytest.fixture(scope="module")
 def resemblyzer_package():
-    """The resemblyzer package itself, when all its imports work."""
-    return pytest.importorskip(
-        "resemblyzer", reason="resemblyzer (with librosa and a working webrtcvad) not importable"
-    )
+    """The resemblyzer package itself, the reference these tests compare with.
+
+    webrtcvad (which resemblyzer imports) asks ``pkg_resources`` for its own
+    version; setuptools >= 81 no longer ships ``pkg_resources``, so a fresh
+    environment cannot import resemblyzer. The tests give webrtcvad the one
+    function it calls (answered from importlib.metadata) for that import only.
+    """
+    try:
+        import resemblyzer
+    except ModuleNotFoundError as exc:
+        if exc.name != "pkg_resources":
+            pytest.skip(f"resemblyzer not importable: {exc}")
+        shim = types.ModuleType("pkg_resources")
+        shim.get_distribution = lambda name: types.SimpleNamespace(version=importlib.metadata.version(name))
+        sys.modules["pkg_resources"] = shim
+        try:
+            for name in [m for m in sys.modules if m == "resemblyzer" or m.startswith(("resemblyzer.", "webrtcvad"))]:
+                del sys.modules[name]
+            import resemblyzer
+        finally:
+            del sys.modules["pkg_resources"]
+    return resemblyzer
 
 
 def _voice(seconds: float, f0: float, seed: int, amp: float = 0.2) -> np.ndarray:

@@ -394,3 +394,19 @@ def test_codes_reshaped_in_place_are_refused_before_a_kernel_reads_them():
     ):
         with pytest.raises(ValueError, match="bytes per row"):
             call()
+
+
+@pytest.mark.parametrize("dim", [63, 64])
+def test_4bit_search_without_a_lut_gives_the_same_bits(monkeypatch, dim):
+    """Above MAX_LUT_ROWS the per-query table is not built (its memory grows with dim); nothing else changes."""
+    rng = np.random.default_rng(14)
+    packed = mfs.encode(rng.standard_normal((300, dim)).astype(np.float32), "e2m1")
+    queries = rng.standard_normal((3, dim)).astype(np.float32)
+    before = [scoring.search(packed, queries, k=7, method=m) for m in ("scan", "blas")]
+    v_before = scoring.verify(packed, queries[0], 5)
+    monkeypatch.setattr(scoring, "MAX_LUT_ROWS", 4)
+    after = [scoring.search(packed, queries, k=7, method=m) for m in ("scan", "blas")]
+    for (r0, s0), (r1, s1) in zip(before, after, strict=True):
+        np.testing.assert_array_equal(r0, r1)
+        assert s0.tobytes() == s1.tobytes()
+    assert scoring.verify(packed, queries[0], 5) == v_before

@@ -38,10 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError) as exc:
-        # User errors: one clear line, no traceback.
+    except (StoreError, ValueError, OSError, KeyError) as exc:
+        # User errors (a bad file, a damaged store, a full disk): one clear line, no traceback.
         print(f"minifloat-store {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"minifloat-store {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,7 @@ Layout and guarantees: docs/store.md.
 
 from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.errors import (
+    NotAStoreError,
     StoreChangedError,
     StoreCorruptedError,
     StoreError,
@@ -23,6 +24,7 @@ from minifloat_store.store.record import LAYOUT_VERSION
 __all__ = [
     "LAYOUT_VERSION",
     "EmbeddingStore",
+    "NotAStoreError",
     "StoreChangedError",
     "StoreCorruptedError",
     "StoreError",

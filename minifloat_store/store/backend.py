@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from minifloat_store.store.errors import NotAStoreError
 from minifloat_store.store.record import ARRAYS
 
 __all__ = [
@@ -165,15 +166,15 @@ def detect_backend(path: str) -> str:
     ------
     FileNotFoundError
         Nothing exists at ``path``.
-    ValueError
-        ``path`` is a file that no backend claims.
+    NotAStoreError
+        ``path`` is a file that no backend claims, a special file or a dangling link.
     """
     for name, cls in _REGISTRY.items():
         if cls.sniff(path):
             return name
-    if os.path.exists(path):
+    if os.path.lexists(path):
         kinds = " nor ".join(cls.container for cls in _REGISTRY.values())
-        raise ValueError(f"{path} is neither {kinds}")
+        raise NotAStoreError(f"{path} is neither {kinds}")
     raise FileNotFoundError(f"no store at {path}")
 
 

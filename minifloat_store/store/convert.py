@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -115,6 +118,52 @@ def _cosines(x: np.ndarray, x32: np.ndarray, packed: Packed) -> tuple[np.ndarray
     return cos[keep], int(np.count_nonzero(~keep))
 
 
+class _Interrupts:
+    """SIGINT and SIGTERM become a KeyboardInterrupt at the next batch boundary.
+
+    Raised at once, the interrupt could land while zarr's I/O thread is still
+    writing a shard, which would then recreate files in the temporary store
+    after it was removed. Between batches nothing is in flight.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"{signal.Signals(self.signum).name}: convert stopped; nothing was kept")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _publish(tmp: str, dst: str) -> None:
+    """Move the finished store from its temporary name to ``dst``, never over an existing path."""
+    if os.path.isdir(tmp):
+        if os.path.lexists(dst):
+            raise FileExistsError(f"{dst} appeared while converting; the converted store is left at {tmp}")
+        os.rename(tmp, dst)
+    else:
+        os.link(tmp, dst)  # fails if dst exists
+        os.unlink(tmp)
+    fd = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _remove_store(path: str) -> None:
     if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -146,7 +195,11 @@ def convert(
         ``file.h5:/dataset``, a zarr array ``dir.zarr[:/array]``, or another
         store (see ``minifloat_store.store.sources``).
     dst : str or path-like
-        The store to create (must not exist). On any error it is removed.
+        The store to create (must not exist). It is built under a hidden
+        temporary name next to it (``.NAME.converting-XXXX``) and renamed to
+        ``dst`` only when complete; on any error, SIGINT or SIGTERM the
+        temporary store is removed. (After SIGKILL it stays behind, hidden;
+        ``dst`` does not exist, so a rerun starts afresh.)
     fmt, scale, backend :
         As for :meth:`EmbeddingStore.create`.
     ids : path, dataset spec, sequence of str or None
@@ -170,8 +223,30 @@ def convert(
     t0 = time.perf_counter()
     src, dst = os.fspath(src), os.fspath(dst)
     f = get_format(fmt)
-    if os.path.exists(dst):
+    if os.path.lexists(dst):
         raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
+    with _Interrupts() as interrupts:
+        return _convert(src, dst, f, scale, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
+
+
+def _convert(
+    src: str,
+    dst: str,
+    f: Format,
+    scale: str,
+    backend: str,
+    ids: str | os.PathLike[str] | Sequence[str] | None,
+    batch_size: int | None,
+    metadata: Mapping[str, Any] | None,
+    progress: bool,
+    chunk_rows: int | None,
+    t0: float,
+    interrupts: _Interrupts,
+) -> ConvertSummary:
+    # Built under a hidden temporary name and renamed when complete: a convert that is killed
+    # (even with SIGKILL) never leaves a normal-looking store holding a prefix of the rows.
+    d, base = os.path.split(os.path.abspath(dst))
+    tmp = os.path.join(d, f".{base}.converting-{uuid.uuid4().hex[:12]}")
     source = open_source(src)
     created = False
     try:
@@ -183,11 +258,12 @@ def convert(
             elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
                 raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
             meta = dict(metadata) if metadata is not None else dict(source.metadata)
-            store = EmbeddingStore.create(dst, dim, f, scale, backend, meta, chunk_rows=chunk_rows)
+            store = EmbeddingStore.create(tmp, dim, f, scale, backend, meta, chunk_rows=chunk_rows)
             created = True
             cos_sum, cos_min, cos_n, zero = 0.0, np.inf, 0, 0
             with store, tqdm(total=n, unit="vec", unit_scale=True, disable=not progress, desc=f"-> {f.name}") as bar:
                 for lo in range(0, n, batch_size):
+                    interrupts.check()
                     hi = min(n, lo + batch_size)
                     x = source.read(lo, hi)
                     batch_ids = id_source.get(lo, hi)
@@ -213,12 +289,16 @@ def convert(
                         cos_n += len(cos)
                     bar.update(hi - lo)
                 id_source.check_exhausted(n)
+                interrupts.check()
                 info = store.info()
+            if os.path.exists(tmp + ".lock"):
+                os.remove(tmp + ".lock")
+            _publish(tmp, dst)
         finally:
             id_source.close()
     except BaseException:
         if created:
-            _remove_store(dst)
+            _remove_store(tmp)
         raise
     finally:
         source.close()

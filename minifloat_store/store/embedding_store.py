@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -26,12 +27,13 @@ from minifloat_store.formats import Format, get_format
 # The backend modules are imported so that they register themselves.
 from minifloat_store.store import hdf5_backend, zarr_backend  # noqa: F401
 from minifloat_store.store.backend import SCAN_ROWS, Backend, backend_class, detect_backend
-from minifloat_store.store.errors import StoreChangedError
+from minifloat_store.store.digests import BlockDigests, VerifiedReads
+from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
 from minifloat_store.store.ids import MAX_ROWS, IdIndex, _Growable, encode_ids
 from minifloat_store.store.info import StoreInfo
 from minifloat_store.store.lock import WriterLock
-from minifloat_store.store.reading import check_scales, read_all_rows, read_every_chunk, read_id_arrays, read_rows
-from minifloat_store.store.record import LAYOUT_VERSION, new_record, next_record, read_layout
+from minifloat_store.store.reading import check_rows, read_all_rows, read_every_chunk, read_id_arrays, read_rows
+from minifloat_store.store.record import ARRAYS, LAYOUT_VERSION, new_record, next_record, read_layout
 from minifloat_store.store.validation import check_ids, check_ids_any, check_json, check_packed, check_vectors
 
 __all__ = ["EmbeddingStore"]
@@ -134,6 +136,9 @@ class EmbeddingStore:
             if lock_path is not None:
                 if not os.path.exists(path):
                     raise FileNotFoundError(f"no store at {path}")
+                if not os.path.exists(lock_path):
+                    # Nothing is created next to a path before it is known to be a store.
+                    cls_.open(path, writable=False).close()
                 lock = WriterLock(lock_path, path)
         try:
             be = cls_.open(path, writable=(mode == "a"))
@@ -149,9 +154,13 @@ class EmbeddingStore:
         for attempt in range(8):
             try:
                 self._load_once()
-            except StoreChangedError:
+            except (StoreChangedError, StoreCorruptedError) as exc:
                 if self.writable or attempt == 7:
                     raise
+                # A reader racing a writer can read a mix of two states; if the record did not move, it is damage.
+                again, rec = self._backend.reload_record(), self._backend.record
+                if again.get("txn") == rec["txn"] and again.get("generation") == rec["generation"]:
+                    raise StoreCorruptedError(str(exc)) from None
                 self._reopen_backend()
                 continue
             if self.writable:
@@ -175,12 +184,14 @@ class EmbeddingStore:
         rec = be.record
         where = f"store {be.path}"
         self._fmt, self._dim, self._scale, self._row_bytes, lengths = read_layout(rec, where)
-        ends, blob, deleted, live = read_id_arrays(be, lengths, where)
+        self._digests = BlockDigests.from_record(rec, ARRAYS, where)
+        self._reads = VerifiedReads(be, self._digests)
+        ends, blob, deleted, live = read_id_arrays(self._reads, lengths, where)
         self._record = rec
         self._rows = lengths["codes"]
         self._live_buf = _Growable(np.bool_, live)
         self._n_deleted = int(len(deleted))
-        self._ids = IdIndex(blob, ends, live)
+        self._ids = IdIndex(blob, ends, live, where)
         self._cache.clear()
 
     @property
@@ -266,6 +277,30 @@ class EmbeddingStore:
             if self._lock is not None:
                 self._lock.release()
 
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(f"unclosed store {self.path!r} (mode 'a' holds the writer lock)", ResourceWarning, 2)
+            self.close()
+
+    def _verify_lock(self) -> None:
+        """Before a commit: the lock is still ours (a deleted lock file may have let a second writer in)."""
+        if self._lock is not None:
+            self._lock.verify()
+
+    def _digests_for(self, writes: list[tuple[str, np.ndarray]]) -> BlockDigests:
+        """The block digests after appending ``writes`` (first computed from the data for a store that has none)."""
+        d = self._digests
+        if d is None:
+            block = self._backend.read_block_rows()
+            d = BlockDigests.empty(self._record, {a: block * (16 if a == "id_blob" else 1) for a in ARRAYS})
+            for name in ARRAYS:
+                n = int(self._record["lengths"][name])
+                for lo in range(0, n, SCAN_ROWS * 16):
+                    d = d.extended(name, lo, self._backend.read(name, lo, min(n, lo + SCAN_ROWS * 16)))
+        for name, data in writes:
+            d = d.extended(name, int(self._record["lengths"][name]), data)
+        return d
+
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"store {self.path} is closed")
@@ -330,12 +365,16 @@ class EmbeddingStore:
     def _transaction(self, writes: list[tuple[str, np.ndarray]], record: dict[str, Any]) -> None:
         be = self._backend
         try:
+            digests = self._digests_for(writes)
+            record["digests"] = digests.to_record()
             for name, data in writes:
                 be.append(name, data)
+            self._verify_lock()
             be.commit(record)
         except BaseException:
             self._roll_back()
             raise
+        self._digests = self._reads.digests = digests
 
     def _roll_back(self) -> None:
         """After a failed write: drop what was staged and re-read what is committed.
@@ -408,21 +447,25 @@ class EmbeddingStore:
         be = self._backend
         live = np.flatnonzero(self._live)
         try:
+            digests = BlockDigests.empty(self._record, self._digests_for([]).blocks)
             be.begin_rewrite()
             nbytes = 0
             for i in range(0, len(live), SCAN_ROWS):
                 rows = live[i : i + SCAN_ROWS]
-                codes, scales = read_rows(self._backend, rows, self._row_bytes, self._where)
+                codes, scales = read_rows(self._reads, rows, self._fmt, self._scale, self._row_bytes, self._where)
                 blob, ends = encode_ids(self._ids.ids_of(rows))
-                be.append("codes", codes)
-                be.append("scales", scales)
-                be.append("id_ends", ends + nbytes)
+                for name, data, start in (("codes", codes, i), ("scales", scales, i), ("id_ends", ends + nbytes, i)):
+                    digests = digests.extended(name, start, data)
+                    be.append(name, data)
+                digests = digests.extended("id_blob", nbytes, blob)
                 be.append("id_blob", blob)
                 nbytes += len(blob)
             rec = next_record(
                 self._record, codes=len(live), scales=len(live), id_ends=len(live), id_blob=nbytes, deleted=0
             )
             rec["generation"] = int(rec["generation"]) + 1
+            rec["digests"] = digests.to_record()
+            self._verify_lock()
             be.commit(rec)
         except BaseException:
             self._roll_back()
@@ -444,7 +487,7 @@ class EmbeddingStore:
         if ids is None:
             return self.get_packed_all()[0]
         rows = self._rows_of(check_ids(ids, "ids"), "nothing was read")
-        codes, scales = read_rows(self._backend, rows, self._row_bytes, self._where)
+        codes, scales = read_rows(self._reads, rows, self._fmt, self._scale, self._row_bytes, self._where)
         return Packed(codes, scales, self._fmt, self._dim, self._scale)
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
@@ -455,7 +498,7 @@ class EmbeddingStore:
         """codes and scales of every stored row (live and deleted), cached until the next change."""
         hit = self._cache.get("all")
         if hit is None:
-            hit = read_all_rows(self._backend, self._live, self._row_bytes, self._where)
+            hit = read_all_rows(self._reads, self._live, self._fmt, self._scale, self._row_bytes, self._where)
             self._cache["all"] = hit
         return hit
 
@@ -491,9 +534,9 @@ class EmbeddingStore:
         for i in range(0, len(live), batch_size):
             rows = live[i : i + batch_size]
             lo, hi = int(rows[0]), int(rows[-1]) + 1
-            codes = self._backend.read("codes", lo, hi)[rows - lo]
-            scales = self._backend.read("scales", lo, hi)[rows - lo]
-            check_scales(scales, rows, self._where)
+            codes = self._reads.read("codes", lo, hi)[rows - lo]
+            scales = self._reads.read("scales", lo, hi)[rows - lo]
+            check_rows(self._reads, codes, scales, rows, self._fmt, self._scale, self._where)
             yield self._ids.ids_of(rows), decode(Packed(codes, scales, self._fmt, self._dim, self._scale))
 
     def to_numpy(self) -> np.ndarray:
@@ -542,7 +585,7 @@ class EmbeddingStore:
 
         Returns
         -------
-        ids : ndarray of shape (q, k'), str
+        ids : ndarray of shape (q, k'), object (str)
             ``k' = min(k, len(store))``; best first, ties by row order.
         scores : ndarray of shape (q, k'), float64
         """
@@ -550,7 +593,9 @@ class EmbeddingStore:
         index, deleted = self._scoring_state()
         rows, scores = scoring.search(index, queries, k=k, exclude=deleted)
         flat = rows.ravel()
-        names = np.array(self._ids.ids_of(flat) if len(flat) else [], dtype=str)
+        # An object array: a fixed-width str array would pad every id to the longest one.
+        names = np.empty(len(flat), dtype=object)
+        names[:] = self._ids.ids_of(flat)
         return names.reshape(rows.shape), scores
 
     def verify(self, query: object, id_: str) -> float:
@@ -563,13 +608,14 @@ class EmbeddingStore:
         return float(scoring.verify(index.packed, query, row))
 
     def check(self) -> int:
-        """Read every committed chunk of every array, verifying its checksum.
+        """Read every committed chunk of every array, verifying its checksum and block digest, and every
+        live row's scale and codes (docs/store.md, "Stores from untrusted sources").
 
         Returns the number of bytes verified; raises ``StoreCorruptedError``
-        (naming the array and rows) at the first damaged chunk.
+        (naming the array and rows) at the first damaged chunk or row.
         """
         self._check_open()
-        return read_every_chunk(self._backend, self._record["lengths"], self._live, self._where)
+        return read_every_chunk(self._reads, self._record["lengths"], self._live, self._fmt, self._scale, self._where)
 
     # -- info --------------------------------------------------------------
     def info(self) -> StoreInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "NotAStoreError",
     "StoreChangedError",
     "StoreCorruptedError",
     "StoreError",
@@ -34,4 +35,12 @@ class StoreChangedError(StoreError, RuntimeError):
     """A reader's view went away underneath it (another process compacted the store).
 
     Reopen the store to see its current state.
+    """
+
+
+class NotAStoreError(StoreError, ValueError):
+    """The path is not a store of any backend (a file no backend claims, a FIFO, a dangling link).
+
+    A ``StoreError`` (a store from a stranger that is not one is refused like a
+    damaged one) and a ``ValueError`` (the path given is the wrong kind of value).
     """

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from minifloat_store.store.errors import StoreCorruptedError
+
 __all__ = ["IdIndex", "encode_ids"]
 
 _EMPTY = -1
@@ -96,6 +98,23 @@ def _insert(table: np.ndarray, blob: np.ndarray, ends: np.ndarray, rows: np.ndar
             reused += 1
         table[i] = r
     return reused
+
+
+@numba.njit(cache=True, nogil=True)
+def _insert_unique(table: np.ndarray, blob: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> tuple[int, int]:
+    """Insert rows into an empty table, stopping at an id already present: returns (row, earlier row) or (-1, -1)."""
+    mask = np.uint64(table.shape[0] - 1)
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        a0, a1 = _row_start(ends, r), ends[r]
+        i = _hash_bytes(blob, a0, a1) & mask
+        while table[i] >= 0:
+            other = table[i]
+            if _equal(blob, _row_start(ends, other), ends[other], blob, a0, a1):
+                return r, other
+            i = (i + np.uint64(1)) & mask
+        table[i] = r
+    return -1, -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -178,23 +197,39 @@ class IdIndex:
         Exclusive end offset of each row's id in ``blob``.
     live : ndarray of shape (rows,), bool
         Which rows are live (not deleted).
+    where : str
+        The store, for the error raised when two live rows share an id.
+
+    Raises
+    ------
+    StoreCorruptedError
+        Two live rows have the same id (the store's files were altered).
     """
 
-    def __init__(self, blob: np.ndarray, ends: np.ndarray, live: np.ndarray) -> None:
+    def __init__(self, blob: np.ndarray, ends: np.ndarray, live: np.ndarray, where: str = "store") -> None:
+        if len(ends) > MAX_ROWS:
+            raise StoreCorruptedError(f"{where}: {len(ends):,} rows, more than a store holds ({MAX_ROWS:,})")
         self._blob = _Growable(np.uint8, blob)
         self._ends = _Growable(np.int64, ends)
         self._table = np.empty(0, dtype=np.int32)
         self._used = 0  # live entries + tombstones in the table
-        self._rebuild(np.flatnonzero(live).astype(np.int64))
+        self._rebuild(np.flatnonzero(live).astype(np.int64), where=where)
 
     # -- internals -------------------------------------------------------
-    def _rebuild(self, live_rows: np.ndarray, room_for: int = 0) -> None:
+    def _rebuild(self, live_rows: np.ndarray, room_for: int = 0, where: str | None = None) -> None:
         cap = 16
         while cap * _MAX_LOAD < max(len(live_rows) * 1.5, room_for, 1):
             cap *= 2
         # int32 rows: half the memory of int64; a store is capped at 2**31 - 1 rows.
         self._table = np.full(cap, _EMPTY, dtype=np.int32)
-        _insert(self._table, self._blob.view, self._ends.view, live_rows)
+        if where is None:
+            _insert(self._table, self._blob.view, self._ends.view, live_rows)
+        else:  # ids read from disk: a repeat is damage, not something to index twice
+            row, other = _insert_unique(self._table, self._blob.view, self._ends.view, live_rows)
+            if row >= 0:
+                raise StoreCorruptedError(
+                    f"{where}: array 'id_blob': rows {other} and {row} have the same id {self.id_of(row)!r}"
+                )
         self._used = len(live_rows)
 
     def reserve(self, rows: int, nbytes: int) -> None:

@@ -31,6 +31,7 @@ import crc32c
 
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.errors import StoreCorruptedError, StoreVersionError
+from minifloat_store.store.integrity import check_record
 
 __all__ = ["ARRAYS", "LAYOUT_VERSION", "RECORD_KEY", "new_record", "next_record", "unwrap_record", "wrap_record"]
 
@@ -76,9 +77,10 @@ def unwrap_record(wrapper: object, where: str) -> dict[str, Any]:
         raise StoreCorruptedError(f"{where}: the commit record fails its CRC32C check")
     try:
         record = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise StoreCorruptedError(f"{where}: the commit record is not valid JSON ({exc})") from None
-    return record
+    # Every field present and typed before anything uses it (never a KeyError or TypeError later).
+    return check_record(record, where, ARRAYS)
 
 
 def new_record(fmt: Format, dim: int, scale: str, metadata: dict[str, Any]) -> dict[str, Any]:

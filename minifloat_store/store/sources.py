@@ -62,9 +62,9 @@ def _as_str_ids(values: np.ndarray, where: str) -> list[str]:
             if isinstance(v, bytes):
                 out[i] = v.decode("utf-8")
             elif not isinstance(v, str):
-                raise TypeError(f"ids in {where} must be strings, got {type(v).__name__}")
+                raise ValueError(f"ids in {where} must be strings, got {type(v).__name__}")
         return out
-    raise TypeError(f"ids in {where} have dtype {values.dtype}; expected strings or integers")
+    raise ValueError(f"ids in {where} have dtype {values.dtype}; expected strings or integers")
 
 
 class _ArraySource:
@@ -80,7 +80,7 @@ class _ArraySource:
         if len(shape) != 2:
             raise ValueError(f"{name} has shape {shape}; expected (n, dim)")
         if dtype.kind != "f":
-            raise TypeError(f"{name} has dtype {dtype}; expected floating point")
+            raise ValueError(f"{name} has dtype {dtype}; expected floating point vectors (float16, float32 or float64)")
         self.n, self.dim = shape
         self.itemsize = dtype.itemsize
         self.metadata: dict[str, Any] = {}
@@ -112,7 +112,7 @@ def _npy_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     else:
         raise ValueError(f"{where} uses .npy format version {version}; re-save it with numpy.save")
     if dtype.hasobject:
-        raise TypeError(f"{where} holds Python objects; refusing to unpickle")
+        raise ValueError(f"{where} holds Python objects; refusing to unpickle (save the vectors as a float array)")
     if fortran and len(shape) > 1:
         raise ValueError(f"{where} is stored in Fortran order; save it C-ordered to stream it")
     return shape, fortran, dtype

@@ -35,6 +35,7 @@ before drawing conclusions from FAR/FRR at this threshold.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
@@ -290,11 +291,28 @@ class ResemblyzerModel(SpeakerModel):
 
 
 def installed_package_weights() -> list[Path]:
-    """``pretrained.pt`` of an installed ``resemblyzer`` package, found without importing it."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    return [p for d in spec.submodule_search_locations if (p := Path(d) / WEIGHTS.filename).is_file()]
+    """``pretrained.pt`` of an installed ``resemblyzer`` distribution, found in its file list, never imported.
+
+    Importing resemblyzer runs its ``__init__`` (librosa, and webrtcvad, which
+    needs ``pkg_resources``: gone from setuptools >= 81), so the file is
+    located through the distribution's RECORD instead; ``find_spec`` (which
+    does not import a top-level package either) covers an install without one.
+    """
+    found: list[Path] = []
+    try:
+        dist = importlib.metadata.distribution("resemblyzer")
+        for f in dist.files or ():
+            if f.name == WEIGHTS.filename and f.parent.name == "resemblyzer":
+                p = Path(str(dist.locate_file(f)))
+                if p.is_file():
+                    found.append(p)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    if not found:
+        spec = importlib.util.find_spec("resemblyzer")
+        if spec is not None and spec.submodule_search_locations:
+            found = [p for d in spec.submodule_search_locations if (p := Path(d) / WEIGHTS.filename).is_file()]
+    return found
 
 
 def weights_source() -> WeightsSource:

@@ -1,0 +1,115 @@
+"""Speed of the composable encodings: encode/decode GB/s with centre+rotate, and search time against e2m1.
+
+Same data, same process: Gaussian vectors with a per-dimension offset and
+spread (so centring has work to do), n x d float32. Baseline: the study's
+e2m1 with the per-vector scale (``mfs.encode(x, "e2m1")``), measured in the
+same run. Targets (issue 10): encode with centre+rotate >= 1 GB/s of float32
+on 2 cores; every 4-bit encoding searches within 1.25x of e2m1's time.
+
+Search: ``--queries`` single queries, each an exact scan of every row
+(``method="scan"``), and one batch of ``--batch`` queries (``method="blas"``);
+median of the per-query times and best-of-k of the batch.
+
+    python benchmarks/bench_encoding.py [--rows 1000000] [--dim 192] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import best_of, machine, save  # noqa: E402
+
+import minifloat_store as mfs  # noqa: E402
+
+CODEC = [
+    ("e2m1", "vector"), ("e2m1", "block32"), ("e2m1", "block16"), ("nf4", "vector"), ("int4", "vector"),
+    ("nf3", "vector"), ("int3", "vector"), ("int8", "vector"), ("e4m3", "vector"), ("nf2", "vector"),
+    ("binary", "vector"),
+]  # fmt: skip
+SEARCH_4BIT = [("e2m1", "vector"), ("e2m1", "block32"), ("e2m1", "block16"), ("nf4", "vector"),
+               ("nf4", "block32"), ("int4", "vector"), ("int4", "block16")]  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=192)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--queries", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--out", default="bench_encoding")
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(0)
+    d = args.dim
+    x = rng.standard_normal((args.rows, d), dtype=np.float32)
+    x *= rng.gamma(1.0, 1.0, d).astype(np.float32)
+    x += rng.standard_normal(d).astype(np.float32)
+    gb = x.nbytes / 1e9
+    m = machine()
+    print(f"machine: {m['cpu']}, {m['cores']} cores (shared: timings are noisy); data {args.rows} x {d} float32")
+    out = np.empty_like(x)
+
+    base = mfs.encode(x, "e2m1")
+    t_enc0 = best_of(lambda: mfs.encode(x, "e2m1"), args.repeats)
+    t_dec0 = best_of(lambda: mfs.decode(base, out=out), args.repeats)
+    print(f"\nbaseline e2m1/vector (no transform): encode {gb / t_enc0:.2f} GB/s, decode {gb / t_dec0:.2f} GB/s")
+    print(f"{'encoding (centre+rotate)':<26} {'bits/value':>10} {'encode GB/s':>11} {'vs e2m1':>8} "
+          f"{'decode GB/s':>11} {'vs e2m1':>8}")  # fmt: skip
+    codec_rows = []
+    for el, sc in CODEC:
+        enc = mfs.Encoding(el, sc, "centre+rotate").fit(x[:10_000])
+        packed = mfs.encode(x, enc)
+        t_enc = best_of(lambda enc=enc: mfs.encode(x, enc), args.repeats)
+        t_dec = best_of(lambda p=packed: mfs.decode(p, out=out), args.repeats)
+        row = {"element": el, "scale": sc, "bits_per_value": enc.bits_per_value(d),
+               "encode_gbps": gb / t_enc, "decode_gbps": gb / t_dec,
+               "encode_vs_e2m1": t_enc0 / t_enc, "decode_vs_e2m1": t_dec0 / t_dec}  # fmt: skip
+        codec_rows.append(row)
+        print(f"{el + '/' + sc:<26} {row['bits_per_value']:>10.3f} {row['encode_gbps']:>11.2f} "
+              f"{row['encode_vs_e2m1']:>7.2f}x {row['decode_gbps']:>11.2f} {row['decode_vs_e2m1']:>7.2f}x")  # fmt: skip
+
+    queries = x[rng.choice(args.rows, args.batch, replace=False)] + rng.standard_normal((args.batch, d)).astype(
+        np.float32
+    )
+
+    def time_search(p, norms) -> tuple[float, float]:
+        mfs.search(p, queries[0], k=10, norms=norms, method="scan")  # warm-up
+        single = []
+        for q in queries[: args.queries]:
+            t0 = time.perf_counter()
+            mfs.search(p, q, k=10, norms=norms, method="scan")
+            single.append(time.perf_counter() - t0)
+        batch = best_of(lambda: mfs.search(p, queries, k=10, norms=norms, method="blas"), args.repeats)
+        return float(np.median(single)), batch
+
+    t_one0, t_batch0 = time_search(base, mfs.vector_norms(base))
+    print(f"\nsearch, k=10: baseline e2m1/vector (no transform): one query {1e3 * t_one0:.1f} ms (scan), "
+          f"{args.batch} queries {1e3 * t_batch0:.0f} ms (blas)")  # fmt: skip
+    print(f"{'4-bit encoding (centre+rotate)':<32} {'one query ms':>12} {'vs e2m1':>8} {'batch ms':>9} {'vs e2m1':>8}")
+    search_rows = []
+    for el, sc in SEARCH_4BIT:
+        enc = mfs.Encoding(el, sc, "centre+rotate").fit(x[:10_000])
+        p = mfs.encode(x, enc)
+        t_one, t_batch = time_search(p, mfs.vector_norms(p))
+        row = {"element": el, "scale": sc, "one_query_s": t_one, "batch_s": t_batch,
+               "one_vs_e2m1": t_one / t_one0, "batch_vs_e2m1": t_batch / t_batch0}  # fmt: skip
+        search_rows.append(row)
+        print(f"{el + '/' + sc:<32} {1e3 * t_one:>12.1f} {row['one_vs_e2m1']:>7.2f}x {1e3 * t_batch:>9.0f} "
+              f"{row['batch_vs_e2m1']:>7.2f}x")  # fmt: skip
+    path = save(args.out, {
+        "rows": args.rows, "dim": d, "repeats": args.repeats, "baseline": {
+            "encode_gbps": gb / t_enc0, "decode_gbps": gb / t_dec0, "one_query_s": t_one0, "batch_s": t_batch0},
+        "codec": codec_rows, "search": search_rows,
+    })  # fmt: skip
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,522 @@
+"""numba kernels for :class:`minifloat_store.Encoding`: transform, scale, round and pack in one pass, and back.
+
+Private module. ``encoding.py`` validates every array first; the kernels
+trust their arguments. The arithmetic is exactly that of
+:mod:`minifloat_store.reference_encoding` (float32 operations in the same
+order, float64 sums left to right), so the two agree bit for bit.
+
+Parameters shared by the kernels (``P`` in the docstrings):
+
+family
+    0 minifloat (``encode_value`` of ``_kernels``; fp32 stores the float32
+    bits), 1 int (``rint(clip(v, -L, L))``, two's complement), 2 sorted levels
+    (nf, binary: ``count(v >= thresholds)``).
+scale_mode
+    0 none, 1 vector, 2 block32 (E8M0), 3 block16 (E4M3 x per-vector float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from minifloat_store._kernels import bits_f32, encode_value, f32_bits
+
+FAMILY_MINIFLOAT, FAMILY_INT, FAMILY_LEVELS = 0, 1, 2
+SCALE_NONE, SCALE_VECTOR, SCALE_BLOCK32, SCALE_BLOCK16 = 0, 1, 2, 3
+
+FLOAT32_MAX = np.float32(np.finfo(np.float32).max)
+# Adding then subtracting 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to
+# the nearest integer, ties to even (the FPU's own rounding does it).
+_RNE_MAGIC = np.float32(12582912.0)
+E4M3_MAX_BITS = np.int64(0x43E00000)  # float32 bits of 448.0
+ROWS_PER_TASK = 256
+#: Threshold slots of the sorted-levels family (nf4 has 15); unused ones hold +inf.
+MAX_THRESHOLDS = 15
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+@njit(cache=True, inline="always")
+def pow2_f32(k):
+    """``2.0**k`` as an exact float32, for -149 <= k <= 127."""
+    if k >= -126:
+        return bits_f32(np.int64(k + 127) << 23)
+    return bits_f32(np.int64(1) << (k + 149))
+
+
+@njit(cache=True)
+def floor_log2_f32(a):
+    """``floor(log2(a))`` of a positive finite float32, from its bits (subnormals included)."""
+    b = np.int64(f32_bits(a))
+    ex = b >> 23
+    if ex > 0:
+        return ex - 127
+    m = b & 0x7FFFFF
+    n = -150
+    while m:
+        m >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _radix8(t, lo, p, h):
+    """Butterfly stages h, 2h, 4h at once on each group of 8 values ``j + k*h`` (same additions)."""
+    for i in range(lo, lo + p, 8 * h):
+        for j in range(i, i + h):
+            a0 = t[j]
+            a1 = t[j + h]
+            a2 = t[j + 2 * h]
+            a3 = t[j + 3 * h]
+            a4 = t[j + 4 * h]
+            a5 = t[j + 5 * h]
+            a6 = t[j + 6 * h]
+            a7 = t[j + 7 * h]
+            b0 = a0 + a1
+            b1 = a0 - a1
+            b2 = a2 + a3
+            b3 = a2 - a3
+            b4 = a4 + a5
+            b5 = a4 - a5
+            b6 = a6 + a7
+            b7 = a6 - a7
+            c0 = b0 + b2
+            c2 = b0 - b2
+            c1 = b1 + b3
+            c3 = b1 - b3
+            c4 = b4 + b6
+            c6 = b4 - b6
+            c5 = b5 + b7
+            c7 = b5 - b7
+            t[j] = c0 + c4
+            t[j + 4 * h] = c0 - c4
+            t[j + h] = c1 + c5
+            t[j + 5 * h] = c1 - c5
+            t[j + 2 * h] = c2 + c6
+            t[j + 6 * h] = c2 - c6
+            t[j + 3 * h] = c3 + c7
+            t[j + 7 * h] = c3 - c7
+
+
+@njit(cache=True)
+def fwht(t, lo, p):
+    """Unnormalised Walsh-Hadamard transform of ``t[lo:lo+p]`` in place (p a power of two).
+
+    Stage h adds and subtracts the pairs (j, j + h), h = 1, 2, 4, ... The
+    first three stages run together on each group of 8 (:func:`_radix8`:
+    the same additions, in registers); the later ones on two slices, which
+    the compiler vectorises (measured 3x faster than pair-by-pair loops).
+    """
+    h = 1
+    if p >= 8:
+        _radix8(t, lo, p, 1)
+        h = 8
+    while h < p:
+        for i in range(lo, lo + p, 2 * h):
+            a = t[i : i + h]
+            b = t[i + h : i + 2 * h]
+            for j in range(h):
+                u = a[j]
+                v = b[j]
+                a[j] = u + v
+                b[j] = u - v
+        h *= 2
+
+
+@njit(cache=True)
+def rotate_forward(t, s1, s2, p, norm):
+    """``R(t)`` in place (see transforms.py): signs, Hadamard on the first p, then signs, Hadamard on the last p."""
+    d = t.shape[0]
+    for j in range(d):
+        t[j] *= s1[j]
+    fwht(t, 0, p)
+    for j in range(p):
+        t[j] *= norm
+    if p < d:
+        for j in range(d):
+            t[j] *= s2[j]
+        fwht(t, d - p, p)
+        for j in range(d - p, d):
+            t[j] *= norm
+
+
+@njit(cache=True)
+def rotate_inverse(t, s1, s2, p, norm):
+    """``R^T(t)`` in place: the factors of :func:`rotate_forward` in reverse order."""
+    d = t.shape[0]
+    if p < d:
+        fwht(t, d - p, p)
+        for j in range(d - p, d):
+            t[j] *= norm
+        for j in range(d):
+            t[j] *= s2[j]
+    fwht(t, 0, p)
+    for j in range(p):
+        t[j] *= norm
+    for j in range(d):
+        t[j] *= s1[j]
+
+
+@njit(cache=True)
+def quantize_span(t, lo, hi, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf):
+    """``cbuf[j] = nearest(t[j] * inv)`` for j in [lo, hi); one branch-free loop per family (they vectorise)."""
+    if family == FAMILY_INT:
+        lim = np.float32(int_max)
+        mask = (np.int64(1) << bits) - 1
+        for j in range(lo, hi):
+            r = min(max(t[j] * inv, -lim), lim)
+            cbuf[j] = np.int64((r + _RNE_MAGIC) - _RNE_MAGIC) & mask
+    elif family == FAMILY_LEVELS:
+        for j in range(lo, hi):
+            v = t[j] * inv
+            c = np.int64(0)
+            for k in range(MAX_THRESHOLDS):
+                c += v >= thresholds[k]
+            cbuf[j] = c
+    elif bits == 32:
+        for j in range(lo, hi):
+            cbuf[j] = np.int64(f32_bits(t[j] * inv))
+    else:
+        for j in range(lo, hi):
+            cbuf[j] = encode_value(f32_bits(t[j] * inv), bits, mant_bits, bias, max_bits)
+
+
+@njit(cache=True, inline="always")
+def sum4_sq(t, d):
+    """``sum(t**2)`` in float64 over four interleaved partial sums (j mod 4), combined (s0 + s1) + (s2 + s3)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        v0 = np.float64(t[j])
+        v1 = np.float64(t[j + 1])
+        v2 = np.float64(t[j + 2])
+        v3 = np.float64(t[j + 3])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        j += 4
+    r = d - j
+    if r > 0:
+        v = np.float64(t[j])
+        s0 += v * v
+    if r > 1:
+        v = np.float64(t[j + 1])
+        s1 += v * v
+    if r > 2:
+        v = np.float64(t[j + 2])
+        s2 += v * v
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, inline="always")
+def least_squares(t, cbuf, table, d):
+    """``(<t, l>, <l, l>)`` for the levels ``l = table[cbuf]``, float64, summed as :func:`sum4_sq`."""
+    n0 = 0.0
+    n1 = 0.0
+    n2 = 0.0
+    n3 = 0.0
+    q0 = 0.0
+    q1 = 0.0
+    q2 = 0.0
+    q3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        l0 = np.float64(table[cbuf[j]])
+        l1 = np.float64(table[cbuf[j + 1]])
+        l2 = np.float64(table[cbuf[j + 2]])
+        l3 = np.float64(table[cbuf[j + 3]])
+        n0 += np.float64(t[j]) * l0
+        n1 += np.float64(t[j + 1]) * l1
+        n2 += np.float64(t[j + 2]) * l2
+        n3 += np.float64(t[j + 3]) * l3
+        q0 += l0 * l0
+        q1 += l1 * l1
+        q2 += l2 * l2
+        q3 += l3 * l3
+        j += 4
+    r = d - j
+    if r > 0:
+        lv = np.float64(table[cbuf[j]])
+        n0 += np.float64(t[j]) * lv
+        q0 += lv * lv
+    if r > 1:
+        lv = np.float64(table[cbuf[j + 1]])
+        n1 += np.float64(t[j + 1]) * lv
+        q1 += lv * lv
+    if r > 2:
+        lv = np.float64(table[cbuf[j + 2]])
+        n2 += np.float64(t[j + 2]) * lv
+        q2 += lv * lv
+    return (n0 + n1) + (n2 + n3), (q0 + q1) + (q2 + q3)
+
+
+@njit(cache=True)
+def pack_row(cbuf, bits, out):
+    """Pack codes ``cbuf`` (int64, (d,)) into ``out`` (uint8 row) as an LSB-first bit stream."""
+    d = cbuf.shape[0]
+    if bits == 8:
+        for j in range(d):
+            out[j] = cbuf[j]
+    elif bits == 4:
+        for k in range(d // 2):
+            out[k] = cbuf[2 * k] | (cbuf[2 * k + 1] << 4)
+        if d % 2:
+            out[d // 2] = cbuf[d - 1]
+    elif bits == 16 or bits == 32:
+        nb = bits // 8
+        for j in range(d):
+            c = cbuf[j]
+            for k in range(nb):
+                out[nb * j + k] = (c >> (8 * k)) & 0xFF
+    else:
+        acc = np.int64(0)
+        nacc = 0
+        o = 0
+        for j in range(d):
+            acc |= cbuf[j] << nacc
+            nacc += bits
+            while nacc >= 8:
+                out[o] = acc & 0xFF
+                acc >>= 8
+                nacc -= 8
+                o += 1
+        if nacc > 0:
+            out[o] = acc & 0xFF
+
+
+@njit(cache=True)
+def unpack_row(row, bits, cbuf):
+    """Inverse of :func:`pack_row`: the d codes of one packed row into ``cbuf`` (int64, (d,))."""
+    d = cbuf.shape[0]
+    if bits == 8:
+        for j in range(d):
+            cbuf[j] = row[j]
+    elif bits == 4:
+        for k in range(d // 2):
+            b = np.int64(row[k])
+            cbuf[2 * k] = b & 0xF
+            cbuf[2 * k + 1] = b >> 4
+        if d % 2:
+            cbuf[d - 1] = row[d // 2] & 0xF
+    elif bits == 16 or bits == 32:
+        nb = bits // 8
+        for j in range(d):
+            c = np.int64(0)
+            for k in range(nb):
+                c |= np.int64(row[nb * j + k]) << (8 * k)
+            cbuf[j] = c
+    else:
+        mask = (np.int64(1) << bits) - 1
+        acc = np.int64(0)
+        nacc = 0
+        o = 0
+        for j in range(d):
+            while nacc < bits:
+                acc |= np.int64(row[o]) << nacc
+                o += 1
+                nacc += 8
+            cbuf[j] = acc & mask
+            acc >>= bits
+            nacc -= bits
+
+
+# ---------------------------------------------------------------- encode
+
+
+@njit(cache=True)
+def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
+                thresholds, table, gstep, max_level, scale_mode, block, emax, e4m3_table,
+                t, cbuf, code_row, scales, block_row, i):  # fmt: skip
+    """Encode one row; return 0, 1 (NaN/inf in the input) or 2 (not finite after the transform)."""
+    d = x_row.shape[0]
+    if centre:
+        for j in range(d):
+            t[j] = x_row[j] - mean[j]
+    else:
+        for j in range(d):
+            t[j] = x_row[j]
+    if rotate:
+        rotate_forward(t, s1, s2, p, norm)
+    # max|t| on the bit patterns (integer order is float order for |t|); an
+    # exponent field of all ones is inf or NaN: in the input, or made by the transform.
+    amax_bits = np.uint32(0)
+    for j in range(d):
+        amax_bits = max(amax_bits, f32_bits(t[j]) & np.uint32(0x7FFFFFFF))
+    if amax_bits >= np.uint32(0x7F800000):
+        for j in range(d):
+            if (f32_bits(x_row[j]) & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
+                return 1
+        return 2
+    amax = bits_f32(amax_bits)
+    if scale_mode == SCALE_NONE:
+        quantize_span(t, 0, d, np.float32(1.0), family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+    elif scale_mode == SCALE_VECTOR and family == FAMILY_MINIFLOAT:
+        # The study's eq. 6, as _kernels.row_scale computes it.
+        s = np.float32(1.0)
+        if amax > 0:
+            s = np.float32(np.float32(max_level) / amax)
+            if s > FLOAT32_MAX:
+                s = FLOAT32_MAX
+        scales[i] = s
+        quantize_span(t, 0, d, s, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+    elif scale_mode == SCALE_VECTOR:
+        rms = np.sqrt(sum4_sq(t, d) / d)
+        step = rms
+        if family == FAMILY_INT:
+            step = np.float64(amax) / int_max
+            if gstep > 0.0:
+                step = min(step, gstep * rms)
+        inv = np.float32(0.0)
+        if step > 0.0:
+            inv = np.float32(min(1.0 / step, np.float64(FLOAT32_MAX)))
+        quantize_span(t, 0, d, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+        num, den = least_squares(t, cbuf, table, d)
+        scales[i] = np.float32(num / den) if den > 0.0 else np.float32(0.0)
+    elif scale_mode == SCALE_BLOCK32:
+        nb = (d + block - 1) // block
+        for b in range(nb):
+            lo = b * block
+            hi = min(d, lo + block)
+            bmax = np.float32(0.0)
+            for j in range(lo, hi):
+                bmax = max(bmax, abs(t[j]))
+            e = -127
+            if bmax > 0:
+                e = min(127, max(-127, floor_log2_f32(bmax) - emax))
+            block_row[b] = e + 127
+            inv = pow2_f32(-e)
+            quantize_span(t, lo, hi, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+    else:  # SCALE_BLOCK16
+        g = np.float32(np.float64(amax) / (448.0 * max_level))
+        scales[i] = g
+        nb = (d + block - 1) // block
+        for b in range(nb):
+            lo = b * block
+            hi = min(d, lo + block)
+            bmax = np.float32(0.0)
+            for j in range(lo, hi):
+                bmax = max(bmax, abs(t[j]))
+            r = np.float32(0.0)
+            if g > 0:
+                r = np.float32(np.float64(bmax) / (max_level * np.float64(g)))
+            bc = encode_value(f32_bits(r), 8, 3, 7, E4M3_MAX_BITS)
+            block_row[b] = bc
+            f = np.float32(np.float64(e4m3_table[bc]) * np.float64(g))
+            inv = np.float32(0.0)
+            if f > 0:
+                inv = np.float32(min(1.0 / np.float64(f), np.float64(FLOAT32_MAX)))
+            quantize_span(t, lo, hi, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+    pack_row(cbuf, bits, code_row)
+    return 0
+
+
+@njit(cache=True, parallel=True)
+def encode_rows(x, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
+                thresholds, table, gstep, max_level, scale_mode, block, emax, e4m3_table,
+                codes, scales, block_scales, flags):  # fmt: skip
+    """Encode every row of ``x`` (float32, (n, d)) into ``codes``/``scales``/``block_scales``.
+
+    ``flags[i]`` is 1 for a row with NaN/inf and 2 for one that overflows in
+    the transform; their output is garbage and the caller discards the batch.
+    """
+    n, d = x.shape
+    n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_tasks):
+        t = np.empty(d, np.float32)
+        cbuf = np.empty(d, np.int64)
+        for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
+            flags[i] = _encode_one(x[i], mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias,
+                                   max_bits, int_max, thresholds, table, gstep, max_level, scale_mode, block, emax,
+                                   e4m3_table, t, cbuf, codes[i], scales, block_scales[i], i)  # fmt: skip
+
+
+# ---------------------------------------------------------------- decode
+
+
+@njit(cache=True)
+def levels_row(code_row, bits, table, cbuf, z):
+    """Unscaled level of every code of one row into ``z`` (float32, (d,)); fp32 codes are reinterpreted."""
+    unpack_row(code_row, bits, cbuf)
+    d = z.shape[0]
+    if bits == 32:
+        for j in range(d):
+            z[j] = bits_f32(cbuf[j])
+    else:
+        for j in range(d):
+            z[j] = table[cbuf[j]]
+
+
+@njit(cache=True)
+def scale_levels(z, scale_mode, divides, s, block, block_row, e4m3_table, g):
+    """Turn levels into the stored values of the transformed space, in place (float32)."""
+    d = z.shape[0]
+    if scale_mode == SCALE_VECTOR:
+        if divides:
+            for j in range(d):
+                z[j] = z[j] / s
+        else:
+            for j in range(d):
+                z[j] = z[j] * s
+    elif scale_mode == SCALE_BLOCK32:
+        for b in range((d + block - 1) // block):
+            f = pow2_f32(np.int64(block_row[b]) - 127)
+            for j in range(b * block, min(d, (b + 1) * block)):
+                z[j] = z[j] * f
+    elif scale_mode == SCALE_BLOCK16:
+        for b in range((d + block - 1) // block):
+            f = np.float32(np.float64(e4m3_table[block_row[b]]) * np.float64(g))
+            for j in range(b * block, min(d, (b + 1) * block)):
+                z[j] = z[j] * f
+
+
+@njit(cache=True)
+def decode_one(code_row, bits, table, scale_mode, divides, s, block, block_row, e4m3_table,
+               mean, centre, rotate, s1, s2, p, norm, cbuf, out_row):  # fmt: skip
+    """Decode one row into ``out_row`` (float32, (d,)), back in the original space."""
+    levels_row(code_row, bits, table, cbuf, out_row)
+    scale_levels(out_row, scale_mode, divides, s, block, block_row, e4m3_table, s)
+    if rotate:
+        rotate_inverse(out_row, s1, s2, p, norm)
+    if centre:
+        for j in range(out_row.shape[0]):
+            out_row[j] = out_row[j] + mean[j]
+
+
+@njit(cache=True, parallel=True)
+def decode_rows(codes, bits, table, scale_mode, divides, scales, block, block_scales, e4m3_table,
+                mean, centre, rotate, s1, s2, p, norm, rows, all_rows, out):  # fmt: skip
+    """Decode rows ``rows[k]`` (every row ``k`` if ``all_rows``) into ``out[k]`` (float32, (m, d))."""
+    m, d = out.shape
+    n_tasks = (m + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_tasks):
+        cbuf = np.empty(d, np.int64)
+        for k in range(task * ROWS_PER_TASK, min(m, (task + 1) * ROWS_PER_TASK)):
+            i = k if all_rows else rows[k]
+            decode_one(codes[i], bits, table, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table,
+                       mean, centre, rotate, s1, s2, p, norm, cbuf, out[k])  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def decode_unit_rows(codes, bits, table, scale_mode, divides, scales, block, block_scales, e4m3_table,
+                     norms, row0, out):  # fmt: skip
+    """Rows ``row0 + k`` in the transformed space, over their decoded norm, into ``out[k, :d]``, and
+    ``1 / norm`` into ``out[k, d]`` (float32, (m, d + 1); zeros for a zero row). One thread: it runs
+    between BLAS calls."""
+    d = out.shape[1] - 1
+    cbuf = np.empty(d, np.int64)
+    z = np.empty(d, np.float32)
+    for k in range(out.shape[0]):
+        i = row0 + k
+        levels_row(codes[i], bits, table, cbuf, z)
+        scale_levels(z, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table, scales[i])
+        inv = np.float32(1.0 / norms[i]) if norms[i] > 0.0 else np.float32(0.0)
+        o = out[k]
+        for j in range(d):
+            o[j] = z[j] * inv
+        o[d] = inv

@@ -1,0 +1,291 @@
+"""Cosine scoring and search on :class:`~minifloat_store.encoding.Encoded` batches.
+
+:mod:`minifloat_store.scoring` validates its arguments and calls these for
+an ``Encoded``; they follow its definitions (the score is the float64 cosine
+of the *decoded* vectors, 0.0 against a zero vector, ranking by descending
+score then ascending row).
+
+* Norms and trial pairs decode rows in chunks (``CHUNK_ROWS`` at a time,
+  never the whole database) and take float64 dot products: they are the
+  brute force on the decoded vectors.
+* Search and verify rotate the query once, add ``<mean, q>`` analytically and
+  score every row from its codes (``_encoded_score_kernels``); the result
+  differs from the brute force only by the float32 rounding inside
+  ``decode`` (a few 1e-8 on a cosine). Many queries at once pre-select
+  candidates with float32 BLAS on decoded chunks and rescore them exactly,
+  as for packed minifloats (the rows stay in the transformed space: no
+  inverse rotation per row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minifloat_store import _encoded_score_kernels as K
+from minifloat_store._score_kernels import BLOCK_ROWS
+from minifloat_store.codebooks import get_codebook
+from minifloat_store.encoding import Encoded
+from minifloat_store.encoding_codec import decode_rows_into, decode_unit_chunk
+from minifloat_store.transforms import rotation
+
+__all__ = ["encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
+
+#: Rows decoded at a time (norms, pairs, the BLAS pre-selection).
+CHUNK_ROWS = 16384
+#: Queries multiplied at a time on the BLAS path.
+QUERY_BATCH = 256
+
+_NO_BLOCKS = np.zeros(1, dtype=np.float64)
+_BLOCK_TABLES: dict[str, np.ndarray] = {}
+
+
+def _block_table(scale: str) -> np.ndarray:
+    """float64 factor of every block-scale code: ``2**(c - 127)`` (E8M0) or the E4M3 value."""
+    if scale not in ("block32", "block16"):
+        return _NO_BLOCKS
+    t = _BLOCK_TABLES.get(scale)
+    if t is None:
+        if scale == "block32":
+            t = np.ldexp(1.0, np.arange(256) - 127)
+            t[255] = 0.0  # NaN code: rejected when an Encoded is built
+        else:
+            t = get_codebook("e4m3").table.astype(np.float64)
+            t[0x7F:] = 0.0  # NaN and negative codes: rejected likewise
+        t.flags.writeable = False
+        _BLOCK_TABLES[scale] = t
+    return t
+
+
+def _row_factors(e: Encoded) -> np.ndarray:
+    """float64 per-row factor: 1/s for the study's divisor, the stored multiplier, or 1."""
+    enc = e.encoding
+    if e.scales is None:
+        return np.ones(e.n, dtype=np.float64)
+    s = e.scales.astype(np.float64)
+    return 1.0 / s if enc.divides else s
+
+
+def _blocks(e: Encoded) -> np.ndarray:
+    return e.block_scales if e.block_scales is not None else np.zeros((e.n, 0), dtype=np.uint8)
+
+
+def _decode_chunk(e: Encoded, rows: np.ndarray | None, lo: int, hi: int) -> np.ndarray:
+    out = np.empty((hi - lo, e.dim), dtype=np.float32)
+    if rows is None:
+        decode_rows_into(e[lo:hi], None, out)
+    else:
+        decode_rows_into(e, rows[lo:hi], out)
+    return out
+
+
+# ---------------------------------------------------------------- norms and pairs
+
+
+def encoded_norms(e: Encoded, rows: np.ndarray | None = None) -> np.ndarray:
+    """float64 L2 norms of the decoded rows ``rows`` (int64; every row for None), decoded in chunks."""
+    m = e.n if rows is None else rows.shape[0]
+    out = np.empty(m, dtype=np.float64)
+    for lo in range(0, m, CHUNK_ROWS):
+        hi = min(m, lo + CHUNK_ROWS)
+        K.row_norms(_decode_chunk(e, rows, lo, hi), out[lo:hi])
+    return out
+
+
+def encoded_pairs(decode_a, na: np.ndarray, ra: np.ndarray, decode_b, nb: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Cosine of decoded row ``ra[p]`` of a with ``rb[p]`` of b, in chunks of pairs.
+
+    ``decode_a(rows)`` / ``decode_b(rows)`` return the float32 decoded rows
+    (int64 indices); ``na``, ``nb`` are the float64 norms of every row.
+    """
+    out = np.empty(ra.shape[0], dtype=np.float64)
+    for lo in range(0, ra.shape[0], CHUNK_ROWS):
+        hi = min(ra.shape[0], lo + CHUNK_ROWS)
+        dots = np.empty(hi - lo, dtype=np.float64)
+        K.row_dots(decode_a(ra[lo:hi]), decode_b(rb[lo:hi]), dots)
+        den = na[ra[lo:hi]] * nb[rb[lo:hi]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[lo:hi] = np.where(den > 0, np.clip(dots / np.where(den > 0, den, 1), -1.0, 1.0), 0.0)
+    return out
+
+
+def decoder(e: Encoded):
+    """``rows -> float32 decoded rows`` for :func:`encoded_pairs`."""
+
+    def run(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((rows.shape[0], e.dim), dtype=np.float32)
+        return decode_rows_into(e, rows, out)
+
+    return run
+
+
+# ---------------------------------------------------------------- one query
+
+
+class _Query:
+    """One unit query prepared for the kernels: rotated, its mean term, its look-up table."""
+
+    def __init__(self, e: Encoded, qhat: np.ndarray) -> None:
+        enc = e.encoding
+        cb = enc.codebook
+        self.qrot = rotation(enc.seed, e.dim).forward(qhat[None, :])[0] if enc.rotates else qhat
+        self.mean_dot = float(enc.mean.astype(np.float64) @ qhat) if enc.centres else 0.0
+        if cb.bits in K.LUT_BITS:
+            self.lut = np.empty((enc.code_bytes(e.dim), 256), dtype=np.float64)
+            K.query_lut(self.qrot, cb.bits, cb.table.astype(np.float64), self.lut)
+        else:
+            self.lut = np.empty((1, 1), dtype=np.float64)
+
+
+class _Rows:
+    """The per-row arrays every kernel call needs, computed once per call of search/verify."""
+
+    def __init__(self, e: Encoded) -> None:
+        enc = e.encoding
+        self.e = e
+        self.factors = _row_factors(e)
+        self.blocks = _blocks(e)
+        self.block = enc.block_size
+        self.block_table = _block_table(enc.scale)
+        self.table = enc.codebook.table
+
+    def score(self, q: _Query, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.empty(rows.shape[0], dtype=np.float64)
+        K.score_rows(self.e.codes, self.blocks, self.factors, self.e.encoding.codebook.bits, self.table, q.lut,
+                     q.qrot, q.mean_dot, self.block, self.block_table, norms, rows, rows.shape[0], out)  # fmt: skip
+        return out
+
+    def scan(self, q: _Query, norms: np.ndarray, skip: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n_blocks = (self.e.n + BLOCK_ROWS - 1) // BLOCK_ROWS
+        cap = min(k, BLOCK_ROWS)
+        out_s = np.empty((n_blocks, cap), dtype=np.float64)
+        out_r = np.empty((n_blocks, cap), dtype=np.int64)
+        out_n = np.zeros(n_blocks, dtype=np.int64)
+        bits = self.e.encoding.codebook.bits
+        K.scan_topk(self.e.codes, self.blocks, self.factors, bits, self.table, q.lut, q.qrot, q.mean_dot,
+                    self.block, self.block_table, norms, skip, cap, out_s, out_r, out_n)  # fmt: skip
+        keep = np.arange(cap)[None, :] < out_n[:, None]
+        return out_r[keep], out_s[keep]
+
+
+def special_mask(e: Encoded, norms: np.ndarray) -> np.ndarray:
+    """Rows the kernels must not score, because float32 rounding in ``decode`` matters for them.
+
+    Norms outside [1e-20, 1e30] (as for packed minifloats: float32 under- or
+    overflow), and, when the encoding centres, vectors shorter than a quarter
+    of the mean: their decoded values are ``R^T(z) + mean`` with most of the
+    mean cancelling, so the rounding of that addition is a large part of the
+    result. Such rows are scored from ``decode`` in float64 instead.
+    """
+    special = (norms > 1e30) | ((norms < 1e-20) & (norms > 0))
+    if e.encoding.centres:
+        special |= 4 * norms < float(np.linalg.norm(e.encoding.mean.astype(np.float64)))
+    return special
+
+
+def exact_scores(e: Encoded, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(q, len(rows)) cosines of unit queries with decoded rows, in float64: the plain definition."""
+    y = decoder(e)(rows).astype(np.float64)
+    nr = norms[rows]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out = (qhat @ y.T) / nr
+    out[:, nr == 0] = 0.0
+    return np.clip(out, -1.0, 1.0)
+
+
+def encoded_verify(e: Encoded, norms: np.ndarray, qhat: np.ndarray, row: int) -> float:
+    """Cosine of one unit query (float64, (d,)) with stored row ``row``: the value search reports."""
+    rows = np.array([row], dtype=np.int64)
+    if special_mask(e, norms[rows])[0]:
+        return float(exact_scores(e, norms, qhat[None, :], rows)[0, 0])
+    return float(_Rows(e).score(_Query(e, qhat), norms, rows)[0])
+
+
+# ---------------------------------------------------------------- search
+
+
+def _blas_margin(e: Encoded, norms: np.ndarray, skip: np.ndarray) -> float:
+    """Bound on |float32-BLAS approximate cosine - kernel cosine| for unit queries.
+
+    The pre-selection multiplies, in float32, ``[R(q), <mean, q>]`` with
+    ``[z, 1] / |y|`` (z in the transformed space): a float32 dot product of
+    d + 1 terms errs by about (d + 1) * 2**-24 of the sum of the terms'
+    magnitudes, at most ``(|z| + |mean|) / |y| <= 1 + 2 |mean| / |y|``; a few
+    more units cover the rounding of the inputs and of the decoded values.
+    """
+    ratio = 1.0
+    if e.encoding.centres:
+        live = norms[~skip & (norms > 0)]
+        if live.size:
+            ratio += 2 * float(np.linalg.norm(e.encoding.mean.astype(np.float64))) / float(live.min())
+    return 1.1 * (e.dim + 12) * ratio * 2.0**-24 + 1e-12
+
+
+def encoded_search(
+    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, use_blas: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Candidate (rows, scores) per unit query (float64, (q, d)), each holding the exact top ``k``.
+
+    ``k`` is at most the number of non-skipped rows. The caller sorts.
+    """
+    special = special_mask(e, norms) & ~skip
+    special_rows = np.flatnonzero(special)
+    skip = skip | special
+    n_valid = e.n - int(np.count_nonzero(skip))
+    if n_valid == 0:
+        out_r = [np.zeros(0, np.int64)] * qhat.shape[0]
+        out_s = [np.zeros(0, np.float64)] * qhat.shape[0]
+    else:
+        out_r, out_s = _kernel_candidates(e, norms, skip, qhat, min(k, n_valid), n_valid, use_blas)
+    if special_rows.size:
+        extra = exact_scores(e, norms, qhat, special_rows)
+        out_r = [np.concatenate([r, special_rows]) for r in out_r]
+        out_s = [np.concatenate([s, extra[t]]) for t, s in enumerate(out_s)]
+    return out_r, out_s
+
+
+def _kernel_candidates(
+    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, use_blas: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rows = _Rows(e)
+    if not use_blas:
+        out_r, out_s = [], []
+        for t in range(qhat.shape[0]):
+            r, s = rows.scan(_Query(e, qhat[t]), norms, skip, k)
+            out_r.append(r)
+            out_s.append(s)
+        return out_r, out_s
+    cap = min(n_valid, k + max(k, 32))
+    margin2 = 2 * _blas_margin(e, norms, skip)
+    enc, d = e.encoding, e.dim
+    mean = enc.mean.astype(np.float64) if enc.centres else None
+    aug = np.empty((min(CHUNK_ROWS, e.n), d + 1), dtype=np.float32)
+    out_r, out_s = [], []
+    for q0 in range(0, qhat.shape[0], QUERY_BATCH):
+        qb = qhat[q0 : q0 + QUERY_BATCH]
+        # <y, q> = <z, R(q)> + <mean, q>: rows stay in the transformed space (no inverse
+        # rotation per row), the mean term rides in one extra column.
+        qaug = np.empty((qb.shape[0], d + 1), dtype=np.float32)
+        qaug[:, :d] = rotation(enc.seed, d).forward(qb) if enc.rotates else qb
+        qaug[:, d] = qb @ mean if mean is not None else 0.0
+        heap_s = np.empty((qb.shape[0], cap), dtype=np.float64)
+        heap_r = np.empty((qb.shape[0], cap), dtype=np.int64)
+        counts = np.zeros(qb.shape[0], dtype=np.int64)
+        for lo in range(0, e.n, CHUNK_ROWS):
+            hi = min(e.n, lo + CHUNK_ROWS)
+            c = hi - lo
+            decode_unit_chunk(e, norms, lo, aug[:c])
+            K.offer_chunk(qaug @ aug[:c].T, lo, skip, heap_s, heap_r, counts)
+        for t in range(qb.shape[0]):
+            c = int(counts[t])
+            q = _Query(e, qb[t])
+            if c == cap and cap < n_valid:
+                kth = np.partition(heap_s[t, :c], c - k)[c - k]
+                if not heap_s[t].min() < kth - margin2:
+                    r, s = rows.scan(q, norms, skip, k)  # near-ties at the border: exact scan
+                    out_r.append(r)
+                    out_s.append(s)
+                    continue
+            r = heap_r[t, :c].copy()
+            out_r.append(r)
+            out_s.append(rows.score(q, norms, r))
+    return out_r, out_s
