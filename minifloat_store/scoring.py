@@ -716,9 +716,10 @@ def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex
     """
     if isinstance(packed, Encoded):
         raise TypeError("search_index takes a Packed; pass Encoded vectors to search() directly")
-    packed = _check_packed(packed)
-    nrm = vector_norms(packed) if norms is None else _check_norms(norms, packed)
-    return _index_from_norms(packed, nrm)
+    checked = _check_packed(packed)
+    assert isinstance(checked, Packed)  # Encoded was refused above
+    nrm = vector_norms(checked) if norms is None else _check_norms(norms, checked)
+    return _index_from_norms(checked, nrm)
 
 
 def _table_bound(bits: int, dim: int) -> float:
@@ -899,8 +900,8 @@ def _search_fast(index: SearchIndex, skip: np.ndarray, qhat: np.ndarray, kk: int
             nrm_all = vector_norms(packed)
             skip_x = skip.copy()
             skip_x[index.special_rows] = True
-            for t in redo:
-                cand_r[t], cand_s[t] = _scan_one(packed, nrm_all, skip_x, qhat[t], k_kernel)
+            for u in redo:
+                cand_r[u], cand_s[u] = _scan_one(packed, nrm_all, skip_x, qhat[u], k_kernel)
     special_scores = None
     if special.size:  # scored from decode in float64, on a copy of just those rows
         sub = Packed(packed.codes[special], packed.scales[special], packed.fmt, packed.dim, packed.scale)
