@@ -73,7 +73,10 @@ def cosine_scores(x: ArrayLike, enroll: ArrayLike, test: ArrayLike) -> NDArray[n
         raise ValueError(f"trial rows must be in [0, {v.shape[0]}), got rows {min(e.min(), t.min())}..")
     norms = np.linalg.norm(v, axis=1)
     unit = np.divide(v, norms[:, None], out=np.zeros_like(v), where=norms[:, None] > 0)
-    return np.einsum("ij,ij->i", unit[e], unit[t])
+    out = np.empty(e.size)
+    for a in range(0, e.size, 16384):  # bounded memory for millions of trials
+        out[a : a + 16384] = np.einsum("ij,ij->i", unit[e[a : a + 16384]], unit[t[a : a + 16384]])
+    return out
 
 
 def rms_score_error(ref_scores: ArrayLike, scores: ArrayLike) -> float:
