@@ -57,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, save  # noqa: E402
 
 import minifloat_store as mfs  # noqa: E402
-from minifloat_store.eval import debian_voices, fidelity, synthetic  # noqa: E402
+from minifloat_store.eval import fidelity  # noqa: E402
+from minifloat_store.eval.data import debian_voices, synthetic  # noqa: E402
 from minifloat_store.eval.metrics import eer  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minifloat-store" / "bench_accuracy"
