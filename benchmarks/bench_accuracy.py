@@ -393,6 +393,46 @@ def print_table(name: str, res: dict[str, Any], top: int) -> None:
             print(f"   ... {len(rows) - len(shown)} more new encodings in the JSON")
 
 
+def print_summary(results: dict[str, Any]) -> None:
+    """Per dataset and bit class: the best library encoding (today's, and any), against the best FAISS."""
+    print("\n== Summary: best by RMS score error in each bit class (flips at the float32 EER threshold)")
+    for name, res in results.items():
+        print(f"\n  {name} (float32 EER {100 * res['eer_float32']:.2f} %)")
+        print(
+            f"   {'class':>5}  {'best library encoding':<28} {'bits':>5} {'RMS':>8} {'flips %':>7}  "
+            f"{'best of today':<14} {'RMS':>8} {'flips %':>7}  {'best FAISS':<18} {'RMS':>8} {'flips %':>7}  "
+            f"{'RMS ratio':>9}"
+        )
+        for c in BIT_CLASSES[:-1][::-1]:
+            rows = [r for r in res["rows"] if r["bit_class"] == c]
+            lib = [r for r in rows if r["kind"] != "faiss"]
+            today = [r for r in rows if r["kind"] == "today"]
+            faiss_rows = [r for r in rows if r["kind"] == "faiss"]
+
+            def cell(pool: list[dict[str, Any]], width: int) -> tuple[str, dict[str, Any] | None]:
+                if not pool:
+                    return f"{'-':<{width}} {'':>8} {'':>7}", None
+                r = min(pool, key=lambda r: r["rms_score_error"])
+                return f"{r['name']:<{width}} {r['rms_score_error']:>8.5f} {100 * r['flips']:>7.3f}", r
+
+            lib_text, best_lib = cell(lib, 28)
+            if best_lib is not None:
+                lib_text = (
+                    f"{best_lib['name']:<28} {best_lib['bits_per_value']:>5.2f} {best_lib['rms_score_error']:>8.5f} "
+                    f"{100 * best_lib['flips']:>7.3f}"
+                )
+            else:
+                lib_text = f"{'-':<28} {'':>5} {'':>8} {'':>7}"
+            today_text, _ = cell(today, 14)
+            faiss_text, best_faiss = cell(faiss_rows, 18)
+            ratio = (
+                f"{best_lib['rms_score_error'] / best_faiss['rms_score_error']:.2f}x"
+                if best_lib and best_faiss and best_faiss["rms_score_error"] > 0
+                else ""
+            )
+            print(f"   {c:>5}  {lib_text}  {today_text}  {faiss_text.replace('FAISS ', '')}  {ratio:>9}")
+
+
 def pareto_png(results: dict[str, Any], path: Path) -> None:
     import matplotlib  # heavy optional dependency
 
@@ -476,7 +516,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--no-faiss", action="store_true")
     p.add_argument("--name", default="bench_accuracy", help="results/NAME.json and results/NAME_pareto.png")
+    p.add_argument("--from-json", type=Path, help="print the tables and summary of a saved run, measure nothing")
     args = p.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        for name, res in saved["datasets"].items():
+            print_table(name, res, args.top)
+        print_summary(saved["datasets"])
+        print(f"\nencodings measured with: {saved['encodings']}")
+        return 0
 
     source = _encoding_source()
     print(
@@ -493,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         results[ds.name] = measure(ds, methods, args.n_boot, args.seed)
         print_table(ds.name, results[ds.name], args.top)
         print(f"   ({len(methods)} encodings measured in {time.perf_counter() - t0:.0f} s)")
+    print_summary(results)
     if skipped:
         print("\nNot measured:\n  " + "\n  ".join(skipped))
     payload = {
