@@ -290,7 +290,8 @@ def faiss_methods(ds: Dataset, skipped: list[str]) -> list[Method]:
                 index.train(x_fit)
                 y, code_size = index.sa_decode(index.sa_encode(x)), index.sa_code_size()
         except RuntimeError as exc:
-            skipped.append(f"{ds.name}: FAISS {spec}: {str(exc).splitlines()[-1][:160]}")
+            reason = str(exc).split("Error: ", 1)[-1].strip()  # FAISS prefixes the C++ location
+            skipped.append(f"{ds.name}: FAISS {spec}: {reason[:200]}")
             continue
         out.append(Method(f"FAISS {spec}", "faiss", 8 * code_size / d, y))
     return out
