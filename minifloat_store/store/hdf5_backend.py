@@ -172,6 +172,9 @@ def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
 class _Generation:
     """One open HDF5 file: committed sealed lengths and tails, plus what is staged."""
 
+    #: Arrays whose staged tail changed since the last commit.
+    dirty: set[str]
+
     def _ds(self, ds_name: str) -> h5py.Dataset:
         """A dataset, or StoreCorruptedError naming it if its metadata is damaged or not what we write."""
         array = ds_name.split("/")[0]
@@ -322,7 +325,7 @@ class _Generation:
     def abort(self) -> None:
         self.p_sealed = dict(self.sealed)
         self.p_tail = dict(self.tail)
-        self.dirty: set[str] = set()
+        self.dirty = set()
         self.pending = 0  # bytes written to the file since the last commit
 
 
@@ -484,7 +487,7 @@ class HDF5Backend(Backend):
             try:
                 self._f.close()
             finally:
-                self._f = None  # type: ignore[assignment]
+                self._f = None
 
     # -- the record --------------------------------------------------------
     def reload_record(self) -> dict[str, Any]:
