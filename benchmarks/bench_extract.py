@@ -76,7 +76,7 @@ def main() -> None:
         n_params = sum(p.numel() for p in (getattr(model, "network", None) or model.model).parameters())
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
-            t = best_of(lambda: model.embed(x), repeats=args.repeats)
+            t = best_of(lambda model=model: model.embed(x), repeats=args.repeats)
             rows.append(
                 {
                     "model": name,

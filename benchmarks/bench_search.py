@@ -217,7 +217,8 @@ def measure_memory(names: list[str], rows: int, dim: int, k: int, q: np.ndarray)
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             out[name] = json.loads(res.stdout.strip().splitlines()[-1])
             print(
-                f"  memory {name:<15} index {out[name]['index_mb']:8.1f} MB   search peak {out[name]['search_peak_mb']:8.1f} MB"
+                f"  memory {name:<15} index {out[name]['index_mb']:8.1f} MB   "
+                f"search peak {out[name]['search_peak_mb']:8.1f} MB"
             )
     return out
 
@@ -239,7 +240,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, di
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found.tolist(), truth.tolist())]))
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found.tolist(), truth.tolist(), strict=True)]))
 
 
 # ---------------------------------------------------------------- main
@@ -333,7 +334,7 @@ def main() -> None:
     for nq in (1, 2, 4, 8, 16, 32):
         qq = np.resize(q, (nq, dim))
         t = interleaved(
-            {m: (lambda m=m: mfs.search(packed, qq, k, norms=norms, method=m)) for m in ("scan", "blas")}, 3
+            {m: (lambda m=m, qq=qq: mfs.search(packed, qq, k, norms=norms, method=m)) for m in ("scan", "blas")}, 3
         )
         crossover.append({"queries": nq, "scan_s": t["scan"]["best_s"], "blas_s": t["blas"]["best_s"]})
         print(f"  q={nq:<3} scan {t['scan']['best_s'] * 1e3:8.1f} ms   blas {t['blas']['best_s'] * 1e3:8.1f} ms")
@@ -402,12 +403,14 @@ def main() -> None:
     # ---- report
     base = by["numpy_f32"]
     print(
-        f"\n{'method':<16} {'batch q/s':>10} {'single q/s':>10} {'held MB':>9} {'index MB':>9} {'peak MB':>9} {'recall':>7}"
+        f"\n{'method':<16} {'batch q/s':>10} {'single q/s':>10} {'held MB':>9} "
+        f"{'index MB':>9} {'peak MB':>9} {'recall':>7}"
     )
     for r in results:
         print(
             f"{r['method']:<16} {r['batch_qps']:>10.1f} {r['single_qps']:>10.1f} {r['held_mb']:>9.1f} "
-            f"{r.get('index_mb', float('nan')):>9.1f} {r.get('search_peak_mb', float('nan')):>9.1f} {r['recall_at_k_vs_float32']:>7.3f}"
+            f"{r.get('index_mb', float('nan')):>9.1f} {r.get('search_peak_mb', float('nan')):>9.1f} "
+            f"{r['recall_at_k_vs_float32']:>7.3f}"
         )
     e2 = by["mfs_e2m1"]
     mem_key = "index_mb" if "index_mb" in e2 else "held_mb"

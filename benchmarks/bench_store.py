@@ -163,13 +163,15 @@ def main() -> None:
 
     for backend in ("zarr", "hdf5"):
         plain = plain_zarr if backend == "zarr" else plain_h5py
-        t_plain = best(lambda: plain(fresh(work, "plain"), x, BATCH), args.repeats)
+        t_plain = best(lambda plain=plain, x=x: plain(fresh(work, "plain"), x, BATCH), args.repeats)
         fresh(work, "plain")
         results["add"][f"plain_{backend}_float32"] = {"seconds": t_plain, "vectors_per_s": args.rows / t_plain}
         print(f"plain {backend} float32: {args.rows / t_plain:,.0f} vectors/s", flush=True)
         for fmt in ("e2m1", "e4m3"):
             path = os.path.join(work, f"s_{backend}_{fmt}")
-            t = best(lambda: store_add(fresh(work, f"s_{backend}_{fmt}"), backend, fmt, x, ids, BATCH), args.repeats)
+            t = best(
+                lambda b=backend, f=fmt, x=x: store_add(fresh(work, f"s_{b}_{f}"), b, f, x, ids, BATCH), args.repeats
+            )
             rate = args.rows / t
             results["add"][f"store_{backend}_{fmt}"] = {
                 "seconds": t,

@@ -9,13 +9,19 @@ The core API::
     c = mfs.cosine_index_pairs(packed, left, right)  # trial-list scores
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from minifloat_store.codec import SCALE_MODES, Packed, decode, encode, quantize, storage_bytes
 from minifloat_store.formats import FORMATS, Format, decode_table, get_format
 from minifloat_store.scoring import cosine_index_pairs, cosine_pairs, search, vector_norms, verify
 from minifloat_store.store import EmbeddingStore
 from minifloat_store.store.convert import convert
 
-__version__ = "0.1.0"
+try:
+    # One source of truth: the version in pyproject.toml, as installed.
+    __version__ = version("minifloat-store")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "EmbeddingStore",

@@ -89,14 +89,14 @@ def reference(corpus):
     out = base / "reference.zarr"
     summary = extract("redimnet", base / "wav", read_trials(trials), out, weights=ckpt, batch_size=5, progress=False)
     with EmbeddingStore.open(out) as store:
-        return summary, dict(zip(store.ids, store.to_numpy()))
+        return summary, dict(zip(store.ids, store.to_numpy(), strict=True))
 
 
 def stored(path) -> dict[str, np.ndarray]:
     with EmbeddingStore.open(path) as store:
         ids = store.ids
         assert len(set(ids)) == len(ids)
-        return dict(zip(ids, store.to_numpy()))
+        return dict(zip(ids, store.to_numpy(), strict=True))
 
 
 def assert_same_embeddings(got: dict, want: dict) -> None:

@@ -26,8 +26,8 @@ def reference_points(scores, labels):
     thresholds = sorted(set(scores))
     far, frr = [], []
     for t in thresholds:
-        far.append(sum(1 for s, y in zip(scores, labels) if s >= t and not y) / n_non)
-        frr.append(sum(1 for s, y in zip(scores, labels) if s < t and y) / n_tar)
+        far.append(sum(1 for s, y in zip(scores, labels, strict=True) if s >= t and not y) / n_non)
+        frr.append(sum(1 for s, y in zip(scores, labels, strict=True) if s < t and y) / n_tar)
     return np.array(far), np.array(frr), np.array(thresholds)
 
 
@@ -226,7 +226,7 @@ def test_quantised_scores_give_the_same_result_after_shuffling(seed):
     assert eer(scores[perm], labels[perm]) == eer(scores, labels)
     assert min_dcf(scores[perm], labels[perm]) == min_dcf(scores, labels)
     a, b = det_curve(scores, labels), det_curve(scores[perm], labels[perm])
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -46,7 +46,7 @@ def test_pair_cosines_match_a_plain_formula_and_zero_vectors_score_zero():
     left = np.array([0, 1, 2, 3, 4, 5, 0])
     right = np.array([1, 1, 3, 2, 0, 4, 5])
     got = pair_cosines(x, left, right)
-    for k, (i, j) in enumerate(zip(left, right)):
+    for k, (i, j) in enumerate(zip(left, right, strict=True)):
         a, b = x[i].astype(np.float64), x[j].astype(np.float64)
         na, nb = np.linalg.norm(a), np.linalg.norm(b)
         want = 0.0 if na == 0 or nb == 0 else a @ b / (na * nb)
@@ -205,7 +205,7 @@ def test_embeddings_in_any_row_order_give_the_same_result():
     perm = np.random.default_rng(1).permutation(len(c.ids))
     a = run_report(c.embeddings, c.ids, c.trials, formats=["e2m1"], progress=False)
     b = run_report(c.embeddings[perm], c.ids[perm], c.trials, formats=["e2m1"], progress=False)
-    for x, y in zip(a.rows, b.rows):
+    for x, y in zip(a.rows, b.rows, strict=True):
         assert (x.eer, x.far_at_ref, x.frr_at_ref) == (y.eer, y.far_at_ref, y.frr_at_ref)
 
 

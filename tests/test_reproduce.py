@@ -23,9 +23,9 @@ from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector 
 
 import minifloat_store as mfs  # noqa: E402
 from minifloat_store.cli import main  # noqa: E402
+from minifloat_store.eval.models import campplus, redimnet, wavlm  # noqa: E402
 from minifloat_store.eval.pipelines import reproduce as rep  # noqa: E402
 from minifloat_store.eval.report import study  # noqa: E402
-from minifloat_store.eval.models import campplus, redimnet, wavlm  # noqa: E402
 from minifloat_store.eval.trials import KNOWN_LISTS  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
 

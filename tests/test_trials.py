@@ -70,7 +70,7 @@ def test_vox1_o_pairs_round_trip_to_the_file_lines(vox1_o):
     assert list(vox1_o.utterances) == sorted(set(vox1_o.enroll) | set(vox1_o.test))
     # Speakers of a target trial agree, by the first path component.
     targets = vox1_o.labels
-    same = np.array([speaker_of(e) == speaker_of(t) for e, t in zip(vox1_o.enroll, vox1_o.test)])
+    same = np.array([speaker_of(e) == speaker_of(t) for e, t in zip(vox1_o.enroll, vox1_o.test, strict=True)])
     np.testing.assert_array_equal(same, targets)
 
 
@@ -329,7 +329,7 @@ def test_reading_a_vox1_e_sized_list_takes_seconds(tmp_path):
     n = 579_818
     a, b, y = rng.integers(0, len(utts), n), rng.integers(0, len(utts), n), rng.integers(0, 2, n)
     path = tmp_path / "big.txt"
-    path.write_text("".join(f"{l} {utts[i]} {utts[j]}\n" for l, i, j in zip(y, a, b)))
+    path.write_text("".join(f"{label} {utts[i]} {utts[j]}\n" for label, i, j in zip(y, a, b, strict=True)))
     start = time.perf_counter()
     trials = read_trials(path)
     elapsed = time.perf_counter() - start

@@ -382,7 +382,8 @@ def _split_fields(text: str, path: Path) -> tuple[list[str], list[str], list[str
     body = text[:-1] if text.endswith("\n") else text
     # Fast path for the usual layout (single spaces, "\n" line ends, no blank lines):
     # if re-joining the fields reproduces the text, every line has exactly 3 fields.
-    rejoined = "\n".join(map(" ".join, zip(first, second, third)))
+    # Unequal field lists mean an unusual layout: the comparison below then fails, so no strict zip.
+    rejoined = "\n".join(map(" ".join, zip(first, second, third, strict=False)))
     if first and len(tokens) % 3 == 0 and rejoined == body:
         return first, second, third, lambda i: (i + 1, " ".join((first[i], second[i], third[i])))
 

@@ -242,7 +242,7 @@ class IdIndex:
         lo = int(s.min())
         # One bytes object for the span, sliced per id: no per-id numpy call.
         raw = self._blob.view[lo : int(e.max())].tobytes()
-        return [raw[a:b].decode("utf-8") for a, b in zip((s - lo).tolist(), (e - lo).tolist())]
+        return [raw[a:b].decode("utf-8") for a, b in zip((s - lo).tolist(), (e - lo).tolist(), strict=True)]
 
     # -- changes (the caller keeps them in step with what is committed) -----
     def append(self, blob: np.ndarray, ends_rel: np.ndarray) -> None:

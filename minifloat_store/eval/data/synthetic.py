@@ -173,7 +173,7 @@ class SyntheticCorpus:
         path = Path(path)
         t = self.trials
         labels = np.where(t.labels, "1", "0")
-        lines = [" ".join(row) for row in zip(labels.tolist(), t.enroll.tolist(), t.test.tolist())]
+        lines = [" ".join(row) for row in zip(labels.tolist(), t.enroll.tolist(), t.test.tolist(), strict=True)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
@@ -238,7 +238,7 @@ def make_corpus(
     z = _latent(rng, prof, speakers, sessions)
     x = _output(rng, prof, z)
     ids = np.array(
-        [f"spk{s:02d}/sess{t:03d}/utt{u:04d}" for u, (s, t) in enumerate(zip(speakers, sessions))],
+        [f"spk{s:02d}/sess{t:03d}/utt{u:04d}" for u, (s, t) in enumerate(zip(speakers, sessions, strict=True))],
         dtype=str,
     )
     enroll, test, labels = _trials(rng, speakers, sessions, n_targets, n_nontargets, per_enroll)

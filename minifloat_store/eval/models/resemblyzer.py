@@ -286,7 +286,7 @@ class ResemblyzerModel(SpeakerModel):
         per_utterance = [self.partial_mels(w) for w in waveforms]
         flat = self._embed_partials(np.concatenate(per_utterance))
         bounds = np.cumsum([0] + [len(p) for p in per_utterance])
-        return np.stack([self._combine(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+        return np.stack([self._combine(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
 
 
 def installed_package_weights() -> list[Path]:

@@ -133,7 +133,7 @@ class WavLMSpeakerModel(SpeakerModel):
         frames = int(self.model._get_feat_extract_output_lengths(torch.tensor(samples)))
         # transformers' _get_tdnn_output_lengths ignores dilation; a dilated layer spans d * (k - 1) + 1 frames.
         config = self.model.config
-        for kernel, dilation in zip(config.tdnn_kernel, config.tdnn_dilation):
+        for kernel, dilation in zip(config.tdnn_kernel, config.tdnn_dilation, strict=True):
             frames -= dilation * (kernel - 1)
         return frames
 

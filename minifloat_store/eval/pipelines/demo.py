@@ -270,7 +270,7 @@ def summary(demo: DemoResult) -> str:
     """The terminal summary: per profile, float32 vs e2m1 without and with scaling, and e4m3."""
     rows = [_HEAD, *_summary_rows(demo)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
     lines.append(f"Synthetic data (see README.md). Done in {demo.seconds:.1f} s; reports in {demo.out_dir}/")

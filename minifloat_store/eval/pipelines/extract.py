@@ -327,10 +327,10 @@ def _embed(
     finite = np.isfinite(out).all(axis=1)
     failed += [
         FailedUtterance(ids[r], root / ids[r], f"{model.name} produced NaN or inf")
-        for r, f in zip(rows, finite)
+        for r, f in zip(rows, finite, strict=True)
         if not f
     ]
-    return [r for r, f in zip(rows, finite) if f], out[finite], failed
+    return [r for r, f in zip(rows, finite, strict=True) if f], out[finite], failed
 
 
 def extract(

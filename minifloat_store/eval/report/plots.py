@@ -57,7 +57,7 @@ def plot_score_histograms(result: ReportResult, scale: str, path: str | os.PathL
     lo, hi = _score_range(result)
     bins = np.linspace(lo, hi, 121)
     labels = result.labels
-    for ax, fmt in zip(axes.flat, formats):
+    for ax, fmt in zip(axes.flat, formats, strict=False):  # the grid may have spare cells
         row = result.row(fmt, scale)
         s = result.scores[(row.format, row.scale)]
         ax.hist(s[labels], bins=bins, density=True, histtype="stepfilled", alpha=0.55, color=_TARGET, label="target")
@@ -133,7 +133,7 @@ def plot_bits_vs_eer(result: ReportResult, path: str | os.PathLike[str]) -> Path
         xs = [r.bits_per_value * 2 ** offset[r.format] for r in rows]
         ys = [100 * r.eer for r in rows]
         ax.scatter(xs, ys, marker=marker, s=36, color=color, label=f"scale {scale}", zorder=3)
-        for r, x, y in zip(rows, xs, ys):
+        for r, x, y in zip(rows, xs, ys, strict=True):
             ax.annotate(
                 r.display_name,
                 (x, y),
