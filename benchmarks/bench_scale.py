@@ -47,13 +47,19 @@ def _fresh(path: Path) -> Path:
     return path
 
 
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=262144)
     ap.add_argument("--dim", type=int, default=192)
     ap.add_argument("--format", default="e4m3")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--chunk-rows", type=int, nargs="+", default=[16384, 65536])
+    ap.add_argument("--chunk-rows", type=int, nargs="+", default=[16384, 65536], help="ascending")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
@@ -112,6 +118,9 @@ def main() -> None:
                         got = mfs_dask.search(s, q, 10, client=client)
                         want = s.search(q, 10)
                         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+                    # ru_maxrss: the high-water mark of each worker process so far (KiB on Linux); chunk
+                    # sizes run in ascending order, so it is this configuration's peak or a smaller one's.
+                    peak_mb = max(client.run(_peak_rss_mb).values())
                     base = single[str(cr)]
                     row = {
                         "workers": w,
@@ -124,12 +133,14 @@ def main() -> None:
                         "scan_rows_per_s": args.rows / ts,
                         "scan_rows_per_s_per_worker": args.rows / ts / w,
                         "search_vs_single": base["search_s"] / ts,
+                        "worker_peak_rss_mb": peak_mb,
                     }
                     runs.append(row)
                     print(
                         f"dask {w} worker(s) chunk {cr:>6}: convert {t:6.2f} s ({args.rows / t:10,.0f} rows/s, "
                         f"{row['convert_vs_single']:.2f}x single)  search {ts:6.3f} s "
-                        f"({row['search_vs_single']:.2f}x single; {args.rows / ts:12,.0f} rows/s)",
+                        f"({row['search_vs_single']:.2f}x single; {args.rows / ts:12,.0f} rows/s)  "
+                        f"worker peak RSS {peak_mb:.0f} MB",
                         flush=True,
                     )
         results["dask"] = runs

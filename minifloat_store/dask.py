@@ -214,7 +214,7 @@ def convert(
                 x = x.rechunk((int(chunk_rows), dim))
                 starts = np.cumsum((0,) + x.chunks[0][:-1])
                 blocks = x.to_delayed().ravel()
-                enc = dask.delayed(_encode_shard, pure=True)
+                enc = dask.delayed(_encode_shard, pure=False)
                 tasks = [
                     enc(b, int(lo), f.name, scale, codes_url, scales_url, so, name)
                     for b, lo in zip(blocks, starts, strict=True)
@@ -294,7 +294,7 @@ def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = No
         raise ValueError(f"queries have {q.shape[1]} values; the store holds vectors of {store.dim}")
     snap = store.snapshot()
     reader = snap.without_deleted()
-    part = dask.delayed(_search_partition, pure=True)
+    part = dask.delayed(_search_partition, pure=False)
     tasks = []
     for lo, hi in snap.partitions():
         live = snap.live_mask(lo, hi)
@@ -326,7 +326,7 @@ def score_pairs(
     if len(left) != len(right):
         raise ValueError(f"left_ids has {len(left)} ids but right_ids has {len(right)}")
     snap = store.snapshot().without_deleted()
-    block = dask.delayed(_score_block, pure=True)
+    block = dask.delayed(_score_block, pure=False)
     tasks = [
         block(snap, left[i : i + PAIRS_PER_TASK], right[i : i + PAIRS_PER_TASK])
         for i in range(0, len(left), PAIRS_PER_TASK)

@@ -202,6 +202,31 @@ def test_a_commit_is_refused_when_the_record_changed_under_the_writer(s3):
         assert np.array_equal(s.get(["second"]), mfs.quantize(x[1:2], "e4m3"))
 
 
+def test_compact_in_object_storage_switches_to_the_new_generation(s3):
+    url = "s3://bkt/compact.zarr"
+    x = _vectors(300, seed=11)
+    with mfs.EmbeddingStore.create(url, DIM, "e4m3", chunk_rows=64, storage_options=s3) as s:
+        s.add([f"i{i}" for i in range(300)], x)
+        s.delete([f"i{i}" for i in range(0, 300, 2)])
+        assert s.compact() == 150
+    assert sorted(s3fs.S3FileSystem(**s3).ls("bkt/compact.zarr")) == [
+        "bkt/compact.zarr/g1",
+        "bkt/compact.zarr/zarr.json",
+    ]
+    with mfs.EmbeddingStore.open(url, storage_options=s3) as s:
+        assert s.ids == [f"i{i}" for i in range(1, 300, 2)]
+        assert np.array_equal(s.get(s.ids), mfs.quantize(x[1::2], "e4m3"))
+
+
+def test_storage_options_from_the_command_line_are_json_values_with_dotted_keys():
+    from minifloat_store.cli.convert import parse_storage_options
+
+    got = parse_storage_options(["anon=false", "endpoint_url=http://h:1", "client_kwargs.region_name=eu", "n=3"])
+    assert got == {"anon": False, "endpoint_url": "http://h:1", "client_kwargs": {"region_name": "eu"}, "n": 3}
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        parse_storage_options(["no-equals-sign"])
+
+
 def test_hdf5_in_object_storage_is_refused_with_a_clear_error(s3):
     with pytest.raises(ValueError, match="hdf5 backend keeps a local file only"):
         mfs.EmbeddingStore.create("s3://bkt/x.h5", DIM, backend="hdf5", storage_options=s3)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from minifloat_store.codec import Packed, decode
+from minifloat_store.formats import get_format
 from minifloat_store.store.backend import Backend, backend_class
 from minifloat_store.store.errors import StoreChangedError
 from minifloat_store.store.reading import check_scales, read_rows
@@ -116,7 +117,7 @@ def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed:
     codes = be.read("codes", lo, hi)
     scales = be.read("scales", lo, hi)
     check_scales(scales, np.arange(lo, hi), f"store {snap.path}")
-    return Packed(codes, scales, snap.fmt, snap.dim, snap.scale)
+    return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
 
 
 def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
@@ -125,7 +126,7 @@ def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
     if rows.size and (rows.min() < 0 or rows.max() >= snap.rows):
         raise IndexError(f"rows outside the snapshot's {snap.rows} rows")
     codes, scales = read_rows(_backend(snap), rows, snap.row_bytes, f"store {snap.path}")
-    return Packed(codes, scales, snap.fmt, snap.dim, snap.scale)
+    return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
 
 
 def read_live_decoded(snap: StoreSnapshot, lo: int, hi: int, live: np.ndarray) -> np.ndarray:
@@ -147,7 +148,7 @@ def to_dask(snap: StoreSnapshot) -> Any:
         n = int(live.sum())
         if n == 0:
             continue
-        task = dask.delayed(read_live_decoded, pure=True)(reader, lo, hi, live)
+        task = dask.delayed(read_live_decoded, pure=False)(reader, lo, hi, live)
         blocks.append(da.from_delayed(task, shape=(n, snap.dim), dtype=np.float32))
     if not blocks:
         return da.zeros((0, snap.dim), dtype=np.float32)

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import zarr
@@ -92,7 +92,7 @@ def _local(path: str) -> Path | None:
     return None if is_url(path) else Path(path)
 
 
-def _open_group(path: str, mode: str, storage_options: dict[str, Any] | None) -> zarr.Group:
+def _open_group(path: str, mode: Literal["r", "r+", "w-"], storage_options: dict[str, Any] | None) -> zarr.Group:
     # zarr accepts storage_options for URLs only.
     return zarr.open_group(path, mode=mode, storage_options=storage_options if is_url(path) else None)
 
@@ -148,7 +148,7 @@ class ZarrBackend(Backend):
         self.writable = writable
         self.storage_options = storage_options
         self._local = _local(path)
-        mode = "r+" if writable else "r"
+        mode: Literal["r", "r+"] = "r+" if writable else "r"
         # Object storage: the commit is a conditional PUT of the root zarr.json (see remote.py).
         self._record_file = RemoteRecordFile(path, storage_options) if writable and self._local is None else None
         self._checked = False
