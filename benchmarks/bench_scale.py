@@ -19,7 +19,8 @@ The store is on local disk: object storage adds its own latency and bandwidth,
 not measured here. On a machine with fewer cores than workers the extra
 workers only add overhead: the table shows it.
 
-    python benchmarks/bench_scale.py [--rows 262144] [--dim 192] [--workers 1 2 4] [--chunk-rows 16384 65536]
+    python benchmarks/bench_scale.py [--rows 262144] [--dim 192] [--format e4m3] [--workers 1 2 4]
+        [--chunk-rows 16384 65536] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -48,9 +49,13 @@ def _fresh(path: Path) -> Path:
 
 
 def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: a worker is forked from this process, and ru_maxrss carries
+    # the parent's high-water mark over the fork; VmHWM belongs to the worker's own memory.
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -62,6 +67,7 @@ def main() -> None:
     ap.add_argument("--chunk-rows", type=int, nargs="+", default=[16384, 65536], help="ascending")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tag", default="", help="JSON saved as bench_scale[_TAG].json")
     args = ap.parse_args()
     from distributed import Client, LocalCluster
 
@@ -118,8 +124,8 @@ def main() -> None:
                         got = mfs_dask.search(s, q, 10, client=client)
                         want = s.search(q, 10)
                         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-                    # ru_maxrss: the high-water mark of each worker process so far (KiB on Linux); chunk
-                    # sizes run in ascending order, so it is this configuration's peak or a smaller one's.
+                    # The high-water mark of each worker process so far; chunk sizes run in ascending
+                    # order, so it is this configuration's peak (or a smaller one's, never a larger one's).
                     peak_mb = max(client.run(_peak_rss_mb).values())
                     base = single[str(cr)]
                     row = {
@@ -148,7 +154,7 @@ def main() -> None:
         results["note"] = (
             "shared machine (other jobs running); local disk; 'x single' > 1 means faster than one process"
         )
-        print("saved", save("bench_scale", results))
+        print("saved", save("bench_scale" + (f"_{args.tag}" if args.tag else ""), results))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         time.sleep(0)
