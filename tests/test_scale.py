@@ -209,6 +209,8 @@ def test_compact_in_object_storage_switches_to_the_new_generation(s3):
         s.add([f"i{i}" for i in range(300)], x)
         s.delete([f"i{i}" for i in range(0, 300, 2)])
         assert s.compact() == 150
+    with pytest.raises(FileExistsError, match="already exists"):
+        mfs.EmbeddingStore.create(url, DIM, storage_options=s3)
     assert sorted(s3fs.S3FileSystem(**s3).ls("bkt/compact.zarr")) == [
         "bkt/compact.zarr/g1",
         "bkt/compact.zarr/zarr.json",

@@ -36,6 +36,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 from zarr.core.sync import sync
+from zarr.errors import ContainsArrayError, ContainsGroupError
 
 from minifloat_store.store.backend import Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
@@ -207,7 +208,10 @@ class ZarrBackend(Backend):
         record = dict(record, backend={"zarr": {"chunk_rows": chunk_rows}})
         local = _local(path)
         if local is None:
-            group = _open_group(path, "w-", storage_options)
+            try:
+                group = _open_group(path, "w-", storage_options)
+            except (ContainsArrayError, ContainsGroupError, FileExistsError):
+                raise FileExistsError(f"{path} already exists; choose a new path for the store") from None
             _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
             group.update_attributes({RECORD_KEY: wrap_record(record)})
             return cls(path, writable=True, storage_options=storage_options)
