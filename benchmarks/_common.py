@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+#: 1/5/15-minute load averages when the benchmark started (this module is imported first):
+#: on a shared machine they say how disturbed the run was.
+LOAD_AT_START = os.getloadavg()
 
 
 def machine() -> dict[str, Any]:
@@ -36,6 +39,8 @@ def machine() -> dict[str, Any]:
         "numba_threads": numba.get_num_threads(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "loadavg_start": [round(v, 2) for v in LOAD_AT_START],
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
     }
 
 
@@ -49,6 +54,24 @@ def best_of(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def timings(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Best and median wall time of ``repeats`` calls, in seconds, after ``warmup`` untimed calls.
+
+    On a shared machine the best is the least disturbed run; the median says how typical it was.
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    mid = len(times) // 2
+    median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    return {"best": times[0], "median": median}
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:

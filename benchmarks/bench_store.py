@@ -14,8 +14,8 @@ Same process, same data (Gaussian float32, 192 dims):
    indexes, checksums, HDF5 tail slots) and of the whole store against
    ``storage_bytes`` (the payload). Target: vector arrays <= 1.02 x payload.
 3. *Convert peak RSS*: a ``--convert-gb`` GB .npy (float32, 192 dims) converted
-   to e4m3 in a child process, whose peak resident set (``ru_maxrss``) is
-   reported. Target: < 512 MiB for 4 GB.
+   to e4m3 in a child process, whose peak resident set (``VmHWM`` from
+   /proc, not ``ru_maxrss``, which a forked child inherits) is reported. Target: < 512 MiB for 4 GB.
 
     python benchmarks/bench_store.py [--rows 1000000] [--repeats 2] [--convert-gb 4]
 """

@@ -50,6 +50,51 @@ def bits_f32(typingctx, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _byte(code_row, i, tail):
+    """Byte ``i`` of a row as int64; with ``tail``, 0 past the row's end (never read out of bounds)."""
+    if tail and i >= code_row.shape[0]:
+        return np.int64(0)
+    return np.int64(code_row[i])
+
+
+@njit(cache=True, inline="always")
+def unpack_group(code_row, g, nbits, tail):
+    """Codes ``4g .. 4g+3`` of a packed row of ``nbits``-bit codes (4, 6, 8 or 16), as four int64.
+
+    The one place a row's bytes are read as codes: four codes span a whole
+    number of bytes at every width (2, 3, 4 or 8), LSB first. Pass
+    ``tail=False`` for a group whose four codes all lie inside the row (no
+    bounds checks; the caller guarantees it), ``tail=True`` for the row's
+    last, partial group: codes past the row's end come back as 0.
+    """
+    if nbits == 4:
+        b0 = _byte(code_row, 2 * g, False)
+        b1 = _byte(code_row, 2 * g + 1, tail)
+        return b0 & 0xF, b0 >> 4, b1 & 0xF, b1 >> 4
+    if nbits == 6:
+        o = 3 * g
+        b0 = _byte(code_row, o, False)
+        b1 = _byte(code_row, o + 1, tail)
+        b2 = _byte(code_row, o + 2, tail)
+        return b0 & 0x3F, ((b0 >> 6) | (b1 << 2)) & 0x3F, ((b1 >> 4) | (b2 << 4)) & 0x3F, b2 >> 2
+    if nbits == 8:
+        o = 4 * g
+        return (
+            _byte(code_row, o, False),
+            _byte(code_row, o + 1, tail),
+            _byte(code_row, o + 2, tail),
+            _byte(code_row, o + 3, tail),
+        )
+    o = 8 * g  # nbits == 16, little-endian
+    return (
+        _byte(code_row, o, False) | (_byte(code_row, o + 1, False) << 8),
+        _byte(code_row, o + 2, tail) | (_byte(code_row, o + 3, tail) << 8),
+        _byte(code_row, o + 4, tail) | (_byte(code_row, o + 5, tail) << 8),
+        _byte(code_row, o + 6, tail) | (_byte(code_row, o + 7, tail) << 8),
+    )
+
+
+@njit(cache=True, inline="always")
 def _rne_shift(v, r):
     """``v >> r`` rounded to nearest, ties to even (v >= 0, 1 <= r <= 62)."""
     return (v + ((np.int64(1) << (r - 1)) - 1) + ((v >> r) & 1)) >> r
@@ -182,43 +227,19 @@ def decode_row(code_row, nbits, table, s, out_row):
             for k in range(4):
                 u |= np.int64(code_row[4 * j + k]) << (8 * k)
             out_row[j] = bits_f32(u) / s
-    elif nbits == 16:
-        for j in range(d):
-            c = np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)
-            out_row[j] = table[c] / s
-    elif nbits == 8:
-        for j in range(d):
-            out_row[j] = table[code_row[j]] / s
-    elif nbits == 4:
-        for k in range(d // 2):
-            byte = code_row[k]
-            out_row[2 * k] = table[byte & 0xF] / s
-            out_row[2 * k + 1] = table[byte >> 4] / s
-        if d % 2:
-            out_row[d - 1] = table[code_row[d // 2] & 0xF] / s
-    else:  # nbits == 6
-        for g in range(d // 4):
-            b0 = np.int64(code_row[3 * g])
-            b1 = np.int64(code_row[3 * g + 1])
-            b2 = np.int64(code_row[3 * g + 2])
-            j = 4 * g
-            out_row[j] = table[b0 & 0x3F] / s
-            out_row[j + 1] = table[((b0 >> 6) | (b1 << 2)) & 0x3F] / s
-            out_row[j + 2] = table[((b1 >> 4) | (b2 << 4)) & 0x3F] / s
-            out_row[j + 3] = table[b2 >> 2] / s
-        rem = d % 4
-        if rem:
-            g = d // 4
-            n_bytes = code_row.shape[0]
-            b0 = np.int64(code_row[3 * g])
-            b1 = np.int64(code_row[3 * g + 1]) if 3 * g + 1 < n_bytes else np.int64(0)
-            b2 = np.int64(code_row[3 * g + 2]) if 3 * g + 2 < n_bytes else np.int64(0)
-            j = 4 * g
-            out_row[j] = table[b0 & 0x3F] / s
-            if rem > 1:
-                out_row[j + 1] = table[((b0 >> 6) | (b1 << 2)) & 0x3F] / s
-            if rem > 2:
-                out_row[j + 2] = table[((b1 >> 4) | (b2 << 4)) & 0x3F] / s
+        return
+    for g in range(d // 4):
+        c0, c1, c2, c3 = unpack_group(code_row, g, nbits, False)
+        j = 4 * g
+        out_row[j] = table[c0] / s
+        out_row[j + 1] = table[c1] / s
+        out_row[j + 2] = table[c2] / s
+        out_row[j + 3] = table[c3] / s
+    if d % 4:
+        g = d // 4
+        c = unpack_group(code_row, g, nbits, True)
+        for t in range(d % 4):
+            out_row[4 * g + t] = table[c[t]] / s
 
 
 @njit(cache=True, parallel=True)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from minifloat_store._kernels import unpack_group
+
 # Rows per parallel work item: big enough to amortise a thread's scratch
 # buffers and heap, small enough to balance two to a few dozen threads.
 BLOCK_ROWS = 4096
@@ -36,45 +38,31 @@ BLOCK_ROWS = 4096
 
 
 @njit(cache=True)
-def raw_row(code_row, nbits, table64, out):
-    """Unscaled values ``table[code]`` of one packed row into ``out`` (float64, (d,)).
+def raw_row(code_row, nbits, table64, f, out):
+    """Values ``table[code] * f`` of one packed row into ``out`` (float64 or float32, (d,)).
 
     fp32 codes are reinterpreted; every other width is looked up in
-    ``table64`` (float64, (2**nbits,)).
+    ``table64`` (float64, (2**nbits,)). With ``f = 1.0`` these are the raw
+    (unscaled) values, exactly; a float32 ``out`` rounds each product once.
     """
     d = out.shape[0]
     if nbits == 32:
         vals = code_row.view(np.float32)  # rows are C-contiguous, 4-byte multiples
         for j in range(d):
-            out[j] = vals[j]
-    elif nbits == 16:
-        for j in range(d):
-            out[j] = table64[np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)]
-    elif nbits == 8:
-        for j in range(d):
-            out[j] = table64[code_row[j]]
-    elif nbits == 4:
-        for k in range(d // 2):
-            byte = code_row[k]
-            out[2 * k] = table64[byte & 0xF]
-            out[2 * k + 1] = table64[byte >> 4]
-        if d % 2:
-            out[d - 1] = table64[code_row[d // 2] & 0xF]
-    else:  # nbits == 6: four codes in three bytes
-        n_bytes = code_row.shape[0]
-        for g in range((d + 3) // 4):
-            o = 3 * g
-            b0 = np.int64(code_row[o])
-            b1 = np.int64(code_row[o + 1]) if o + 1 < n_bytes else np.int64(0)
-            b2 = np.int64(code_row[o + 2]) if o + 2 < n_bytes else np.int64(0)
-            j = 4 * g
-            out[j] = table64[b0 & 0x3F]
-            if j + 1 < d:
-                out[j + 1] = table64[((b0 >> 6) | (b1 << 2)) & 0x3F]
-            if j + 2 < d:
-                out[j + 2] = table64[((b1 >> 4) | (b2 << 4)) & 0x3F]
-            if j + 3 < d:
-                out[j + 3] = table64[b2 >> 2]
+            out[j] = vals[j] * f
+        return
+    for g in range(d // 4):
+        c0, c1, c2, c3 = unpack_group(code_row, g, nbits, False)
+        j = 4 * g
+        out[j] = table64[c0] * f
+        out[j + 1] = table64[c1] * f
+        out[j + 2] = table64[c2] * f
+        out[j + 3] = table64[c3] * f
+    if d % 4:
+        g = d // 4
+        c = unpack_group(code_row, g, nbits, True)
+        for t in range(d % 4):
+            out[4 * g + t] = table64[c[t]] * f
 
 
 @njit(cache=True, inline="always")
@@ -144,7 +132,7 @@ def norms_kernel(codes, scales, rows, all_rows, nbits, table64, dim, out):
         buf = np.empty(dim, np.float64)
         for p in range(blk * BLOCK_ROWS, min(m, (blk + 1) * BLOCK_ROWS)):
             r = p if all_rows else rows[p]
-            raw_row(codes[r], nbits, table64, buf)
+            raw_row(codes[r], nbits, table64, 1.0, buf)
             s = scales[r]
             for j in range(dim):
                 buf[j] = np.float32(buf[j]) / s
@@ -180,9 +168,9 @@ def pairs_kernel(
                 out[p] = 0.0
                 continue
             if ra != last:
-                raw_row(codes_a[ra], nbits_a, table_a, va)
+                raw_row(codes_a[ra], nbits_a, table_a, 1.0, va)
                 last = ra
-            raw_row(codes_b[rb], nbits_b, table_b, vb)
+            raw_row(codes_b[rb], nbits_b, table_b, 1.0, vb)
             out[p] = _clip1(dot4(va, vb) / den)
 
 
@@ -215,11 +203,6 @@ def query_lut(qhat, nbits, table64, lut):
 
 
 @njit(cache=True, inline="always")
-def _code16(code_row, j):
-    return np.int64(code_row[2 * j]) | (np.int64(code_row[2 * j + 1]) << 8)
-
-
-@njit(cache=True, inline="always")
 def row_dot_query(code_row, nbits, lut, table64, qhat):
     """Raw dot product ``sum(table[code_j] * qhat[j])`` of one packed row with a query."""
     d = qhat.shape[0]
@@ -232,30 +215,21 @@ def row_dot_query(code_row, nbits, lut, table64, qhat):
     a6 = 0.0
     a7 = 0.0
     if nbits == 6:  # four codes in three bytes; fewer accumulators fit the unpacking
-        g = 0
-        while 4 * g + 4 <= d:
-            o = 3 * g
-            b0 = np.int64(code_row[o])
-            b1 = np.int64(code_row[o + 1])
-            b2 = np.int64(code_row[o + 2])
+        for g in range(d // 4):
+            c0, c1, c2, c3 = unpack_group(code_row, g, 6, False)
             j = 4 * g
-            a0 += table64[b0 & 0x3F] * qhat[j]
-            a1 += table64[((b0 >> 6) | (b1 << 2)) & 0x3F] * qhat[j + 1]
-            a2 += table64[((b1 >> 4) | (b2 << 4)) & 0x3F] * qhat[j + 2]
-            a3 += table64[b2 >> 2] * qhat[j + 3]
-            g += 1
-        j = 4 * g
+            a0 += table64[c0] * qhat[j]
+            a1 += table64[c1] * qhat[j + 1]
+            a2 += table64[c2] * qhat[j + 2]
+            a3 += table64[c3] * qhat[j + 3]
+        j = d - d % 4
         if j < d:  # 1-3 trailing codes; their bytes may stop early
-            n_bytes = code_row.shape[0]
-            o = 3 * g
-            b0 = np.int64(code_row[o])
-            b1 = np.int64(code_row[o + 1]) if o + 1 < n_bytes else np.int64(0)
-            b2 = np.int64(code_row[o + 2]) if o + 2 < n_bytes else np.int64(0)
-            a0 += table64[b0 & 0x3F] * qhat[j]
+            c0, c1, c2, c3 = unpack_group(code_row, j // 4, 6, True)
+            a0 += table64[c0] * qhat[j]
             if j + 1 < d:
-                a1 += table64[((b0 >> 6) | (b1 << 2)) & 0x3F] * qhat[j + 1]
+                a1 += table64[c1] * qhat[j + 1]
             if j + 2 < d:
-                a2 += table64[((b1 >> 4) | (b2 << 4)) & 0x3F] * qhat[j + 2]
+                a2 += table64[c2] * qhat[j + 2]
         return (a0 + a1) + (a2 + a3)
     # Every other width: eight lanes over n items, then a tail into lane 0.
     n = (d + 1) // 2 if nbits == 4 else d
@@ -275,34 +249,25 @@ def row_dot_query(code_row, nbits, lut, table64, qhat):
         while k < n:
             a0 += lut[k, code_row[k]]
             k += 1
-    elif nbits == 8:
+    elif nbits == 8 or nbits == 16:
+        # Two groups of four codes per step feed the eight lanes in code order.
         while k + 8 <= n:
-            a0 += table64[code_row[k]] * qhat[k]
-            a1 += table64[code_row[k + 1]] * qhat[k + 1]
-            a2 += table64[code_row[k + 2]] * qhat[k + 2]
-            a3 += table64[code_row[k + 3]] * qhat[k + 3]
-            a4 += table64[code_row[k + 4]] * qhat[k + 4]
-            a5 += table64[code_row[k + 5]] * qhat[k + 5]
-            a6 += table64[code_row[k + 6]] * qhat[k + 6]
-            a7 += table64[code_row[k + 7]] * qhat[k + 7]
+            c0, c1, c2, c3 = unpack_group(code_row, k // 4, nbits, False)
+            c4, c5, c6, c7 = unpack_group(code_row, k // 4 + 1, nbits, False)
+            a0 += table64[c0] * qhat[k]
+            a1 += table64[c1] * qhat[k + 1]
+            a2 += table64[c2] * qhat[k + 2]
+            a3 += table64[c3] * qhat[k + 3]
+            a4 += table64[c4] * qhat[k + 4]
+            a5 += table64[c5] * qhat[k + 5]
+            a6 += table64[c6] * qhat[k + 6]
+            a7 += table64[c7] * qhat[k + 7]
             k += 8
         while k < n:
-            a0 += table64[code_row[k]] * qhat[k]
-            k += 1
-    elif nbits == 16:
-        while k + 8 <= n:
-            a0 += table64[_code16(code_row, k)] * qhat[k]
-            a1 += table64[_code16(code_row, k + 1)] * qhat[k + 1]
-            a2 += table64[_code16(code_row, k + 2)] * qhat[k + 2]
-            a3 += table64[_code16(code_row, k + 3)] * qhat[k + 3]
-            a4 += table64[_code16(code_row, k + 4)] * qhat[k + 4]
-            a5 += table64[_code16(code_row, k + 5)] * qhat[k + 5]
-            a6 += table64[_code16(code_row, k + 6)] * qhat[k + 6]
-            a7 += table64[_code16(code_row, k + 7)] * qhat[k + 7]
-            k += 8
-        while k < n:
-            a0 += table64[_code16(code_row, k)] * qhat[k]
-            k += 1
+            c = unpack_group(code_row, k // 4, nbits, True)
+            for t in range(min(4, n - k)):
+                a0 += table64[c[t]] * qhat[k + t]
+            k += 4
     else:  # nbits == 32
         vals = code_row.view(np.float32)  # rows are C-contiguous, 4-byte multiples
         while k + 8 <= n:
@@ -429,34 +394,17 @@ def score_rows(codes, nbits, table64, scales, norms, qhats, lut_shape0, lut_shap
 
 
 @njit(cache=True)
-def _decode_unit_rows(codes, scales, norms, row0, p_lo, p_hi, nbits, table64, out, buf):
+def _decode_unit_rows(codes, scales, norms, row0, p_lo, p_hi, nbits, table64, out):
     """Rows ``row0 + p`` for p in [p_lo, p_hi) to float32 unit vectors ``out[p]``.
 
     ``out[p] = table[code] / (s * norm)`` rounded once to float32 (zeros for
     a zero row), so a matrix product with unit queries gives approximate
-    cosines directly. ``buf`` is float64 scratch of length d.
+    cosines directly.
     """
-    d = out.shape[1]
     for p in range(p_lo, p_hi):
         i = row0 + p
         den = np.float64(scales[i]) * norms[i]
-        f = 1.0 / den if den > 0.0 else 0.0
-        code_row = codes[i]
-        o = out[p]
-        if nbits == 4:
-            for k in range(d // 2):
-                byte = code_row[k]
-                o[2 * k] = table64[byte & 0xF] * f
-                o[2 * k + 1] = table64[byte >> 4] * f
-            if d % 2:
-                o[d - 1] = table64[code_row[d // 2] & 0xF] * f
-        elif nbits == 8:
-            for j in range(d):
-                o[j] = table64[code_row[j]] * f
-        else:
-            raw_row(code_row, nbits, table64, buf)
-            for j in range(d):
-                o[j] = buf[j] * f
+        raw_row(codes[i], nbits, table64, 1.0 / den if den > 0.0 else 0.0, out[p])
 
 
 @njit(cache=True)
@@ -497,5 +445,4 @@ def update_then_decode(sims, sims_row0, skip, heap_s, heap_r, counts,
     if sims.shape[1] > 0:
         for t in range(sims.shape[0]):
             counts[t] = _update_query(sims[t], sims_row0, skip, heap_s[t], heap_r[t], counts[t])
-    buf = np.empty(out.shape[1], np.float64)
-    _decode_unit_rows(codes, scales, norms, next_row0, 0, next_rows, nbits, table64, out, buf)
+    _decode_unit_rows(codes, scales, norms, next_row0, 0, next_rows, nbits, table64, out)

@@ -10,16 +10,29 @@ specified in docs/format.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from minifloat_store import _kernels
+
+# SCALE_MODES, ScaleMode, as_float32_matrix and check_scale_mode live in _checks;
+# they are re-exported here, where the store and the evaluation import them from.
+from minifloat_store._checks import (
+    SCALE_MODES,
+    ScaleMode,
+    as_float32_matrix,
+    check_finite_rows,
+    check_positive_int,
+    check_scale_mode,
+    describe,
+)
 from minifloat_store.formats import Format, decode_table, get_format
 
 __all__ = [
     "SCALE_MODES",
     "Packed",
+    "ScaleMode",
+    "as_float32_matrix",
     "check_scale_mode",
     "decode",
     "effective_scale",
@@ -28,23 +41,10 @@ __all__ = [
     "storage_bytes",
 ]
 
-ScaleMode = Literal["none", "vector"]
-#: ``"none"``: values are cast as they are (the study's Tables 2-4).
-#: ``"vector"``: the study's equation 6, each vector multiplied by
-#: ``max_value / max|x|`` before the cast and divided by it after decoding.
-SCALE_MODES: tuple[str, ...] = ("none", "vector")
-
 _EMPTY_TABLE = np.zeros(1, dtype=np.float32)
 
 
-def check_scale_mode(scale: str) -> str:
-    """Return ``scale`` if it is one of :data:`SCALE_MODES`, else raise a ValueError naming them."""
-    if scale not in SCALE_MODES:
-        raise ValueError(f"unknown scale mode {scale!r}; expected one of {', '.join(SCALE_MODES)}")
-    return scale
-
-
-def effective_scale(fmt: Format, scale: str) -> str:
+def effective_scale(fmt: Format, scale: ScaleMode) -> ScaleMode:
     """The scale mode a format really uses: ``"none"`` for fp32, ``scale`` otherwise.
 
     float32 is the reference: stored bit for bit, never rescaled.
@@ -52,7 +52,7 @@ def effective_scale(fmt: Format, scale: str) -> str:
     return "none" if fmt.is_identity else scale
 
 
-def storage_bytes(n: int, dim: int, fmt: str | Format, scale: str = "vector") -> int:
+def storage_bytes(n: int, dim: int, fmt: str | Format, scale: ScaleMode = "vector") -> int:
     """Exact payload size of ``n`` packed vectors, in bytes.
 
     ``n * ceil(dim * bits / 8)`` bytes of codes, plus 4 bytes (one float32
@@ -91,23 +91,14 @@ class Packed:
     scales: np.ndarray
     fmt: Format
     dim: int
-    scale: str = "vector"
+    scale: ScaleMode = "vector"
 
     def __post_init__(self) -> None:
-        fmt = get_format(self.fmt)
-        object.__setattr__(self, "fmt", fmt)
+        object.__setattr__(self, "fmt", get_format(self.fmt))
         check_scale_mode(self.scale)
-        if not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
-        object.__setattr__(self, "dim", int(self.dim))
+        object.__setattr__(self, "dim", check_positive_int(self.dim, "dim"))
         codes, scales = self.codes, self.scales
-        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
-            raise ValueError(f"codes must be a 2-D uint8 array, got {_describe(codes)}")
-        expected = fmt.row_bytes(self.dim)
-        if codes.shape[1] != expected:
-            raise ValueError(f"codes have {codes.shape[1]} bytes per row; {fmt.name} x {self.dim} needs {expected}")
-        if not isinstance(scales, np.ndarray) or scales.dtype != np.float32 or scales.shape != (codes.shape[0],):
-            raise ValueError(f"scales must be float32 of shape ({codes.shape[0]},), got {_describe(scales)}")
+        _check_layout(codes, scales, self.fmt, self.dim)
         if not codes.flags.c_contiguous:
             object.__setattr__(self, "codes", np.ascontiguousarray(codes))
         if not scales.flags.c_contiguous:
@@ -140,44 +131,36 @@ class Packed:
         return f"Packed(n={self.n}, dim={self.dim}, fmt={self.fmt.name!r}, scale={self.scale!r}, nbytes={self.nbytes})"
 
 
-def _describe(a: object) -> str:
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} array of shape {a.shape}"
-    return type(a).__name__
+def _check_layout(codes: object, scales: object, fmt: Format, dim: int) -> None:
+    """Dtypes and shapes the kernels rely on: (n, row_bytes) uint8 codes, (n,) float32 scales.
 
-
-def as_float32_matrix(x: object, name: str = "x") -> np.ndarray:
-    """Validate an (n, d) or (d,) float array and return it as C-contiguous float32 (n, d).
-
-    Raises TypeError for non-float input and ValueError for a wrong shape, an
-    empty array, or NaN/inf (naming the first offending row).
+    Run when a Packed is built and again before a kernel reads it (an
+    array's shape and dtype can be changed in place after construction).
     """
-    arr = np.asarray(x)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    elif arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, d) or (d,), got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); need at least one vector of at least one value")
-    with np.errstate(over="ignore"):
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-    return arr
+    if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2:
+        raise ValueError(f"codes must be a 2-D uint8 array, got {describe(codes)}")
+    expected = fmt.row_bytes(dim)
+    if codes.shape[1] != expected:
+        raise ValueError(f"codes have {codes.shape[1]} bytes per row; {fmt.name} x {dim} needs {expected}")
+    if not isinstance(scales, np.ndarray) or scales.dtype != np.float32 or scales.shape != (codes.shape[0],):
+        raise ValueError(f"scales must be float32 of shape ({codes.shape[0]},), got {describe(scales)}")
 
 
-def _first_nonfinite_row(x32: np.ndarray, original: object) -> str:
-    row = int(np.flatnonzero(~np.isfinite(x32).all(axis=1))[0])
-    values = x32[row]
-    col = int(np.flatnonzero(~np.isfinite(values))[0])
-    what = "NaN" if np.isnan(values[col]) else "inf"
-    orig = np.asarray(original)
-    if what == "inf" and np.isfinite(np.atleast_2d(orig)[row, col]):
-        what = f"{np.atleast_2d(orig)[row, col]!r}, beyond the float32 range"
-    return f"row {row} contains {what} (at column {col}); nothing was encoded"
+def check_kernel_input(packed: Packed) -> None:
+    """Re-check ``packed``'s arrays just before a kernel reads them (cheap: no pass over the data).
+
+    Raises
+    ------
+    ValueError
+        If the codes or scales no longer have the dtype, shape or
+        contiguity the kernels index by.
+    """
+    _check_layout(packed.codes, packed.scales, packed.fmt, packed.dim)
+    if not (packed.codes.flags.c_contiguous and packed.scales.flags.c_contiguous):
+        raise ValueError("codes and scales must be C-contiguous (they were changed after the Packed was built)")
 
 
-def encode(x: object, fmt: str | Format, scale: str = "vector") -> Packed:
+def encode(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> Packed:
     """Encode float vectors into packed codes.
 
     Parameters
@@ -217,7 +200,7 @@ def encode(x: object, fmt: str | Format, scale: str = "vector") -> Packed:
         x32, scale == "vector", f.bits, f.mantissa_bits, f.bias, np.float32(f.max_value), codes, scales, nonfinite
     )
     if nonfinite.any():
-        raise ValueError(_first_nonfinite_row(x32, x))
+        check_finite_rows(x32, original=x, consequence="nothing was encoded")
     return Packed(codes, scales, f, d, scale)
 
 
@@ -237,18 +220,25 @@ def decode(packed: Packed, out: np.ndarray | None = None) -> np.ndarray:
     """
     if not isinstance(packed, Packed):
         raise TypeError(f"decode expects a Packed, got {type(packed).__name__}")
+    check_kernel_input(packed)
     shape = (packed.n, packed.dim)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
-    elif out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"out must be a writable C-contiguous float32 array of shape {shape}, got {_describe(out)}")
+    elif (
+        not isinstance(out, np.ndarray)
+        or out.dtype != np.float32
+        or out.shape != shape
+        or not out.flags.c_contiguous
+        or not out.flags.writeable
+    ):
+        raise ValueError(f"out must be a writable C-contiguous float32 array of shape {shape}, got {describe(out)}")
     f = packed.fmt
     table = decode_table(f) if f.bits <= 16 else _EMPTY_TABLE
     _kernels.decode_rows(packed.codes, packed.scales, f.bits, table, out)
     return out
 
 
-def quantize(x: object, fmt: str | Format, scale: str = "vector") -> np.ndarray:
+def quantize(x: object, fmt: str | Format, scale: ScaleMode = "vector") -> np.ndarray:
     """``decode(encode(x, fmt, scale))``: the float32 values a stored vector comes back as.
 
     Returns float32 of shape (n, d) (a (d,) input gives (1, d)).

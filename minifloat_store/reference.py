@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minifloat_store._checks import ScaleMode
 from minifloat_store.formats import Format, get_format
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
 ]
 
 
-def reference_scales(x: np.ndarray, fmt: str | Format, scale: str) -> np.ndarray:
+def reference_scales(x: np.ndarray, fmt: str | Format, scale: ScaleMode) -> np.ndarray:
     """Per-row float32 scale: ``max_value / max|x|`` (1 for zero rows) or all ones."""
     f = get_format(fmt)
     x = np.asarray(x, dtype=np.float32)
@@ -68,7 +69,7 @@ def reference_unpack(packed: np.ndarray, bits: int, dim: int) -> np.ndarray:
     return (stream << np.arange(bits, dtype=np.uint64)).sum(axis=2)
 
 
-def reference_encode(x: np.ndarray, fmt: str | Format, scale: str = "vector") -> tuple[np.ndarray, np.ndarray]:
+def reference_encode(x: np.ndarray, fmt: str | Format, scale: ScaleMode = "vector") -> tuple[np.ndarray, np.ndarray]:
     """(packed codes, scales) exactly as :func:`minifloat_store.encode` must produce them."""
     f = get_format(fmt)
     x = np.atleast_2d(np.asarray(x, dtype=np.float32))

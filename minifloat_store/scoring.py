@@ -27,7 +27,8 @@ from typing import Literal
 import numpy as np
 
 from minifloat_store import _score_kernels as K
-from minifloat_store.codec import Packed, decode
+from minifloat_store._checks import check_positive_int, first_nonfinite_row
+from minifloat_store.codec import Packed, check_kernel_input, decode
 from minifloat_store.formats import Format, decode_table
 
 __all__ = ["cosine_index_pairs", "cosine_pairs", "search", "vector_norms", "verify"]
@@ -43,7 +44,8 @@ CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path (bounds the (q, CHUNK_ROWS) buffer).
 QUERY_BATCH = 256
 
-_TABLES64: dict[str, np.ndarray] = {}
+# Keyed by the Format itself, as formats.decode_table is: two formats may share a name.
+_TABLES64: dict[Format, np.ndarray] = {}
 _NO_TABLE64 = np.zeros(1, dtype=np.float64)
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
@@ -51,16 +53,12 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 # ---------------------------------------------------------------- validation
 
 
-_KERNEL_BITS = (4, 6, 8, 16, 32)
-
-
 def _check_packed(packed: object, name: str = "packed") -> Packed:
     if not isinstance(packed, Packed):
         raise TypeError(f"{name} must be a Packed (from minifloat_store.encode), got {type(packed).__name__}")
-    # The kernels unpack exactly these widths; a hand-made Format of another
-    # width would make them read past the end of a row.
-    if packed.fmt.bits not in _KERNEL_BITS:
-        raise ValueError(f"{name} has {packed.fmt.bits}-bit codes; scoring supports {_KERNEL_BITS} bits")
+    # Its Format is one the kernels handle (Format refuses any other); its
+    # arrays may have been reshaped in place since it was built.
+    check_kernel_input(packed)
     return packed
 
 
@@ -70,16 +68,14 @@ def _raw_table(fmt: Format) -> np.ndarray:
     256 KB instead of 512 KB stays in L2); a dummy for fp32, read directly."""
     if fmt.bits > 16:
         return _NO_TABLE64
-    table = decode_table(fmt)
-    if table.shape != (1 << fmt.bits,):  # every code must index inside the table
-        raise ValueError(f"format {fmt.name}: decode table has {table.size} entries, {1 << fmt.bits} codes")
+    table = decode_table(fmt)  # 2**bits entries: every code indexes inside it
     if fmt.bits == 16:
         return table
-    t64 = _TABLES64.get(fmt.name)
+    t64 = _TABLES64.get(fmt)
     if t64 is None:
         t64 = table.astype(np.float64)
         t64.flags.writeable = False
-        _TABLES64[fmt.name] = t64
+        _TABLES64[fmt] = t64
     return t64
 
 
@@ -140,9 +136,8 @@ def _unit_queries(queries: object, dim: int, name: str = "query") -> np.ndarray:
     if q.shape[1] != dim:
         raise ValueError(f"{name} dim {q.shape[1]} != {dim}")
     q = q.astype(np.float64)
-    finite = np.isfinite(q).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
+    row = first_nonfinite_row(q)
+    if row >= 0:
         raise ValueError(f"{name} {row} contains NaN or inf")
     q = np.ascontiguousarray(q)
     K.unit_rows(q)
@@ -511,8 +506,7 @@ def search(
     """
     packed = _check_packed(packed)
     qhat = _unit_queries(queries, packed.dim)
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_positive_int(k, "k")
     if method not in ("auto", "scan", "blas"):
         raise ValueError(f"method must be 'auto', 'scan' or 'blas', got {method!r}")
     n = packed.n
@@ -526,7 +520,7 @@ def search(
             )
         skip = np.ascontiguousarray(skip)
     n_valid = n - int(np.count_nonzero(skip))
-    kk = min(int(k), n_valid)
+    kk = min(k, n_valid)
     nq = qhat.shape[0]
     if kk == 0 or nq == 0:
         return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)

@@ -295,6 +295,43 @@ def test_packed_rejects_inconsistent_arrays() -> None:
         mfs.decode(good, out=np.empty((3, 4), np.float32))
 
 
+@pytest.mark.parametrize("name", [n for n in FORMATS if n != "fp32"])
+@pytest.mark.parametrize(
+    "make_codes, match",
+    [
+        (lambda n, rb: np.zeros((n, rb - 1), np.uint8), "bytes per row"),
+        (lambda n, rb: np.zeros((n, rb + 1), np.uint8), "bytes per row"),
+        (lambda n, rb: np.zeros((n, rb), np.uint16), "2-D uint8"),
+        (lambda n, rb: np.zeros((n, rb), np.int8), "2-D uint8"),
+        (lambda n, rb: np.zeros((n, rb), np.float32), "2-D uint8"),
+        (lambda n, rb: np.zeros(n * rb, np.uint8), "2-D uint8"),
+        (lambda n, rb: np.zeros((n, rb, 1), np.uint8), "2-D uint8"),
+        (lambda n, rb: [[0] * rb] * n, "2-D uint8"),
+    ],
+)
+def test_packed_refuses_codes_the_kernels_would_misread(name: str, make_codes, match: str) -> None:
+    fmt = FORMATS[name]
+    with pytest.raises(ValueError, match=match):
+        mfs.Packed(make_codes(3, fmt.row_bytes(7)), np.ones(3, np.float32), fmt, 7)
+
+
+@pytest.mark.parametrize("dim", [0, -1, True, 2.0, "3"])
+def test_packed_refuses_a_dim_that_is_not_a_positive_integer(dim: object) -> None:
+    with pytest.raises(ValueError, match="dim must be a positive integer"):
+        mfs.Packed(np.zeros((1, 1), np.uint8), np.ones(1, np.float32), "e4m3", dim)
+
+
+def test_arrays_changed_in_place_after_packing_are_refused_before_decode() -> None:
+    p = mfs.encode(np.ones((4, 8), np.float32), "e4m3")
+    p.codes.shape = (8, 4)  # the same bytes read as rows half as wide
+    with pytest.raises(ValueError, match="bytes per row"):
+        mfs.decode(p)
+    q = mfs.encode(np.ones((4, 8), np.float32), "e4m3")
+    q.scales.shape = (2, 2)
+    with pytest.raises(ValueError, match="scales must be float32 of shape"):
+        mfs.decode(q)
+
+
 def test_packed_slicing_and_non_contiguous_codes() -> None:
     x = np.random.default_rng(0).standard_normal((6, 9)).astype(np.float32)
     p = mfs.encode(x, "e3m2")

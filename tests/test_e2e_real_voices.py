@@ -135,15 +135,15 @@ def test_eer_of_every_format_on_real_voices(run):
             )
             print(f"  {r['format']:<8} {r['eer_pct']:>10.2f} {'' if vec is None else f'{vec:.2f}':>12}")
 
-    assert 0.0 < ref < 15.0  # about 5 % for these voices; not a coincidence of a random model
-    for fmt in ("fp16", "bf16"):
-        for scale in ("none", "vector"):
-            assert abs(eer_of(results, fmt, scale) - ref) <= 0.5, (fmt, scale)
-    for fmt in ("e5m2", "e4m3", "e3m4", "e3m2", "e2m3"):  # 8- and 6-bit with the per-vector scale
-        assert abs(eer_of(results, fmt, "vector") - ref) <= 2.0, fmt
-    for fmt in ("e5m2", "e4m3"):  # 8-bit formats with range to spare need no scale for unit vectors
-        assert abs(eer_of(results, fmt, "none") - ref) <= 2.0, fmt
-    assert eer_of(results, "e2m1", "vector") <= ref + 5.0
+    # 84 target / 252 non-target trials: one target trial is 1.19 points of FRR, the smallest step the
+    # EER can take here beyond interpolation. Measured: float32 3.57 % (3 target trials), and every
+    # format except unscaled e2m1 gives exactly the same EER (change 0.00), so the bound is one trial.
+    one_trial = 100.0 / n_targets
+    assert 1.0 < ref < 8.0  # measured 3.57 %; a random (untrained) model would be near 50 %
+    for fmt in ("fp16", "bf16", "e5m2", "e4m3", "e3m4", "e3m2", "e2m3", "e2m1"):
+        assert abs(eer_of(results, fmt, "vector") - ref) <= one_trial, fmt
+    for fmt in ("fp16", "bf16", "e5m2", "e4m3"):  # 8-bit formats with range to spare need no scale for unit vectors
+        assert abs(eer_of(results, fmt, "none") - ref) <= one_trial, fmt
     # Unit-norm 256-dim vectors sit below fp4's smallest step (0.5): unscaled, nearly all round to 0,
-    # the study's WavLM finding on another network without a final BatchNorm.
-    assert eer_of(results, "e2m1", "none") > ref + 10.0
+    # the study's WavLM finding on another network without a final BatchNorm. Measured: 44.87 %.
+    assert eer_of(results, "e2m1", "none") > 40.0

@@ -8,6 +8,8 @@ deletions, an empty store and k beyond the store size are checked against it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -373,13 +375,21 @@ def test_read_only_memory_mapped_codes_are_scored_in_place(tmp_path):
     )
 
 
-def test_formats_the_kernels_cannot_unpack_are_refused():
-    """A hand-made 5-bit Format would make a kernel read past a row's end."""
-    import dataclasses
+def test_formats_the_kernels_cannot_unpack_cannot_be_built():
+    """A 5-bit Format would make a kernel read past a row's end: it is refused when it is built."""
+    with pytest.raises(ValueError, match="5-bit codes"):
+        dataclasses.replace(FORMATS["e2m3"], name="e2m2", bits=5, mantissa_bits=2)
 
-    fmt5 = dataclasses.replace(FORMATS["e2m3"], name="e2m2", bits=5, mantissa_bits=2)
-    p = mfs.Packed(np.zeros((3, fmt5.row_bytes(8)), np.uint8), np.ones(3, np.float32), fmt5, 8)
-    with pytest.raises(ValueError, match="5-bit codes"):
-        scoring.search(p, np.ones(8))
-    with pytest.raises(ValueError, match="5-bit codes"):
-        scoring.cosine_index_pairs(p, [0], [1])
+
+def test_codes_reshaped_in_place_are_refused_before_a_kernel_reads_them():
+    p = mfs.encode(embeddings(6, 16, 2), "e4m3")
+    p.codes.shape = (12, 8)  # same bytes, half the row width the format needs
+    for call in (
+        lambda: scoring.search(p, np.ones(16)),
+        lambda: scoring.search(p, np.ones((8, 16)), method="blas"),
+        lambda: scoring.cosine_index_pairs(p, [0], [1]),
+        lambda: scoring.vector_norms(p),
+        lambda: scoring.verify(p, np.ones(16), 0),
+    ):
+        with pytest.raises(ValueError, match="bytes per row"):
+            call()

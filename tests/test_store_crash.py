@@ -157,12 +157,22 @@ def test_readers_see_whole_batches_while_a_writer_works(tmp_path, ctx, backend):
     """Readers in another process open, read and check the store while the writer adds, deletes and compacts."""
     path = str(tmp_path / ("live.zarr" if backend == "zarr" else "live.h5"))
     EmbeddingStore.create(path, dim=W.DIM, fmt=FMT, backend=backend, chunk_rows=16).close()
-    proc = ctx.Process(target=W.run, args=(path, str(tmp_path / "log.txt"), 1000, 3))
+    log = tmp_path / "log.txt"
+    proc = ctx.Process(target=W.run, args=(path, str(log), 1000, 3))
     proc.start()
     reads = changed = 0
+    states: list[tuple[int, ...]] = []  # the committed batches each successful read saw
+
+    def commits() -> int:
+        return log.read_text().count("\ndone ") if log.exists() else 0
+
     try:
-        deadline = time.monotonic() + 1.5
+        # Read until the writer has committed at least 6 transactions since reading began (and
+        # readers saw 3 different states), so the reads really overlapped commits; 60 s at most.
+        deadline = time.monotonic() + 60
+        first = None
         while time.monotonic() < deadline:
+            assert proc.is_alive(), "the writer died: the readers would have read a store at rest"
             try:
                 with EmbeddingStore.open(path, "r") as store:
                     batches = sorted(stored_batches(store))
@@ -172,9 +182,15 @@ def test_readers_see_whole_batches_while_a_writer_works(tmp_path, ctx, backend):
                             mfs.quantize(np.concatenate([W.batch_vectors(k) for k in batches]), FMT),
                         )
                 reads += 1
+                states.append(tuple(batches))
             except StoreChangedError:
                 changed += 1  # a compaction removed what this reader had opened: the documented outcome
+            first = commits() if first is None else first
+            if reads >= 5 and commits() - first >= 6 and len(set(states)) >= 3:
+                break
     finally:
         proc.kill()
         proc.join()
     assert reads >= 5
+    assert commits() - first >= 6, f"only {commits() - first} transactions were committed while readers read"
+    assert len(set(states)) >= 3, f"readers saw only {len(set(states))} different committed states"

@@ -15,6 +15,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+import zarr
 
 from minifloat_store.store import LAYOUT_VERSION, EmbeddingStore
 
@@ -109,3 +110,33 @@ def test_todays_writer_produces_the_golden_layout(tmp_path, backend, fmt):
     with EmbeddingStore.open(path) as fresh, EmbeddingStore.open(fixture(backend, fmt)) as gold:
         a, b = fresh.get_packed(None), gold.get_packed(None)
         assert a.codes.tobytes() == b.codes.tobytes() and a.scales.tobytes() == b.scales.tobytes()
+    # The commit record and the bytes behind the ids and deletions, as stored (docs/store.md).
+    if backend == "zarr":
+        assert _zarr_record(path) == _zarr_record(fixture(backend, fmt))
+        assert _zarr_arrays(path) == _zarr_arrays(fixture(backend, fmt))
+    else:
+        assert _hdf5_datasets(path) == _hdf5_datasets(fixture(backend, fmt))
+
+
+def _zarr_record(path: str) -> dict:
+    """The root zarr.json: the commit record (JSON text and its CRC32C) in the group attributes."""
+    return json.load(open(os.path.join(path, "zarr.json")))
+
+
+def _zarr_arrays(path: str) -> dict[str, bytes]:
+    """Committed content of every array of generation 0 (ids, id offsets, deletions, codes, scales)."""
+    return {name: zarr.open_array(os.path.join(path, "g0", name), mode="r")[...].tobytes() for name in _ARRAYS}
+
+
+def _hdf5_datasets(path: str) -> dict[str, bytes]:
+    """Every dataset's bytes: both commit slots, and each array's sealed part and both tail slots."""
+    out = {}
+    with h5py.File(path, "r", swmr=True, locking=False) as f:
+        f.visititems(
+            lambda name, obj: out.__setitem__(name, obj[...].tobytes()) if isinstance(obj, h5py.Dataset) else None
+        )
+    assert {"commit0", "commit1", "id_blob/sealed", "id_ends/tail0", "deleted/tail1"} <= set(out), sorted(out)
+    return out
+
+
+_ARRAYS = ("codes", "scales", "id_ends", "id_blob", "deleted")

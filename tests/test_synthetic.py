@@ -3,7 +3,9 @@ design and the accuracy the corpus was calibrated for."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,7 +93,9 @@ def test_nonorm_profile_lies_in_wavlm_range():
 def test_float32_eer_is_a_few_percent(profile):
     c = corpus(profile)
     rate, _ = eer(cosine_scores(c.embeddings, c), c.trials.labels)
-    assert 0.015 < rate < 0.05
+    # Calibrated to about 3 %. Seed 0: 3.00 % (batchnorm), 2.80 % (nonorm); over seeds 0-7 the
+    # float32 EER spans 2.89-3.47 % and 2.57-3.23 %.
+    assert 0.023 < rate < 0.038
 
 
 def test_nonorm_collapses_at_e2m1_without_scaling_and_recovers_with_vector_scaling():
@@ -103,8 +107,11 @@ def test_nonorm_collapses_at_e2m1_without_scaling_and_recovers_with_vector_scali
     plain_eer, _ = eer(plain, labels)
     _, plain_frr = far_frr(plain, labels, ref_thr)
     scaled_eer, _ = eer(scaled, labels)
-    assert plain_eer > 0.2 and plain_frr > 0.9  # the study: FRR 97.55 % at 0.86
-    assert abs(scaled_eer - ref_eer) < 0.02
+    # Seed 0: EER 48.96 %, FRR 97.52 % at the float32 EER threshold (the study: FRR 97.55 % at 0.86);
+    # seeds 0-7: EER 48.77-49.45 %, FRR at the model threshold 97.53-98.99 %.
+    assert plain_eer > 0.45 and plain_frr > 0.97
+    # Seed 0: +0.06 points; seeds 0-7: +0.02 to +0.10 points.
+    assert abs(scaled_eer - ref_eer) < 0.0015
 
 
 def test_batchnorm_survives_e2m1_without_scaling():
@@ -112,7 +119,7 @@ def test_batchnorm_survives_e2m1_without_scaling():
     labels = c.trials.labels
     ref_eer, _ = eer(cosine_scores(c.embeddings, c), labels)
     plain_eer, _ = eer(cosine_scores(mfs.quantize(c.embeddings, "e2m1", "none"), c), labels)
-    assert abs(plain_eer - ref_eer) < 0.01
+    assert abs(plain_eer - ref_eer) < 0.0015  # seed 0: +0.05 points; seeds 0-7: +0.02 to +0.11 points
 
 
 def test_written_trial_list_reads_back_equal(tmp_path):
@@ -143,3 +150,56 @@ def test_dim_override_changes_only_the_width():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_corpus(**kwargs)
+
+
+def test_evaluation_md_quotes_the_seed_0_corpus():
+    """docs/evaluation.md's profile and trial-design numbers, to half a unit of the digit printed."""
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "evaluation.md").read_text().split())
+    problems = []
+
+    def check(printed: str, value: float, what: str) -> None:
+        printed = printed.replace(",", "")
+        decimals = len(printed.split(".")[1]) if "." in printed else 0
+        if abs(float(printed) - value) > 0.5 * 10.0**-decimals + 1e-9:
+            problems.append(f"{what}: the doc says {printed}, seed 0 gives {value:.6g}")
+
+    x = corpus("batchnorm").embeddings
+    m = re.search(
+        r"per-vector std median ([\d.]+), per-vector max abs median ([\d.]+) \(5-95 %: ([\d.]+)-([\d.]+)\); "
+        r"corpus extremes (-[\d.]+) / ([\d.]+)",
+        text,
+    )
+    extreme = np.abs(x).max(axis=1)
+    values = (np.median(x.std(axis=1)), np.median(extreme), *np.percentile(extreme, [5, 95]), x.min(), x.max())
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "batchnorm profile")
+    y = corpus("nonorm").embeddings
+    m = re.search(
+        r"per-vector max abs median ([\d.]+); corpus range \[(-[\d.]+), ([\d.]+)\], mean (-[\d.]+); "
+        r"([\d.]+) values per vector below -0.25",
+        text,
+    )
+    values = (np.median(np.abs(y).max(axis=1)), y.min(), y.max(), y.mean(), (y < -0.25).sum(axis=1).mean())
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "nonorm profile")
+    c = corpus("batchnorm")
+    per_speaker = np.unique(np.asarray(c.speakers), return_counts=True)[1]
+    m = re.search(
+        r"(\d+) speakers; ([\d,]+) utterances, (\d+) to (\d+) per speaker at seed 0 .*?\(([\d,]+) in all at seed 0; "
+        r".*?\); ([\d,]+) trials, ([\d,]+) target and ([\d,]+) non-target",
+        text,
+    )
+    labels = np.asarray(c.trials.labels, dtype=bool)
+    values = (
+        per_speaker.size,
+        len(c.ids),
+        per_speaker.min(),
+        per_speaker.max(),
+        np.unique(c.sessions).size,
+        labels.size,
+        labels.sum(),
+        (~labels).sum(),
+    )
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "trial design")
+    assert not problems, "\n".join(problems)

@@ -354,6 +354,8 @@ class ZarrBackend(Backend):
             per = arr.shards[0]
             for s in range(start // per, (stop - 1) // per + 1):
                 self._touched.add(base / "c" / str(s) / "0" if name == "codes" else base / "c" / str(s))
+                if name == "codes":  # its shard directory may be new: sync its entry in c/ too
+                    self._touched.add(base / "c" / str(s))
         self._staged[name] = stop
 
     def begin_rewrite(self) -> None:

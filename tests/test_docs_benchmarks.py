@@ -1,0 +1,279 @@
+"""The numbers docs/performance.md and README.md quote are those the benchmarks saved.
+
+Each benchmark in benchmarks/ saves its results as JSON in benchmarks/results/;
+these tests parse the tables and sentences of the docs and compare every
+number with the JSON, to half a unit of the last digit printed, so a rerun
+that is not copied into the docs (or a hand-edited number) fails here. They do
+not run the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+MIB = 2**20
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def prose(path: str) -> str:
+    return " ".join((ROOT / path).read_text().split())
+
+
+def agrees(printed: str, value: float, scale: float = 1.0) -> bool:
+    """``printed`` (e.g. ``'0.060'``, ``'9.6e-5'``, ``'984,166'``) is ``value / scale`` rounded as shown."""
+    text = printed.replace(",", "").replace("**", "").rstrip("x")
+    mantissa, _, exponent = text.partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    unit = 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+    return abs(float(text) - value / scale) <= 0.5 * unit * (1 + 1e-9)
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.count = 0
+
+    def __call__(self, printed: str, value: float, what: str, scale: float = 1.0) -> None:
+        self.count += 1
+        if not agrees(printed, value, scale):
+            self.problems.append(f"{what}: the doc says {printed}, the JSON has {value / scale:.6g}")
+
+    def done(self, at_least: int) -> None:
+        assert not self.problems, "\n".join(self.problems)
+        assert self.count >= at_least, f"only {self.count} numbers found: has the doc's layout changed?"
+
+
+def table(text: str, header_start: str) -> list[list[str]]:
+    """Rows (cells) of the markdown table whose header line starts with ``header_start``."""
+    lines = text[text.index(header_start) :].splitlines()
+    out = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        out.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return out
+
+
+def test_search_and_scoring_tables_are_the_saved_results():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    res = load("bench_search")
+    n_queries = res["queries"]
+    by_method = {r["method"]: r for r in res["search"]}
+    names = {
+        "numpy float32": "numpy_f32",
+        "FAISS QT_4bit": "faiss_QT_4bit",
+        "FAISS QT_8bit": "faiss_QT_8bit",
+        "FAISS QT_fp16": "faiss_QT_fp16",
+        "mfs e2m1": "mfs_e2m1",
+        "mfs e4m3": "mfs_e4m3",
+        "mfs fp16": "mfs_fp16",
+    }
+    check = Checker()
+    rows = table(doc, "| method | 100 queries (q/s), best")
+    assert len(rows) == len(names)
+    for cells in rows:
+        r = by_method[names[cells[0].replace("*", "")]]
+        check(cells[1], r["batch_qps"], f"{cells[0]} q/s best")
+        check(cells[2], n_queries / r["batch_median_s"], f"{cells[0]} q/s median")
+        check(cells[3], r["single_qps"], f"{cells[0]} single q/s")
+        check(cells[4], r["held_mb"], f"{cells[0]} held MiB")
+        check(cells[5], r["index_mb"], f"{cells[0]} index RSS MiB")
+        check(cells[6], r["search_peak_mb"], f"{cells[0]} search peak MiB")
+        check(cells[7], r["recall_at_k_vs_float32"], f"{cells[0]} recall")
+    scoring = {r["method"]: r for r in res["trial_scoring"]["results"]}
+    rows = table(doc, "| method | seconds (best of 5) | median |")
+    assert len(rows) == len(scoring)
+    for cells in rows:
+        key = {"numpy float32": "numpy_f32", "e2m1, norms computed in the call": "mfs_e2m1_norms_included"}.get(
+            cells[0], f"mfs_{cells[0]}"
+        )
+        r = scoring[key]
+        check(cells[1], r["best_s"], f"scoring {cells[0]} best s")
+        check(cells[2], r["median_s"], f"scoring {cells[0]} median s")
+        check(cells[3].removesuffix(" M"), r["pairs_per_s"], f"scoring {cells[0]} pairs/s", scale=1e6)
+        if cells[4] != "—":
+            check(cells[4], r["max_abs_diff_vs_float32"], f"scoring {cells[0]} max abs diff")
+    targets = res["targets"]
+    text = prose("docs/performance.md")
+    m = re.search(r"\*\*met\*\*, ([\d.]+)x its queries per second \(([\d.]+)x at the medians", text)
+    check(m.group(1), targets["e2m1_qps_over_faiss_QT_4bit"], "e2m1 / QT_4bit speed")
+    ratio = by_method["faiss_QT_4bit"]["batch_median_s"] / by_method["mfs_e2m1"]["batch_median_s"]
+    check(m.group(2), ratio, "e2m1 / QT_4bit speed at medians")
+    m = re.search(r"\*\*met\*\*, ([\d.]+)x the time of `numpy_f32` \(([\d.]+)x at the medians", text)
+    check(m.group(1), targets["e2m1_time_over_numpy_f32"], "e2m1 time / numpy")
+    ratio = by_method["mfs_e2m1"]["batch_median_s"] / by_method["numpy_f32"]["batch_median_s"]
+    check(m.group(2), ratio, "e2m1 time / numpy at medians")
+    m = re.search(r"float32 holds ([\d.]+)x the bytes \(([\d.]+)x the resident set\)", text)
+    check(m.group(1), by_method["numpy_f32"]["held_mb"] / by_method["mfs_e2m1"]["held_mb"], "held ratio")
+    check(m.group(2), targets["numpy_f32_memory_over_e2m1"], "RSS ratio")
+    crossover = table(doc, "| queries | 1 | 2 |")
+    assert [c[0] for c in crossover] == ["scan", "decode + BLAS"]
+    for cells, key in zip(crossover, ("scan_s", "blas_s"), strict=True):
+        for printed, r in zip(cells[1:], res["crossover_e2m1"], strict=True):
+            check(printed, r[key], f"crossover {cells[0]} {r['queries']} queries (ms)", scale=1e-3)
+    sweep = re.search(
+        r"100 queries: 4,096 rows (\d+) ms, 16,384 rows (\d+) ms, 32,768 rows (\d+) ms, 65,536 rows (\d+) ms", text
+    )
+    for printed, r in zip(sweep.groups(), res["chunk_sweep_e2m1"], strict=True):
+        check(printed, r["best_s"], f"chunk sweep {r['chunk_rows']} (ms)", scale=1e-3)
+    m = re.search(r"load average ([\d.]+) → ([\d.]+) during the run", text)
+    for printed, value in zip(m.groups(), res["load_average_before_after"], strict=True):
+        check(printed, value, "search load average")
+    check.done(at_least=100)
+
+
+def test_store_tables_are_the_saved_results():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    res = load("bench_store")
+    check = Checker()
+    for cells in table(doc, "| backend | plain float32 (vectors/s)"):
+        backend = cells[0]
+        add = res["add"]
+        check(cells[1], add[f"plain_{backend}_float32"]["vectors_per_s"], f"{backend} plain add")
+        for cell, fmt in ((cells[2], "e2m1"), (cells[3], "e4m3")):
+            rate, ratio = re.fullmatch(r"([\d,]+) \(([\d.]+)x\)", cell).groups()
+            r = add[f"store_{backend}_{fmt}"]
+            check(rate, r["vectors_per_s"], f"{backend} {fmt} add")
+            check(ratio, r["ratio_to_plain_float32"], f"{backend} {fmt} add ratio")
+    for cells in table(doc, "| backend, format | vectors |"):
+        backend, fmt = cells[0].split()
+        n = re.match(r"([\d,]+)", cells[1]).group(1).replace(",", "")
+        r = res["disk"][f"{backend}_{fmt}_{n}"]
+        check(cells[2], r["vector_arrays_over_payload"], f"{cells[0]} {n} vector arrays / payload")
+        check(cells[3], r["store_over_payload"], f"{cells[0]} {n} store / payload")
+        check(cells[4], r["store_bytes_per_vector"], f"{cells[0]} {n} bytes per vector")
+    conv = res["convert"]
+    text = prose("docs/performance.md")
+    m = re.search(
+        r"convert` of a ([\d.]+) GiB \.npy \(([\d,]+) × 192 float32\) .*? \(VmHWM\) \*\*([\d.]+) MiB\*\* "
+        r"\(target < 512 MiB\), ([\d.]+) s, ([\d.]+) GB → ([\d.]+) GB on disk \(([\d.]+)x\), cosine original "
+        r"vs decoded mean ([\d.]+), min ([\d.]+)\.",
+        text,
+    )
+    assert m, "performance.md: the convert sentence is gone"
+    values = (
+        conv["npy_bytes"] / 2**30,
+        conv["vectors"],
+        conv["peak_rss_mib"],
+        conv["seconds"],
+        conv["bytes_before"] / 1e9,
+        conv["bytes_after"] / 1e9,
+        conv["bytes_before"] / conv["bytes_after"],
+        conv["cosine_mean"],
+        conv["cosine_min"],
+    )
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "convert")
+    readme = prose("README.md")
+    m = re.search(r"\(([\d.]+) MiB peak for a (\d+) GiB `\.npy`\)", readme)
+    check(m.group(1), conv["peak_rss_mib"], "README convert peak MiB")
+    check(m.group(2), conv["npy_bytes"] / 2**30, "README convert GiB")
+    check.done(at_least=40)
+
+
+def test_readme_search_sentence_is_the_saved_results():
+    res = load("bench_search")
+    by_method = {r["method"]: r for r in res["search"]}
+    scoring = {r["method"]: r for r in res["trial_scoring"]["results"]}
+    text = prose("README.md")
+    m = re.search(
+        r"e2m1 answers (\d+) queries at ([\d.]+) q/s \(numpy float32 BLAS: ([\d.]+) q/s, FAISS `QT_4bit`: ([\d.]+) "
+        r"q/s\) while holding ([\d.]+)x less memory than float32; ([\d,]+) trials over ([\d,]+) stored vectors "
+        r"score in ([\d.]+) s",
+        text,
+    )
+    assert m, "README: the search sentence is gone"
+    check = Checker()
+    values = (
+        res["queries"],
+        by_method["mfs_e2m1"]["batch_qps"],
+        by_method["numpy_f32"]["batch_qps"],
+        by_method["faiss_QT_4bit"]["batch_qps"],
+        by_method["numpy_f32"]["held_mb"] / by_method["mfs_e2m1"]["held_mb"],
+        res["trial_scoring"]["pairs"],
+        res["trial_scoring"]["rows"],
+        scoring["mfs_e2m1"]["best_s"],
+    )
+    for printed, value in zip(m.groups(), values, strict=True):
+        check(printed, value, "README search")
+    check.done(at_least=8)
+
+
+@pytest.mark.parametrize(
+    "printed, value, ok",
+    [("0.060", 0.0597, True), ("0.060", 0.0594, False), ("9.6e-5", 9.59e-5, True), ("984,166", 984166.26, True)],
+)
+def test_half_a_unit_of_the_last_digit(printed, value, ok):
+    assert agrees(printed, value) is ok
+
+
+def test_codec_tables_are_the_saved_results():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    check = Checker()
+    for name, header in (
+        ("bench_codec", "| format | encode GB/s |"),
+        ("bench_codec_1thread", "| format (one thread) |"),
+    ):
+        res = {r["format"]: r for r in load(name)["results"]}
+        rows = table(doc, header)
+        assert sorted(c[0] for c in rows) == sorted(res), f"{name}: the table's formats differ from the JSON's"
+        for cells in rows:
+            r = res[cells[0]]
+            for i, key in enumerate(("encode", "decode", "decode_out")):
+                gbps, base, ratio = cells[1 + 3 * i : 4 + 3 * i]
+                best, median = re.fullmatch(r"([\d.]+)x \(([\d.]+)x\)", ratio).groups()
+                check(gbps, r[f"{key}_gbps"], f"{name} {cells[0]} {key} GB/s")
+                check(base, r[f"{key}_baseline_gbps"], f"{name} {cells[0]} {key} baseline GB/s")
+                check(best, r[f"{key}_ratio"], f"{name} {cells[0]} {key} ratio")
+                check(median, r[f"{key}_median_ratio"], f"{name} {cells[0]} {key} median ratio")
+    machine = load("bench_codec")["machine"]
+    text = prose("docs/performance.md")
+    m = re.search(r"load average ([\d.]+) at the start and ([\d.]+) at the end", text)
+    assert m, "performance.md: the codec run's load average is gone"
+    check(m.group(1), machine["loadavg_start"][0], "codec load at start")
+    check(m.group(2), machine["loadavg_end"][0], "codec load at end")
+    six = [r for r in load("bench_codec")["results"] if r["format"] not in ("fp16", "bf16")]
+    readme = prose("README.md")
+    m = re.search(
+        r"one pass: ([\d.]+)-([\d.]+) GB/s of float32 encoded and ([\d.]+)-([\d.]+) GB/s decoded, ([\d.]+)-([\d.]+)x "
+        r"and ([\d.]+)-([\d.]+)x an ml_dtypes \+ numpy baseline",
+        readme,
+    )
+    assert m, "README: the codec speed sentence is gone"
+    for i, key in enumerate(("encode_gbps", "decode_gbps", "encode_ratio", "decode_ratio")):
+        check(m.group(1 + 2 * i), min(r[key] for r in six), f"README {key} low")
+        check(m.group(2 + 2 * i), max(r[key] for r in six), f"README {key} high")
+    check.done(at_least=150)
+
+
+def test_reproduce_md_extraction_times_are_the_saved_results():
+    doc = (ROOT / "docs" / "reproduce.md").read_text()
+    res = load("bench_extract")
+    by_model = {r["model"]: r for r in res["rows"]}
+    names = {"CAM++": "campplus", "ReDimNet b2": "redimnet", "WavLM-Base-Plus-SV": "wavlm"}
+    check = Checker()
+    header = table(doc, "| model | parameters | per ")
+    text = prose("docs/reproduce.md")
+    m = re.search(r"Vox1-O \(test part, ([\d.]+) h of audio\) \| Vox1-E \+ Vox1-H \(all of VoxCeleb-1, (\d+) h\)", text)
+    vox1o_h, all_h = float(m.group(1)), float(m.group(2))
+    check(re.search(r"one ([\d.]+) s utterance", text).group(1), res["utterance_seconds"], "utterance seconds")
+    assert len(header) == 3
+    units = {"min": 60.0, "h": 3600.0, "days": 86400.0}
+    for cells in header:
+        r = by_model[names[cells[0]]]
+        check(cells[1].removesuffix(" M"), r["parameters"], f"{cells[0]} parameters", scale=1e6)
+        check(cells[2].removesuffix(" s"), r["seconds"], f"{cells[0]} seconds")
+        check(cells[3].removesuffix("x"), r["real_time_factor"], f"{cells[0]} real-time factor")
+        for cell, hours in ((cells[4], vox1o_h), (cells[5], all_h)):
+            number, unit = re.fullmatch(r"about ([\d.]+) (min|h|days)", cell).groups()
+            check(number, hours * 3600 / r["real_time_factor"], f"{cells[0]} {hours} h of audio", scale=units[unit])
+    check.done(at_least=16)
