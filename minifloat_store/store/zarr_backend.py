@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import zarr
@@ -50,11 +50,13 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Suf
 from zarr.codecs import Crc32cCodec
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.sync import sync
+from zarr.errors import ContainsArrayError, ContainsGroupError
 from zarr.storage import LocalStore
 
 from minifloat_store.store.backend import Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
 from minifloat_store.store.record import ARRAYS, RECORD_KEY, unwrap_record, wrap_record
+from minifloat_store.store.remote import RemoteRecordFile, is_url
 
 __all__ = ["ZarrBackend"]
 
@@ -100,14 +102,15 @@ def _fsync_all(paths: Iterable[str | Path]) -> None:
         list(pool.map(_fsync_path, {p.parent for p in files}))
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def _local(path: str) -> Path | None:
     if path.startswith("file://"):
         return Path(path[len("file://") :])
-    return None if _is_url(path) else Path(path)
+    return None if is_url(path) else Path(path)
+
+
+def _open_group(path: str, mode: Literal["r", "r+", "w-"], storage_options: dict[str, Any] | None) -> zarr.Group:
+    # zarr accepts storage_options for URLs only.
+    return zarr.open_group(path, mode=mode, storage_options=storage_options if is_url(path) else None)
 
 
 # ---------------------------------------------------------------- confinement (stores from strangers)
@@ -405,6 +408,7 @@ class ZarrBackend(Backend):
 
     name: ClassVar[str] = "zarr"
     container: ClassVar[str] = "a zarr directory"
+    remote: ClassVar[bool] = True
 
     @staticmethod
     def sniff(path: str) -> bool:
@@ -423,18 +427,24 @@ class ZarrBackend(Backend):
         attrs = doc.get("attributes") if isinstance(doc, dict) else None
         return isinstance(attrs, dict) and RECORD_KEY in attrs
 
-    def __init__(self, path: str, writable: bool) -> None:
+    def __init__(self, path: str, writable: bool, storage_options: dict[str, Any] | None = None) -> None:
         self.path = path
         self.writable = writable
+        self.storage_options = storage_options
         self._local = _local(path)
-        mode = "r+" if writable else "r"
-        target: Any = path
+        mode: Literal["r", "r+"] = "r+" if writable else "r"
+        # Object storage: the commit is a conditional PUT of the root zarr.json (see remote.py).
+        self._record_file = RemoteRecordFile(path, storage_options) if writable and self._local is None else None
+        self._checked = False
         self._store: _ConfinedStore | None = None
         if self._local is not None:
             _scan_tree(self._local)  # no link or special file anywhere, before anything is read
-            self._store = target = _ConfinedStore(self._local, read_only=not writable)
+            self._store = _ConfinedStore(self._local, read_only=not writable)
         try:
-            self._root = zarr.open_group(target, mode=mode)
+            if self._store is not None:
+                self._root = zarr.open_group(self._store, mode=mode)
+            else:
+                self._root = _open_group(path, mode, storage_options)
         except StoreCorruptedError:
             raise
         except FileNotFoundError:
@@ -467,7 +477,7 @@ class ZarrBackend(Backend):
 
     def reload_record(self) -> dict[str, Any]:
         try:
-            root = zarr.open_group(self.path, mode="r")
+            root = _open_group(self.path, "r", self.storage_options)
         except Exception as exc:
             raise StoreCorruptedError(f"store {self.path}: cannot reopen the root group ({exc})") from None
         return self._record_from(root.attrs.asdict())
@@ -484,15 +494,20 @@ class ZarrBackend(Backend):
         return None if local is None else str(local)
 
     @classmethod
-    def create(cls, path: str, record: dict[str, Any], chunk_rows: int | None) -> ZarrBackend:
+    def create(
+        cls, path: str, record: dict[str, Any], chunk_rows: int | None, storage_options: dict[str, Any] | None = None
+    ) -> ZarrBackend:
         chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
         record = dict(record, backend={"zarr": {"chunk_rows": chunk_rows}})
         local = _local(path)
         if local is None:
-            group = zarr.open_group(path, mode="w-")
+            try:
+                group = _open_group(path, "w-", storage_options)
+            except (ContainsArrayError, ContainsGroupError, FileExistsError):
+                raise FileExistsError(f"{path} already exists; choose a new path for the store") from None
             _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
             group.update_attributes({RECORD_KEY: wrap_record(record)})
-            return cls(path, writable=True)
+            return cls(path, writable=True, storage_options=storage_options)
         if local.exists():
             raise FileExistsError(f"{path} already exists; choose a new path for the store")
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -511,13 +526,13 @@ class ZarrBackend(Backend):
         return cls(path, writable=True)
 
     @classmethod
-    def open(cls, path: str, writable: bool) -> ZarrBackend:
+    def open(cls, path: str, writable: bool, storage_options: dict[str, Any] | None = None) -> ZarrBackend:
         local = _local(path)
         if local is not None and not (local / "zarr.json").exists():
             if not local.exists():
                 raise FileNotFoundError(f"no store at {path}")
             raise StoreCorruptedError(f"{path} is not a zarr store (no zarr.json)")
-        return cls(path, writable)
+        return cls(path, writable, storage_options)
 
     def _cleanup(self) -> None:
         """Writer only: drop what killed writers left (temp files, unused generations)."""
@@ -658,8 +673,21 @@ class ZarrBackend(Backend):
                 f"{type(exc).__name__}: {exc} (a chunk fails its CRC32C checksum or is damaged)"
             ) from None
 
+    def _check_generation(self) -> None:
+        """Object storage, before a transaction's first write: refuse if another writer committed meanwhile."""
+        if self._record_file is None or self._checked:
+            return
+        now = self.reload_record()
+        if now.get("txn") != self.record.get("txn") or now.get("generation") != self.record.get("generation"):
+            raise StoreChangedError(
+                f"store {self.path}: the commit record changed under this writer (txn {self.record.get('txn')} -> "
+                f"{now.get('txn')}): another writer committed; nothing was written. Reopen the store"
+            )
+        self._checked = True
+
     def append(self, name: str, data: np.ndarray) -> None:
         assert self.writable
+        self._check_generation()
         arrays = self._next if self._next is not None else self._arrays
         arr = arrays[name]
         start = self._staged[name]
@@ -681,6 +709,7 @@ class ZarrBackend(Backend):
 
     def begin_rewrite(self) -> None:
         assert self.writable
+        self._check_generation()
         gen = int(self.record["generation"]) + 1
         if f"g{gen}" in self._root:
             del self._root[f"g{gen}"]
@@ -711,7 +740,10 @@ class ZarrBackend(Backend):
                 # The new generation's directory entry in the root, too.
                 self._touched.add(self._local / f"g{self._next_gen}")
             self._sync_touched()
-        self._root.update_attributes({RECORD_KEY: wrap_record(record)})  # the commit point
+        if self._record_file is not None:
+            self._commit_remote(record)
+        else:
+            self._root.update_attributes({RECORD_KEY: wrap_record(record)})  # the commit point
         if self._local is not None:
             _fsync_path(self._local / "zarr.json")
             _fsync_path(self._local)
@@ -726,7 +758,51 @@ class ZarrBackend(Backend):
                 pass  # a writer's next open removes it
             self._open_generation()
 
+    def _commit_remote(self, record: dict[str, Any]) -> None:
+        """Publish ``record`` with a conditional PUT, refused if the stored record is not the one this writer has."""
+        assert self._record_file is not None
+        doc, token = self._record_file.read()
+        now = self._record_from(doc.get("attributes", {}))
+        if now.get("txn") != self.record.get("txn") or now.get("generation") != self.record.get("generation"):
+            raise StoreChangedError(
+                f"store {self.path}: the commit record changed under this writer (txn {self.record.get('txn')} -> "
+                f"{now.get('txn')}): another writer committed; this transaction was not committed. Reopen the store"
+            )
+        doc.setdefault("attributes", {})[RECORD_KEY] = wrap_record(record)
+        self._record_file.write(doc, token)  # the commit point
+        self._checked = False
+
+    # -- rows written by other processes (minifloat_store.dask.convert) ---------
+    def array_url(self, name: str) -> str:
+        """Where the array ``name`` of the generation being written lives (for other processes to write to)."""
+        gen = self._next_gen if self._next is not None else int(self.record["generation"])
+        return f"{self.path.rstrip('/')}/g{gen}/{name}"
+
+    def stage_external(self, name: str, stop: int) -> None:
+        """Grow ``name`` to ``stop`` elements that other processes write; the next commit covers them.
+
+        Those processes must have finished writing (whole shards) before ``commit``; a
+        local store's commit fsyncs the shard files named here.
+        """
+        assert self.writable
+        self._check_generation()
+        arrays = self._next if self._next is not None else self._arrays
+        arr = arrays[name]
+        start = self._staged[name]
+        if stop <= start:
+            raise ValueError(f"stage_external: {name} is already staged to {start}")
+        arr.resize((stop, *arr.shape[1:]))
+        if self._local is not None:
+            gen = self._next_gen if self._next is not None else int(self.record["generation"])
+            base = self._local / f"g{gen}" / name
+            self._touched.add(base / "zarr.json")
+            per = arr.shards[0]
+            for s in range(start // per, (stop - 1) // per + 1):
+                self._touched.add(base / "c" / str(s) / "0" if name == "codes" else base / "c" / str(s))
+        self._staged[name] = stop
+
     def abort(self) -> None:
+        self._checked = False
         self._touched.clear()
         if self._next is not None:
             gen = self._next_gen
