@@ -334,9 +334,12 @@ class EmbeddingStore:
         if self._lock is not None:
             self._lock.verify()
 
-    def _digests_for(self, writes: list[tuple[str, np.ndarray]]) -> BlockDigests:
-        """The block digests after appending ``writes`` (first computed from the data for a store that has none)."""
-        d = self._digests
+    def _digests_for(self, writes: list[tuple[str, np.ndarray]], start: BlockDigests | None = None) -> BlockDigests:
+        """The block digests after appending ``writes`` (first computed from the data for a store that has none).
+
+        ``start``: digests that already cover rows written by other processes (``_commit_external_rows``).
+        """
+        d = self._digests if start is None else start
         if d is None:
             block = self._backend.read_block_rows()
             d = BlockDigests.empty(self._record, {a: block * (16 if a == "id_blob" else 1) for a in ARRAYS})
@@ -409,10 +412,12 @@ class EmbeddingStore:
         blob, ends = self._check_new_ids(id_list)
         self._append(blob, ends, packed)
 
-    def _transaction(self, writes: list[tuple[str, np.ndarray]], record: dict[str, Any]) -> None:
+    def _transaction(
+        self, writes: list[tuple[str, np.ndarray]], record: dict[str, Any], start: BlockDigests | None = None
+    ) -> None:
         be = self._backend
         try:
-            digests = self._digests_for(writes)
+            digests = self._digests_for(writes, start)
             record["digests"] = digests.to_record()
             for name, data in writes:
                 be.append(name, data)
@@ -481,7 +486,13 @@ class EmbeddingStore:
         rec = next_record(
             self._record, codes=self._rows + n, scales=self._rows + n, id_ends=self._rows + n, id_blob=base + len(blob)
         )
-        self._transaction([("id_ends", ends + base), ("id_blob", blob)], rec)
+        # The digests bind the rows the workers wrote, read back here block by block.
+        digests = self._digests_for([])
+        for name in ("codes", "scales"):
+            for lo in range(self._rows, self._rows + n, SCAN_ROWS):
+                hi = min(self._rows + n, lo + SCAN_ROWS)
+                digests = digests.extended(name, lo, self._backend.read_staged(name, lo, hi))  # type: ignore[attr-defined]
+        self._transaction([("id_ends", ends + base), ("id_blob", blob)], rec, start=digests)
         self._record = self._backend.record
         self._ids.append(blob, ends)
         self._live_buf.append(np.ones(n, dtype=bool))

@@ -145,6 +145,22 @@ class RemoteLock:
     def held(self) -> bool:
         return self._held
 
+    def verify(self) -> None:
+        """Raise StoreLockedError unless the lock object is still ours (called before every commit).
+
+        The conditional commit (generation check) is what keeps a second
+        writer's rows; this check names the cause earlier and more clearly.
+        """
+        try:
+            ours = self.fs.cat_file(self.path) == self._data
+        except FileNotFoundError:
+            ours = False
+        if not ours:
+            raise StoreLockedError(
+                f"the lock object {self.path} was deleted or replaced while this writer held it; another writer "
+                "may be changing the store, so nothing was committed. Close this handle and reopen the store."
+            )
+
     def release(self) -> None:
         """Delete the lock object if it is still ours (idempotent).
 

@@ -778,6 +778,19 @@ class ZarrBackend(Backend):
         gen = self._next_gen if self._next is not None else int(self.record["generation"])
         return f"{self.path.rstrip('/')}/g{gen}/{name}"
 
+    def read_staged(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Elements ``[start, stop)`` of ``name`` as staged (rows other processes wrote, not yet committed)."""
+        arrays = self._next if self._next is not None else self._arrays
+        if not 0 <= start <= stop <= self._staged[name]:
+            raise IndexError(f"read of staged {name}[{start}:{stop}] beyond the staged length {self._staged[name]}")
+        try:
+            return np.asarray(arrays[name][start:stop])
+        except Exception as exc:
+            raise StoreCorruptedError(
+                f"store {self.path}: staged array '{name}' elements {start}..{stop - 1} cannot be read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
     def stage_external(self, name: str, stop: int) -> None:
         """Grow ``name`` to ``stop`` elements that other processes write; the next commit covers them.
 
