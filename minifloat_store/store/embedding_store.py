@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from minifloat_store import scoring
 from minifloat_store.codec import Packed, check_scale_mode, decode, effective_scale, encode, storage_bytes
@@ -137,14 +138,14 @@ class EmbeddingStore:
         """
         path = os.fspath(path)
         f = get_format(fmt)
-        check_scale_mode(scale)
+        mode = check_scale_mode(scale)
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if chunk_rows is not None and (not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         meta = check_json(metadata)
         cls_ = _backend_for(path, backend, storage_options)
-        record = new_record(f, int(dim), effective_scale(f, scale), meta)
+        record = new_record(f, int(dim), effective_scale(f, mode), meta)
         be = cls_.create(
             path, record, None if chunk_rows is None else int(chunk_rows), **_where_kwargs(cls_, storage_options)
         )
@@ -705,7 +706,7 @@ class EmbeddingStore:
             packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored"), norms=norms
         )
 
-    def search(self, queries: object, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` stored vectors most cosine-similar to each query.
 
         Parameters
@@ -728,7 +729,7 @@ class EmbeddingStore:
         names[:] = self._ids.ids_of(flat)
         return names.reshape(rows.shape), scores
 
-    def verify(self, query: object, id_: str) -> float:
+    def verify(self, query: ArrayLike, id_: str) -> float:
         """Cosine between a query vector (dim,) and the stored vector of ``id_``."""
         self._check_open()
         if not isinstance(id_, str):

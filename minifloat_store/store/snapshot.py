@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from minifloat_store._checks import ScaleMode
 from minifloat_store.codec import Packed, decode
 from minifloat_store.formats import get_format
 from minifloat_store.store.backend import Backend, backend_class
@@ -57,7 +58,7 @@ class StoreSnapshot:
     generation: int
     fmt: str
     dim: int
-    scale: str
+    scale: ScaleMode
     row_bytes: int
     rows: int
     partition_rows: int

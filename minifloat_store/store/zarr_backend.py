@@ -382,6 +382,9 @@ def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int)
     inner = min(INNER_ROWS, chunk_rows)
     inner_1d = min(INNER_ROWS_1D, chunk_rows)
     for name in ARRAYS:
+        shape: tuple[int, ...]
+        shards: tuple[int, ...]
+        chunks: tuple[int, ...]
         if name == "codes":
             shape, shards, chunks = (0, row_bytes), (chunk_rows, row_bytes), (inner, row_bytes)
         elif name == "id_blob":
