@@ -199,7 +199,7 @@ def _checks_one(work: str, backend: str, rows: int, repeats: int, x: np.ndarray,
         r["open_index_plain_s"] = _time(lambda: _index_build(blob, ends, False), repeats)
         r["open_index_unique_s"] = _time(lambda: _index_build(blob, ends, True), repeats)
         if backend == "zarr":
-            r["open_structure_s"] = _time(lambda: (zb._scan_tree(Path(path)), be._check_shards()), repeats)
+            r["open_structure_s"] = _time(lambda: (zb.scan_tree(Path(path)), be._check_shards()), repeats)
         else:
             gen = be._gen
 
