@@ -176,7 +176,7 @@ def _index_build(blob: np.ndarray, ends: np.ndarray, unique: bool) -> None:
 
 def _checks_one(work: str, backend: str, rows: int, repeats: int, x: np.ndarray, ids: list[str]) -> dict[str, float]:
     from minifloat_store.store import hdf5_backend as hb
-    from minifloat_store.store import integrity
+    from minifloat_store.store import hdf5_guard, integrity
     from minifloat_store.store import zarr_backend as zb
     from minifloat_store.store.digests import VerifiedReads
     from minifloat_store.store.record import ARRAYS
@@ -199,7 +199,7 @@ def _checks_one(work: str, backend: str, rows: int, repeats: int, x: np.ndarray,
         r["open_index_plain_s"] = _time(lambda: _index_build(blob, ends, False), repeats)
         r["open_index_unique_s"] = _time(lambda: _index_build(blob, ends, True), repeats)
         if backend == "zarr":
-            r["open_structure_s"] = _time(lambda: (zb._scan_tree(Path(path)), be._check_shards()), repeats)
+            r["open_structure_s"] = _time(lambda: (zb.scan_tree(Path(path)), be._check_shards()), repeats)
         else:
             gen = be._gen
 
@@ -207,7 +207,7 @@ def _checks_one(work: str, backend: str, rows: int, repeats: int, x: np.ndarray,
                 for a in ARRAYS:
                     tail = (gen.row_bytes,) if a == "codes" else ()
                     for d in ("sealed", "tail0", "tail1"):
-                        hb._checked_dataset(gen.f, f"{a}/{d}", "bench", hb._DTYPE[a], tail, None)
+                        hdf5_guard.checked_dataset(gen.f, f"{a}/{d}", "bench", hb._DTYPE[a], tail, None)
 
             r["open_structure_s"] = _time(structure, repeats)
         codes, scales = be.read("codes", 0, lengths["codes"]), be.read("scales", 0, lengths["scales"])

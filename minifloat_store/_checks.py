@@ -8,7 +8,7 @@ boundary (the public function) with these, then trust the values inside.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def check_scale_mode(scale: object) -> ScaleMode:
     """Return ``scale`` if it is one of :data:`SCALE_MODES`, else raise a ValueError naming them."""
     if not isinstance(scale, str) or scale not in SCALE_MODES:
         raise ValueError(f"unknown scale mode {scale!r}; expected one of {', '.join(SCALE_MODES)}")
-    return cast(ScaleMode, scale)
+    return scale  # narrowed to ScaleMode by the membership test
 
 
 def check_positive_int(value: object, name: str) -> int:

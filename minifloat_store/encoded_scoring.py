@@ -24,7 +24,7 @@ import numpy as np
 from minifloat_store import _encoded_score_kernels as K
 from minifloat_store._score_kernels import BLOCK_ROWS
 from minifloat_store.codebooks import get_codebook
-from minifloat_store.encoding import Encoded
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.encoding_codec import decode_rows_into, decode_unit_chunk
 from minifloat_store.transforms import rotation
 
@@ -37,6 +37,13 @@ QUERY_BATCH = 256
 
 _NO_BLOCKS = np.zeros(1, dtype=np.float64)
 _BLOCK_TABLES: dict[str, np.ndarray] = {}
+
+
+def _mean64(enc: Encoding) -> np.ndarray:
+    """The fitted mean as float64 (d,); only called for encodings that centre, which are fitted."""
+    if enc.mean is None:
+        raise ValueError(f"encoding {enc} centres but has not been fitted (no mean)")
+    return enc.mean.astype(np.float64)
 
 
 def _block_table(scale: str) -> np.ndarray:
@@ -128,7 +135,7 @@ class _Query:
         enc = e.encoding
         cb = enc.codebook
         self.qrot = rotation(enc.seed, e.dim).forward(qhat[None, :])[0] if enc.rotates else qhat
-        self.mean_dot = float(enc.mean.astype(np.float64) @ qhat) if enc.centres else 0.0
+        self.mean_dot = float(_mean64(enc) @ qhat) if enc.centres else 0.0
         if cb.bits in K.LUT_BITS:
             self.lut = np.empty((enc.code_bytes(e.dim), 256), dtype=np.float64)
             K.query_lut(self.qrot, cb.bits, cb.table.astype(np.float64), self.lut)
@@ -178,7 +185,7 @@ def special_mask(e: Encoded, norms: np.ndarray) -> np.ndarray:
     """
     special = (norms > 1e30) | ((norms < 1e-20) & (norms > 0))
     if e.encoding.centres:
-        special |= 4 * norms < float(np.linalg.norm(e.encoding.mean.astype(np.float64)))
+        special |= 4 * norms < float(np.linalg.norm(_mean64(e.encoding)))
     return special
 
 
@@ -216,7 +223,7 @@ def _blas_margin(e: Encoded, norms: np.ndarray, skip: np.ndarray) -> float:
     if e.encoding.centres:
         live = norms[~skip & (norms > 0)]
         if live.size:
-            ratio += 2 * float(np.linalg.norm(e.encoding.mean.astype(np.float64))) / float(live.min())
+            ratio += 2 * float(np.linalg.norm(_mean64(e.encoding))) / float(live.min())
     return 1.1 * (e.dim + 12) * ratio * 2.0**-24 + 1e-12
 
 
@@ -257,7 +264,7 @@ def _kernel_candidates(
     cap = min(n_valid, k + max(k, 32))
     margin2 = 2 * _blas_margin(e, norms, skip)
     enc, d = e.encoding, e.dim
-    mean = enc.mean.astype(np.float64) if enc.centres else None
+    mean = _mean64(enc) if enc.centres else None
     aug = np.empty((min(CHUNK_ROWS, e.n), d + 1), dtype=np.float32)
     out_r, out_s = [], []
     for q0 in range(0, qhat.shape[0], QUERY_BATCH):

@@ -449,7 +449,9 @@ class Encoded:
             If any array no longer has the layout the kernels index by.
         """
         enc, n = self.encoding, self.codes.shape[0]
-        arrays = [(self.codes, np.uint8, (n, enc.code_bytes(self.dim)))]
+        arrays: list[tuple[np.ndarray | None, type, tuple[int, ...]]] = [
+            (self.codes, np.uint8, (n, enc.code_bytes(self.dim)))
+        ]
         if enc.has_vector_scale:
             arrays.append((self.scales, np.float32, (n,)))
         if enc.block_size:

@@ -33,6 +33,7 @@ from typing import Literal
 
 import llvmlite.binding
 import numpy as np
+from numpy.typing import ArrayLike
 
 from minifloat_store import _scan_kernels as SK
 from minifloat_store import _score_kernels as K
@@ -140,7 +141,7 @@ def _check_rows(rows: object, n: int, name: str) -> np.ndarray:
 
 def _check_row(row: object, n: int) -> int:
     try:
-        r = operator.index(row)  # rejects floats and bools-as-arrays, accepts numpy ints
+        r = operator.index(row)  # type: ignore[arg-type]  # the check itself: rejects floats, accepts numpy ints
     except TypeError:
         raise TypeError(f"row must be an integer, got {type(row).__name__}") from None
     if isinstance(row, (bool, np.bool_)):
@@ -368,7 +369,7 @@ def cosine_index_pairs(
 # ---------------------------------------------------------------- one query, one row
 
 
-def verify(packed: Packed | Encoded, query: np.ndarray, row: int, norms: np.ndarray | None = None) -> float:
+def verify(packed: Packed | Encoded, query: ArrayLike, row: int, norms: np.ndarray | None = None) -> float:
     """Cosine of one query with one stored vector (a 1:1 verification score).
 
     Parameters
@@ -509,7 +510,7 @@ def _blas_candidates(
 
 def search(
     packed: Packed | Encoded | SearchIndex,
-    queries: np.ndarray,
+    queries: ArrayLike,
     k: int = 10,
     exclude: np.ndarray | None = None,
     norms: np.ndarray | None = None,

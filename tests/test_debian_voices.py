@@ -75,6 +75,18 @@ def test_voices_that_cannot_fill_the_requested_utterances_are_left_out(tree):
     assert corpus == []
 
 
+def test_utterances_per_speaker_none_takes_every_utterance_a_voice_gives(tree):
+    kt, kl = tree
+    voices = dv.find_voices(min_clips=6, ktuberling_dir=kt, klettres_dir=kl)
+    corpus = dv.load_corpus(utterances_per_speaker=None, min_seconds=1.5, voices=voices)
+    counts: dict[str, int] = {}
+    for u in corpus:
+        counts[u.speaker] = counts.get(u.speaker, 0) + 1
+    # each trimmed word lasts about 0.5 s, so three clips fill an utterance: 12 clips give 4, 6-8 give 2
+    assert counts == {"klettres-fr": 4, "klettres-pt_BR": 2, "ktuberling-ca": 2, "ktuberling-sr": 2}
+    assert len({u.utterance_id for u in corpus}) == len(corpus)
+
+
 def test_trim_edges_cuts_leading_and_trailing_silence():
     x = np.concatenate([np.zeros(1600), 0.5 * np.ones(3200), np.zeros(800)]).astype(np.float32)
     y = dv.trim_edges(x, 16000)

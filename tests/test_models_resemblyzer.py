@@ -156,6 +156,18 @@ def test_embedding_is_256_unit_norm_non_negative_and_deterministic(random_model)
     np.testing.assert_array_equal(a, random_model.embed(w.copy()))
 
 
+def test_pre_relu_output_is_signed_and_its_relu_gives_the_normal_output(random_model):
+    signed = rz.VoiceEncoder(relu=False)
+    signed.load_state_dict(random_model.network.state_dict())
+    partials = torch.from_numpy(random_model.partial_mels(_voice(2.5, 170, 4)))
+    with torch.inference_mode():
+        pre = signed(partials)
+        post = random_model.network(partials)
+    assert (pre < 0).any() and torch.allclose(torch.linalg.vector_norm(pre, dim=1), torch.ones(len(pre)))
+    relu = torch.relu(pre)
+    torch.testing.assert_close(relu / torch.linalg.vector_norm(relu, dim=1, keepdim=True), post)
+
+
 def test_embed_batch_equals_one_by_one(random_model):
     waves = [_voice(s, f0, i) for i, (s, f0) in enumerate(((0.5, 110), (3.1, 200), (1.7, 160), (5.0, 95)))]
     batch = random_model.embed_batch(waves)

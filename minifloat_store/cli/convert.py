@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+from contextlib import ExitStack
+from typing import Any
 
 from minifloat_store.formats import FORMATS
 from minifloat_store.store.convert import convert
@@ -27,12 +30,81 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-size", type=int, default=None, help="vectors per commit (default: a power of two, <= 24 MiB)"
     )
+    p.add_argument(
+        "--dask",
+        metavar="SCHEDULER",
+        default=None,
+        help="convert on a Dask cluster: a scheduler address (tcp://host:8786) or local[:N] for N local worker "
+        "processes; SRC may then be a zarr array URL and DST an fsspec URL (s3://...)",
+    )
+    p.add_argument(
+        "--storage-option",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="fsspec option for URLs, repeatable (endpoint_url=http://..., anon=true, client_kwargs.region_name=..."
+        "); VALUE is read as JSON when it parses, else as a string. Needs --dask",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
+def parse_storage_options(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "client_kwargs.region_name=eu"]`` -> ``{"a": 1, "client_kwargs": {"region_name": "eu"}}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+            raise ValueError(f"--storage-option {item!r}: expected KEY=VALUE (KEY may be dotted: a.b=VALUE)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--storage-option {item!r}: {part} is already a value")
+        node[leaf] = value
+    return out
+
+
+def _client(spec: str, stack: ExitStack) -> Any:
+    # distributed is an optional dependency (the "scale" extra): imported only with --dask.
+    from distributed import Client, LocalCluster
+
+    m = re.fullmatch(r"local(?::(\d+))?", spec)
+    if m:
+        n = int(m.group(1) or 2)
+        if n < 1:
+            raise ValueError(f"--dask {spec}: need at least one worker")
+        cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
+        return stack.enter_context(Client(cluster))
+    return stack.enter_context(Client(spec))
+
+
 def run(args: argparse.Namespace) -> int:
+    options = parse_storage_options(args.storage_option)
+    if args.dask is not None:
+        if args.ids is not None or args.backend != "zarr" or args.batch_size is not None:
+            raise ValueError(
+                "--dask writes a zarr store (ids: the source store's or row numbers); drop --ids, "
+                "--backend and --batch-size"
+            )
+        # dask is an optional dependency (the "scale" extra).
+        from minifloat_store import dask as mfs_dask
+
+        with ExitStack() as stack:
+            client = _client(args.dask, stack)
+            summary = mfs_dask.convert(
+                args.src, args.dst, fmt=args.fmt, scale=args.scale, client=client, storage_options=options or None
+            )
+        print(json.dumps(summary.as_dict(), indent=2, sort_keys=True) if args.json else summary)
+        return 0
+    if options:
+        raise ValueError("--storage-option needs --dask (the single-process convert reads and writes local paths)")
     summary = convert(
         args.src,
         args.dst,

@@ -51,6 +51,9 @@ class Backend(ABC):
     name: ClassVar[str]
     #: What the container is, for error messages ("a zarr directory").
     container: ClassVar[str]
+    #: Whether fsspec URLs (``s3://``, ``memory://``...) work; such backends take ``storage_options=`` in
+    #: ``create`` and ``open``.
+    remote: ClassVar[bool] = False
     path: str
     writable: bool
     record: dict[str, Any]

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minifloat_store import scoring
+from minifloat_store._checks import ScaleMode, check_scale_mode
 from minifloat_store.codec import Packed, encode
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.embedding_store import EmbeddingStore
@@ -225,15 +226,16 @@ def convert(
     f = get_format(fmt)
     if os.path.lexists(dst):
         raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
+    mode = check_scale_mode(scale)
     with _Interrupts() as interrupts:
-        return _convert(src, dst, f, scale, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
+        return _convert(src, dst, f, mode, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
 
 
 def _convert(
     src: str,
     dst: str,
     f: Format,
-    scale: str,
+    scale: ScaleMode,
     backend: str,
     ids: str | os.PathLike[str] | Sequence[str] | None,
     batch_size: int | None,

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from minifloat_store import scoring
 from minifloat_store.codec import Packed, check_scale_mode, decode, effective_scale, encode, storage_bytes
@@ -34,9 +35,38 @@ from minifloat_store.store.info import StoreInfo
 from minifloat_store.store.lock import WriterLock
 from minifloat_store.store.reading import check_rows, read_all_rows, read_every_chunk, read_id_arrays, read_rows
 from minifloat_store.store.record import ARRAYS, LAYOUT_VERSION, new_record, next_record, read_layout
+from minifloat_store.store.remote import RemoteLock, is_url
+from minifloat_store.store.snapshot import StoreSnapshot, to_dask
 from minifloat_store.store.validation import check_ids, check_ids_any, check_json, check_packed, check_vectors
 
 __all__ = ["EmbeddingStore"]
+
+
+def _backend_for(path: str, backend: str | None, storage_options: Mapping[str, Any] | None) -> type[Backend]:
+    """The backend class for ``path``, refusing a URL for a backend that only keeps local files."""
+    if is_url(path) and backend is None and path.rstrip("/").endswith((".h5", ".hdf5")):
+        backend = "hdf5"
+    cls_ = backend_class(backend or detect_backend(path))
+    if not cls_.remote and (is_url(path) or storage_options):
+        raise ValueError(
+            f"{path}: the {cls_.name} backend keeps a local file only (it needs fsync, rename and flock); "
+            f"use backend='zarr' for object storage, or a local path"
+        )
+    return cls_
+
+
+def _where_kwargs(cls_: type[Backend], storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"storage_options": dict(storage_options) if storage_options else None} if cls_.remote else {}
+
+
+def _writer_lock(cls_: type[Backend], path: str, storage_options: Mapping[str, Any] | None) -> Any:
+    """flock on a local lock file; a lock object created only if absent in object storage (remote.py)."""
+    lock_path = cls_.lock_path(path)
+    if lock_path is not None:
+        return WriterLock(lock_path, path)
+    if is_url(path):
+        return RemoteLock(path, dict(storage_options) if storage_options else None)
+    return None
 
 
 class EmbeddingStore:
@@ -48,7 +78,7 @@ class EmbeddingStore:
     ``iter_batches`` and ``to_numpy`` list the live ones in that order.
     """
 
-    def __init__(self, backend: Backend, lock: WriterLock | None) -> None:
+    def __init__(self, backend: Backend, lock: WriterLock | RemoteLock | None) -> None:
         # Private: use create() / open().
         self._backend = backend
         self._lock = lock
@@ -72,6 +102,7 @@ class EmbeddingStore:
         metadata: Mapping[str, Any] | None = None,
         *,
         chunk_rows: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> EmbeddingStore:
         """Create an empty store and open it for appending (mode ``"a"``).
 
@@ -94,6 +125,11 @@ class EmbeddingStore:
         chunk_rows : int, optional
             Rows per chunk file (zarr shard, default 65,536) or per HDF5 chunk
             (default 512). For tests and tiny stores.
+        storage_options : mapping, optional
+            For an fsspec URL (``s3://bucket/x.zarr``...): the filesystem's
+            options, e.g. ``{"endpoint_url": ..., "key": ..., "secret": ...}``
+            for s3fs. Object storage has no ``flock``; docs/store.md says what
+            replaces it.
 
         Raises
         ------
@@ -102,34 +138,44 @@ class EmbeddingStore:
         """
         path = os.fspath(path)
         f = get_format(fmt)
-        check_scale_mode(scale)
+        mode = check_scale_mode(scale)
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if chunk_rows is not None and (not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         meta = check_json(metadata)
-        cls_ = backend_class(backend)
-        record = new_record(f, int(dim), effective_scale(f, scale), meta)
-        be = cls_.create(path, record, None if chunk_rows is None else int(chunk_rows))
+        cls_ = _backend_for(path, backend, storage_options)
+        record = new_record(f, int(dim), effective_scale(f, mode), meta)
+        be = cls_.create(
+            path, record, None if chunk_rows is None else int(chunk_rows), **_where_kwargs(cls_, storage_options)
+        )
         try:
-            lock_path = cls_.lock_path(path)
-            lock = WriterLock(lock_path, path) if lock_path else None
+            lock = _writer_lock(cls_, path, storage_options)
         except BaseException:
             be.close()
             raise
         return cls(be, lock)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], mode: str = "r", backend: str | None = None) -> EmbeddingStore:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        mode: str = "r",
+        backend: str | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> EmbeddingStore:
         """Open a store: ``mode="r"`` read-only, ``"a"`` to append/delete/compact.
 
         ``backend`` is detected from ``path`` when omitted. Opening never
         unpickles anything. A second ``"a"`` opener gets ``StoreLockedError``.
+        ``storage_options`` are the fsspec filesystem's options for a URL
+        (see :meth:`create`).
         """
         path = os.fspath(path)
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' (read-only) or 'a' (append), got {mode!r}")
-        cls_ = backend_class(backend or detect_backend(path))
+        cls_ = _backend_for(path, backend, storage_options)
         lock = None
         if mode == "a":
             lock_path = cls_.lock_path(path)
@@ -139,9 +185,9 @@ class EmbeddingStore:
                 if not os.path.exists(lock_path):
                     # Nothing is created next to a path before it is known to be a store.
                     cls_.open(path, writable=False).close()
-                lock = WriterLock(lock_path, path)
+            lock = _writer_lock(cls_, path, storage_options)
         try:
-            be = cls_.open(path, writable=(mode == "a"))
+            be = cls_.open(path, writable=(mode == "a"), **_where_kwargs(cls_, storage_options))
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -177,7 +223,9 @@ class EmbeddingStore:
         cls_ = type(self._backend)
         path = self._backend.path
         self._backend.close()
-        self._backend = cls_.open(path, writable=False)
+        self._backend = cls_.open(
+            path, writable=False, **_where_kwargs(cls_, getattr(self._backend, "storage_options", None))
+        )
 
     def _load_once(self) -> None:
         be = self._backend
@@ -287,9 +335,12 @@ class EmbeddingStore:
         if self._lock is not None:
             self._lock.verify()
 
-    def _digests_for(self, writes: list[tuple[str, np.ndarray]]) -> BlockDigests:
-        """The block digests after appending ``writes`` (first computed from the data for a store that has none)."""
-        d = self._digests
+    def _digests_for(self, writes: list[tuple[str, np.ndarray]], start: BlockDigests | None = None) -> BlockDigests:
+        """The block digests after appending ``writes`` (first computed from the data for a store that has none).
+
+        ``start``: digests that already cover rows written by other processes (``_commit_external_rows``).
+        """
+        d = self._digests if start is None else start
         if d is None:
             block = self._backend.read_block_rows()
             d = BlockDigests.empty(self._record, {a: block * (16 if a == "id_blob" else 1) for a in ARRAYS})
@@ -362,10 +413,12 @@ class EmbeddingStore:
         blob, ends = self._check_new_ids(id_list)
         self._append(blob, ends, packed)
 
-    def _transaction(self, writes: list[tuple[str, np.ndarray]], record: dict[str, Any]) -> None:
+    def _transaction(
+        self, writes: list[tuple[str, np.ndarray]], record: dict[str, Any], start: BlockDigests | None = None
+    ) -> None:
         be = self._backend
         try:
-            digests = self._digests_for(writes)
+            digests = self._digests_for(writes, start)
             record["digests"] = digests.to_record()
             for name, data in writes:
                 be.append(name, data)
@@ -399,6 +452,48 @@ class EmbeddingStore:
         self._transaction(
             [("codes", packed.codes), ("scales", packed.scales), ("id_ends", ends + base), ("id_blob", blob)], rec
         )
+        self._record = self._backend.record
+        self._ids.append(blob, ends)
+        self._live_buf.append(np.ones(n, dtype=bool))
+        self._rows += n
+        self._cache.clear()
+
+    def _stage_external_rows(self, n: int) -> tuple[str, str]:
+        """Grow ``codes`` and ``scales`` by ``n`` rows that other processes write; return where the two arrays are.
+
+        For ``minifloat_store.dask.convert``: its tasks write whole shards there,
+        then :meth:`_commit_external_rows` commits them with their ids.
+        """
+        self._check_writable()
+        stage = getattr(self._backend, "stage_external", None)
+        if stage is None:
+            raise ValueError(f"store {self.path}: the {self.backend} backend cannot take rows written elsewhere")
+        stage("codes", self._rows + n)
+        stage("scales", self._rows + n)
+        return self._backend.array_url("codes"), self._backend.array_url("scales")  # type: ignore[attr-defined]
+
+    def _commit_external_rows(self, ids: Sequence[str]) -> None:
+        """Commit ``len(ids)`` new rows whose codes and scales other processes wrote (``minifloat_store.dask``).
+
+        The caller has grown ``codes`` and ``scales`` with ``Backend.stage_external``
+        and every writer has finished; the ids are written here and everything
+        is committed in one transaction, or nothing is.
+        """
+        self._check_writable()
+        id_list = check_ids(ids, "ids")
+        n = len(id_list)
+        blob, ends = self._check_new_ids(id_list)
+        base = self._ids.nbytes
+        rec = next_record(
+            self._record, codes=self._rows + n, scales=self._rows + n, id_ends=self._rows + n, id_blob=base + len(blob)
+        )
+        # The digests bind the rows the workers wrote, read back here block by block.
+        digests = self._digests_for([])
+        for name in ("codes", "scales"):
+            for lo in range(self._rows, self._rows + n, SCAN_ROWS):
+                hi = min(self._rows + n, lo + SCAN_ROWS)
+                digests = digests.extended(name, lo, self._backend.read_staged(name, lo, hi))  # type: ignore[attr-defined]
+        self._transaction([("id_ends", ends + base), ("id_blob", blob)], rec, start=digests)
         self._record = self._backend.record
         self._ids.append(blob, ends)
         self._live_buf.append(np.ones(n, dtype=bool))
@@ -480,6 +575,46 @@ class EmbeddingStore:
             i = int(np.flatnonzero(rows < 0)[0])
             raise KeyError(f"unknown id {ids[i]!r} in store {self.path}; {consequence}")
         return rows
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of live ids: int64 of shape (len(ids),); ``KeyError`` naming an unknown id."""
+        self._check_open()
+        return self._rows_of(check_ids_any(ids, "ids"), "nothing was looked up").astype(np.int64)
+
+    def ids_at(self, rows: np.ndarray) -> list[str]:
+        """The ids of stored rows (int, in ``[0, rows)``; e.g. the rows a search of a snapshot returns)."""
+        self._check_open()
+        r = np.asarray(rows, dtype=np.int64)
+        if r.size and (r.min() < 0 or r.max() >= self._rows):
+            raise IndexError(f"row numbers must be in [0, {self._rows}) for store {self.path}")
+        return self._ids.ids_of(r)
+
+    def snapshot(self) -> StoreSnapshot:
+        """What another process (a Dask worker) needs to read the committed rows this handle sees."""
+        self._check_open()
+        zarr_rows = self._record.get("backend", {}).get("zarr", {}).get("chunk_rows")
+        return StoreSnapshot(
+            path=self.path,
+            backend=self.backend,
+            storage_options=getattr(self._backend, "storage_options", None),
+            generation=int(self._record["generation"]),
+            fmt=self._fmt.name,
+            dim=self._dim,
+            scale=self._scale,
+            row_bytes=self._row_bytes,
+            rows=self._rows,
+            partition_rows=int(zarr_rows) if zarr_rows else SCAN_ROWS,
+            deleted=np.flatnonzero(~self._live).astype(np.int64),
+        )
+
+    def to_dask(self) -> Any:
+        """Every live vector as a lazily decoded dask array: float32 (len(store), dim), one chunk per shard.
+
+        Needs the ``scale`` extra (dask). Chunks are read when computed, in
+        whatever process computes them; a store compacted meanwhile raises
+        ``StoreChangedError`` there.
+        """
+        return to_dask(self.snapshot())
 
     def get_packed(self, ids: Sequence[str] | None) -> Packed:
         """Packed vectors of ``ids`` in the given order (``None``: every live row in row order)."""
@@ -575,7 +710,7 @@ class EmbeddingStore:
             index.packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored")
         )
 
-    def search(self, queries: object, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` stored vectors most cosine-similar to each query.
 
         Parameters
@@ -598,7 +733,7 @@ class EmbeddingStore:
         names[:] = self._ids.ids_of(flat)
         return names.reshape(rows.shape), scores
 
-    def verify(self, query: object, id_: str) -> float:
+    def verify(self, query: ArrayLike, id_: str) -> float:
         """Cosine between a query vector (dim,) and the stored vector of ``id_``."""
         self._check_open()
         if not isinstance(id_, str):

@@ -31,10 +31,7 @@ reading the old inode. Byte layout: docs/store.md.
 from __future__ import annotations
 
 import ctypes
-import errno
-import json
 import os
-import resource
 import time
 import uuid
 from typing import Any, ClassVar
@@ -44,8 +41,18 @@ import h5py
 import numpy as np
 
 from minifloat_store.store.backend import SCAN_ROWS, Backend, register_backend
-from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError, StoreVersionError
-from minifloat_store.store.record import ARRAYS, unwrap_record, wrap_record
+from minifloat_store.store.diskspace import reserve_space
+from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
+from minifloat_store.store.hdf5_guard import checked_dataset, storage_size
+from minifloat_store.store.hdf5_slots import (
+    COMMIT_CHUNK,
+    COMMIT_SLOTS,
+    check_phys,
+    fsync_file,
+    read_record,
+    write_slots,
+)
+from minifloat_store.store.record import ARRAYS
 
 __all__ = ["HDF5Backend"]
 
@@ -54,10 +61,8 @@ LIBVER = ("v110", "v110")
 DEFAULT_CHUNK_ROWS = 512
 #: The id blob's chunk is this many bytes per row of ``chunk_rows``.
 BLOB_BYTES_PER_ROW = 16
-COMMIT_SLOTS = ("commit0", "commit1")
 #: The first bytes of every HDF5 file (the superblock signature).
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_COMMIT_CHUNK = 4096
 _DTYPE = {"codes": np.uint8, "scales": np.float32, "id_ends": np.int64, "id_blob": np.uint8, "deleted": np.int64}
 _FILL = {"codes": 0, "scales": np.nan, "id_ends": -1, "id_blob": 0, "deleted": -1}
 
@@ -89,136 +94,6 @@ def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
     fn(fapl.id, attempts)
 
 
-# ---------------------------------------------------------------- structure checks (stores from strangers)
-
-#: Largest commit slot read (the record, its metadata and digests).
-MAX_SLOT_BYTES = 64 << 20
-
-
-def _hard_link(parent: h5py.Group, name: str, where: str) -> None:
-    """Refuse a soft or external link (which could lead into another file of the machine)."""
-    try:
-        info = parent.id.links.get_info(name.encode())
-    except (KeyError, OSError, ValueError):
-        raise StoreCorruptedError(f"{where}: '{name}' is missing") from None
-    if info.type != h5py.h5l.TYPE_HARD:
-        kind = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}.get(info.type, "a link")
-        raise StoreCorruptedError(f"{where}: '{name}' is {kind}, not an object of this file: refused")
-
-
-def _checked_dataset(
-    f: h5py.File, ds_name: str, where: str, dtype: Any, tail: tuple[int, ...], chunk: int | None
-) -> h5py.Dataset:
-    try:
-        return _checked_dataset_unsafe(f, ds_name, where, dtype, tail, chunk)
-    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:  # h5py's kinds for damaged metadata
-        raise StoreCorruptedError(
-            f"{where}: dataset '{ds_name}' cannot be opened: {exc} (its HDF5 metadata is damaged)"
-        ) from None
-
-
-def storage_size(ds: h5py.Dataset, where: str) -> int:
-    """Bytes HDF5 has allocated for ``ds`` (StoreCorruptedError if its chunk index is damaged)."""
-    try:
-        return int(ds.id.get_storage_size())
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise StoreCorruptedError(f"{where}: dataset '{ds.name}' has a damaged chunk index ({exc})") from None
-
-
-def _checked_dataset_unsafe(
-    f: h5py.File, ds_name: str, where: str, dtype: Any, tail: tuple[int, ...], chunk: int | None
-) -> h5py.Dataset:
-    """Open ``ds_name`` only if it is what this module writes.
-
-    Refused: links (soft, external), external raw storage (which reads any
-    file of the machine as data), virtual datasets, any filter but
-    fletcher32, another dtype, row shape or chunk shape, and a shape larger
-    than the file could hold (claimed lengths are checked against real sizes
-    before anything is allocated).
-    """
-    parts = ds_name.split("/")
-    node: h5py.Group = f
-    for i, part in enumerate(parts):
-        _hard_link(node, part, where)
-        try:
-            obj = node[part]
-        except (KeyError, OSError, ValueError) as exc:
-            raise StoreCorruptedError(f"{where}: '{'/'.join(parts[: i + 1])}' cannot be opened ({exc})") from None
-        if i < len(parts) - 1:
-            if not isinstance(obj, h5py.Group):
-                raise StoreCorruptedError(f"{where}: '{part}' is not a group")
-            node = obj
-    ds = obj
-    if not isinstance(ds, h5py.Dataset):
-        raise StoreCorruptedError(f"{where}: '{ds_name}' is not a dataset")
-    dcpl = ds.id.get_create_plist()
-    layout = dcpl.get_layout()
-    if layout != h5py.h5d.CHUNKED or dcpl.get_external_count() != 0:
-        what = "virtual" if layout == getattr(h5py.h5d, "VIRTUAL", -1) else "not chunked or stored outside the file"
-        raise StoreCorruptedError(f"{where}: dataset '{ds_name}' is {what}: refused")
-    if dcpl.get_nfilters() != 1 or dcpl.get_filter(0)[0] != h5py.h5z.FILTER_FLETCHER32:
-        raise StoreCorruptedError(f"{where}: dataset '{ds_name}' has filters other than fletcher32: refused")
-    if ds.dtype != np.dtype(dtype) or tuple(ds.shape[1:]) != tail:
-        raise StoreCorruptedError(
-            f"{where}: dataset '{ds_name}' is {ds.dtype} of shape {ds.shape}, expected {np.dtype(dtype)} "
-            f"rows of shape {tail}"
-        )
-    if chunk is not None and tuple(ds.chunks or ()) != (chunk, *tail):
-        raise StoreCorruptedError(f"{where}: dataset '{ds_name}' has chunks {ds.chunks}, expected {(chunk, *tail)}")
-    return ds
-
-
-def _reserve(f: h5py.File, nbytes: int) -> None:
-    """Make sure ``nbytes`` more can be written to ``f`` before HDF5 tries (a full disk is an error here).
-
-    HDF5 crashes the process (a segfault inside its flush) when a write fails
-    for lack of space, so the space is claimed first: ``fallocate`` with
-    FALLOC_FL_KEEP_SIZE reserves blocks past the end of the file without
-    changing its size; where that is not supported, free space is compared.
-    """
-    fd = f.id.get_vfd_handle()
-    need = int(nbytes * 1.25) + (1 << 20)  # HDF5's own metadata, chunk index growth
-    start = os.fstat(fd).st_size
-    fsize = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if fsize != resource.RLIM_INFINITY and start + need > fsize:  # a write past it fails as a full disk would
-        raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)}: the file size limit; the last commit is intact")
-    err = _fallocate_keep_size(fd, start, need)
-    if err == 0:
-        return
-    if err == errno.ENOSPC or err == errno.EDQUOT:
-        raise OSError(err, f"{os.strerror(err)}: {need:,} bytes could not be reserved; the last commit is intact")
-    vfs = os.fstatvfs(fd)
-    if vfs.f_bavail * vfs.f_frsize < need:
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {need:,} bytes needed; the last commit is intact")
-
-
-_LIBC: Any = None
-
-
-def _fallocate_keep_size(fd: int, offset: int, length: int) -> int:
-    """``fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length)``; returns 0 or the errno."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            fn = lib.fallocate
-            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-            fn.restype = ctypes.c_int
-            _LIBC = fn
-        except (OSError, AttributeError):
-            _LIBC = False
-    if _LIBC is False:
-        return errno.EOPNOTSUPP
-    import ctypes
-
-    if _LIBC(fd, 1, offset, length) == 0:  # 1 = FALLOC_FL_KEEP_SIZE
-        return 0
-    return ctypes.get_errno()
-
-
 def _open_reader(path: str) -> h5py.File:
     """Open for reading in SWMR mode (required while a writer is active or after one was killed)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
@@ -247,10 +122,6 @@ def _open_writer(path: str) -> h5py.File:
 
 def _unit(name: str, chunk_rows: int) -> int:
     return chunk_rows * BLOB_BYTES_PER_ROW if name == "id_blob" else chunk_rows
-
-
-def _fsync_file(f: h5py.File) -> None:
-    os.fsync(f.id.get_vfd_handle())
 
 
 def _fsync_path(path: str) -> None:
@@ -290,7 +161,7 @@ def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
             slot,
             shape=(0,),
             maxshape=(None,),
-            chunks=(_COMMIT_CHUNK,),
+            chunks=(COMMIT_CHUNK,),
             dtype=np.uint8,
             fletcher32=True,
             track_times=False,
@@ -298,82 +169,11 @@ def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
     return f
 
 
-def _read_slot(f: h5py.File, slot: str, where: str, refresh: bool) -> dict[str, Any] | None:
-    """The record in one commit slot, or None if the slot is empty, torn or corrupted."""
-    try:
-        ds = _checked_dataset(f, slot, where, np.uint8, (), _COMMIT_CHUNK)
-        if refresh:
-            ds.refresh()
-        if ds.shape[0] > MAX_SLOT_BYTES or storage_size(ds, where) < min(ds.shape[0], 8):
-            return None  # claims more than was ever written: read nothing
-        raw = ds[:]
-        if len(raw) < 8:
-            return None
-        n = int.from_bytes(raw[:8].tobytes(), "little")
-        if n > len(raw) - 8:
-            return None
-        wrapper = json.loads(raw[8 : 8 + n].tobytes().decode("utf-8"))
-        return unwrap_record(wrapper, f"{where} ({slot})")
-    except StoreVersionError:
-        raise
-    except (OSError, KeyError, ValueError, RuntimeError, UnicodeDecodeError, StoreCorruptedError):
-        return None
-
-
-def _read_record(f: h5py.File, where: str, refresh: bool = False) -> dict[str, Any]:
-    for slot in COMMIT_SLOTS:
-        _checked_dataset(f, slot, where, np.uint8, (), _COMMIT_CHUNK)  # a link or external slot: refused outright
-    found = [r for r in (_read_slot(f, s, where, refresh) for s in COMMIT_SLOTS) if r is not None]
-    if not found:
-        raise StoreCorruptedError(
-            f"{where}: neither commit slot holds a valid commit record (is this a minifloat store?)"
-        )
-    return max(found, key=lambda r: r["txn"] if isinstance(r.get("txn"), int) else -1)
-
-
-def _write_slots(f: h5py.File, record: dict[str, Any]) -> None:
-    payload = json.dumps(wrap_record(record), separators=(",", ":")).encode("utf-8")
-    buf = np.frombuffer(len(payload).to_bytes(8, "little") + payload, dtype=np.uint8)
-    _reserve(f, 2 * len(buf))
-    for slot in COMMIT_SLOTS:
-        ds = f[slot]
-        if ds.shape[0] < len(buf):
-            ds.resize((len(buf),))
-        ds[: len(buf)] = buf
-        f.flush()
-        _fsync_file(f)
-
-
-def _is_int(v: object, lo: int, hi: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-
-
-def _check_phys(record: dict[str, Any], where: str) -> dict[str, Any]:
-    """The record's HDF5 part, checked field by field (a missing or ill-typed one is damage, not a KeyError)."""
-    bad = StoreCorruptedError(f"{where}: the commit record's HDF5 part is missing or ill-typed")
-    outer = record.get("backend")
-    phys = outer.get("hdf5") if isinstance(outer, dict) else None
-    if not isinstance(phys, dict) or not _is_int(phys.get("chunk_rows"), 1, 1 << 22):
-        raise bad
-    sealed, tails = phys.get("sealed"), phys.get("tails")
-    if not isinstance(sealed, dict) or not isinstance(tails, dict):
-        raise bad
-    for name in ARRAYS:
-        t = tails.get(name)
-        if not (
-            _is_int(sealed.get(name), 0, 1 << 62)
-            and isinstance(t, list)
-            and len(t) == 3
-            and _is_int(t[0], 0, 1)
-            and _is_int(t[1], 0, 1 << 62)
-            and _is_int(t[2], 0, 2**32 - 1)
-        ):
-            raise bad
-    return phys
-
-
 class _Generation:
     """One open HDF5 file: committed sealed lengths and tails, plus what is staged."""
+
+    #: Arrays whose staged tail changed since the last commit.
+    dirty: set[str]
 
     def _ds(self, ds_name: str) -> h5py.Dataset:
         """A dataset, or StoreCorruptedError naming it if its metadata is damaged or not what we write."""
@@ -382,7 +182,7 @@ class _Generation:
         try:
             if ds_name in self._verified:  # its links, storage and filters were checked once: cheap from now on
                 return self.f[ds_name]
-            ds = _checked_dataset(
+            ds = checked_dataset(
                 self.f, ds_name, f"store {self.path}", _DTYPE[array], tail, _unit(array, self.chunk_rows)
             )
             self._verified.add(ds_name)
@@ -398,7 +198,7 @@ class _Generation:
         self.f = f
         self.path = path
         self._verified: set[str] = set()
-        phys = _check_phys(record, f"store {path}")
+        phys = check_phys(record, f"store {path}")
         self.chunk_rows = int(phys["chunk_rows"])
         self.row_bytes = int(record["layout"]["row_bytes"])
         self.sealed = {name: int(phys["sealed"][name]) for name in ARRAYS}
@@ -475,7 +275,7 @@ class _Generation:
         if full:
             ds = self._ds(f"{name}/sealed")
             self.pending += full * unit * ds.dtype.itemsize * (self.row_bytes if name == "codes" else 1)
-            _reserve(self.f, self.pending)
+            reserve_space(self.f, self.pending)
             end = start + full * unit
             if ds.shape[0] < end:
                 ds.resize(end, axis=0)
@@ -500,7 +300,7 @@ class _Generation:
     def write_tails(self) -> dict[str, Any]:
         """Write staged tails into the unused slots; return the record's physical part."""
         tails = {}
-        _reserve(self.f, self.pending + sum(self.p_tail[name].nbytes for name in self.dirty))
+        reserve_space(self.f, self.pending + sum(self.p_tail[name].nbytes for name in self.dirty))
         for name in ARRAYS:
             if name in self.dirty:
                 slot = 1 - self.slots[name]
@@ -525,7 +325,7 @@ class _Generation:
     def abort(self) -> None:
         self.p_sealed = dict(self.sealed)
         self.p_tail = dict(self.tail)
-        self.dirty: set[str] = set()
+        self.dirty = set()
         self.pending = 0  # bytes written to the file since the last commit
 
 
@@ -566,7 +366,7 @@ class HDF5Backend(Backend):
         self._next: _Generation | None = None
         self._next_path: str | None = None
         try:
-            self.record = _read_record(f, f"store {path}")
+            self.record = read_record(f, f"store {path}")
             self._gen = _Generation(f, self.record, path, writable)
         except BaseException:
             f.close()
@@ -589,7 +389,7 @@ class HDF5Backend(Backend):
         try:
             f = _build_file(tmp, int(record["layout"]["row_bytes"]), chunk_rows)
             try:
-                _write_slots(f, record)
+                write_slots(f, record)
             finally:
                 f.close()
             _fsync_path(tmp)
@@ -659,7 +459,7 @@ class HDF5Backend(Backend):
         except OSError as exc:
             raise StoreCorruptedError(f"store {path}: HDF5 cannot open the file ({exc})") from None
         with src_file:
-            record = _read_record(src_file, f"store {path}")
+            record = read_record(src_file, f"store {path}")
             src = _Generation(src_file, record, path, writable=True)
             tmp = _tmp_name(path, "recover")
             try:
@@ -672,7 +472,7 @@ class HDF5Backend(Backend):
                         for lo in range(0, n, SCAN_ROWS):
                             dst.append(name, src.read(name, lo, min(n, lo + SCAN_ROWS)))
                         dst.dirty.add(name)
-                    _write_slots(dst_file, dict(record, backend=dst.write_tails()))
+                    write_slots(dst_file, dict(record, backend=dst.write_tails()))
                 _fsync_path(tmp)
                 os.replace(tmp, path)
             finally:
@@ -687,14 +487,14 @@ class HDF5Backend(Backend):
             try:
                 self._f.close()
             finally:
-                self._f = None  # type: ignore[assignment]
+                self._f = None
 
     # -- the record --------------------------------------------------------
     def reload_record(self) -> dict[str, Any]:
-        return _read_record(self._f, f"store {self.path}", refresh=not self.writable)
+        return read_record(self._f, f"store {self.path}", refresh=not self.writable)
 
     def refresh(self) -> None:
-        self.record = _read_record(self._f, f"store {self.path}", refresh=not self.writable)
+        self.record = read_record(self._f, f"store {self.path}", refresh=not self.writable)
         self._gen = _Generation(self._f, self.record, self.path, self.writable)
 
     # -- data --------------------------------------------------------------
@@ -733,7 +533,7 @@ class HDF5Backend(Backend):
                 gen.dirty.add(name)
             phys = gen.write_tails()
             record = dict(record, backend=phys)
-            _write_slots(gen.f, record)
+            write_slots(gen.f, record)
             gen.f.close()
             tmp, self._next, self._next_path = self._next_path, None, None
             assert tmp is not None
@@ -742,14 +542,14 @@ class HDF5Backend(Backend):
             _fsync_path(os.path.dirname(os.path.abspath(self.path)))
             self._f.close()
             self._f = _open_writer(self.path)
-            self.record = _read_record(self._f, f"store {self.path}")
+            self.record = read_record(self._f, f"store {self.path}")
             self._gen = _Generation(self._f, self.record, self.path, True)
             return
         phys = gen.write_tails()
         self._f.flush()
-        _fsync_file(self._f)  # data and tails durable before the record names them
+        fsync_file(self._f)  # data and tails durable before the record names them
         record = dict(record, backend=phys)
-        _write_slots(self._f, record)
+        write_slots(self._f, record)
         gen.committed(phys)
         self.record = record
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import crc32c
 
+from minifloat_store._checks import ScaleMode, check_scale_mode
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.errors import StoreCorruptedError, StoreVersionError
 from minifloat_store.store.integrity import check_record
@@ -104,7 +105,7 @@ def next_record(record: Mapping[str, Any], **lengths: int) -> dict[str, Any]:
     return rec
 
 
-def read_layout(record: Mapping[str, Any], where: str) -> tuple[Format, int, str, int, dict[str, int]]:
+def read_layout(record: Mapping[str, Any], where: str) -> tuple[Format, int, ScaleMode, int, dict[str, int]]:
     """Check a loaded record's layout and lengths for consistency.
 
     Returns
@@ -130,4 +131,4 @@ def read_layout(record: Mapping[str, Any], where: str) -> tuple[Format, int, str
         raise StoreCorruptedError(f"{where}: commit record layout {layout} is inconsistent")
     if not (lengths["scales"] == lengths["id_ends"] == lengths["codes"]):
         raise StoreCorruptedError(f"{where}: array lengths disagree in the commit record: {lengths}")
-    return fmt, dim, scale, row_bytes, lengths
+    return fmt, dim, check_scale_mode(scale), row_bytes, lengths

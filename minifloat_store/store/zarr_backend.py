@@ -21,7 +21,7 @@ the same way. Before a record is published, every file written since the
 last commit is fsynced.
 
 A store may come from a stranger (docs/store.md, "Stores from untrusted
-sources"). On a local store every file is read through :class:`_ConfinedStore`:
+sources"). On a local store every file is read through :class:`ConfinedStore`:
 each path component is opened without following symbolic links, and only
 regular files of a bounded size are read, so a planted link, FIFO or device
 can neither lead outside the store nor block or exhaust memory. Opening also
@@ -33,28 +33,38 @@ zarr is allowed to interpret it.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
-import stat
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import zarr
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.codecs import Crc32cCodec
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.storage import LocalStore
+from zarr.errors import ContainsArrayError, ContainsGroupError
 
 from minifloat_store.store.backend import Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
 from minifloat_store.store.record import ARRAYS, RECORD_KEY, unwrap_record, wrap_record
+from minifloat_store.store.remote import RemoteRecordFile, is_url
+from minifloat_store.store.zarr_confined import (
+    BLOB_BYTES_PER_ROW,
+    DTYPE,
+    FILL,
+    MAX_CHUNK_ROWS,
+    MAX_METADATA_BYTES,
+    ConfinedStore,
+    check_array_meta,
+    min_shard_bytes,
+    read_confined,
+    scan_tree,
+)
 
 __all__ = ["ZarrBackend"]
 
@@ -66,13 +76,6 @@ INNER_ROWS = 1024
 #: inner chunk (measured: a 65,536-element int64 shard writes in 9 ms with
 #: 4,096-element chunks, 25 ms with 1,024) and their padding is a few bytes a row.
 INNER_ROWS_1D = 4096
-#: The id blob gets this many bytes per row of the row arrays' chunking (ids average well under it).
-BLOB_BYTES_PER_ROW = 16
-
-# Fill values that no committed element can hold, so a chunk that is missing
-# (deleted behind our back) reads as invalid instead of as plausible data.
-_FILL: dict[str, Any] = {"codes": 0, "scales": float("nan"), "id_ends": -1, "id_blob": 0, "deleted": -1}
-_DTYPE = {"codes": "uint8", "scales": "float32", "id_ends": "int64", "id_blob": "uint8", "deleted": "int64"}
 
 
 def _fsync_path(path: str | Path) -> None:
@@ -100,285 +103,24 @@ def _fsync_all(paths: Iterable[str | Path]) -> None:
         list(pool.map(_fsync_path, {p.parent for p in files}))
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def _local(path: str) -> Path | None:
     if path.startswith("file://"):
         return Path(path[len("file://") :])
-    return None if _is_url(path) else Path(path)
+    return None if is_url(path) else Path(path)
 
 
-# ---------------------------------------------------------------- confinement (stores from strangers)
-
-#: Largest metadata document read (a ``zarr.json``); the root one holds the commit record.
-MAX_METADATA_BYTES = 64 << 20
-#: Largest ``chunk_rows`` a store may declare (bounds the size of one shard file).
-MAX_CHUNK_ROWS = 1 << 22
-
-
-def _corrupt(path: object, what: str) -> StoreCorruptedError:
-    return StoreCorruptedError(f"store {path}: {what}")
-
-
-def _open_confined(root: Path, key: str) -> int | None:
-    """A read-only descriptor of the regular file ``root/key``, never leaving ``root``.
-
-    Every component is opened relative to its parent without following a
-    symbolic link, and the file is checked to be regular before it is opened
-    (a FIFO would block, a device could be endless). None if it does not exist.
-    """
-    parts = key.split("/")
-    if not key or any(p in ("", ".", "..") for p in parts):
-        raise _corrupt(root, f"key {key!r} is not a path inside the store")
-    dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in parts[:-1]:
-            try:
-                st = os.stat(part, dir_fd=dfd, follow_symlinks=False)
-            except (FileNotFoundError, NotADirectoryError):
-                return None
-            if not stat.S_ISDIR(st.st_mode):
-                if stat.S_ISREG(st.st_mode):
-                    return None
-                raise _corrupt(root, f"'{part}' on the way to '{key}' is not a directory (a link or special file)")
-            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-            os.close(dfd)
-            dfd = nfd
-        name = parts[-1]
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if stat.S_ISDIR(st.st_mode):
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            raise _corrupt(root, f"'{key}' is not a regular file (a symbolic link, FIFO or device): refused")
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _corrupt(root, f"'{key}' is a symbolic link: refused") from None
-            if exc.errno == errno.ENOENT:
-                return None
-            raise
-        st2 = os.fstat(fd)
-        if not stat.S_ISREG(st2.st_mode):  # replaced between the check and the open
-            os.close(fd)
-            raise _corrupt(root, f"'{key}' is not a regular file: refused")
-        return fd
-    finally:
-        os.close(dfd)
-
-
-def _read_confined(root: Path, key: str, byte_range: ByteRequest | None, limit: int) -> bytes | None:
-    fd = _open_confined(root, key)
-    if fd is None:
-        return None
-    with open(fd, "rb", closefd=True) as fh:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise _corrupt(root, f"'{key}' is {size:,} bytes, more than any file of a store can be ({limit:,})")
-        if byte_range is None:
-            return fh.read(size)
-        if isinstance(byte_range, RangeByteRequest):
-            start, stop = byte_range.start, byte_range.end
-        elif isinstance(byte_range, OffsetByteRequest):
-            start, stop = byte_range.offset, size
-        elif isinstance(byte_range, SuffixByteRequest):
-            start, stop = max(0, size - byte_range.suffix), size
-        else:
-            raise TypeError(f"unexpected byte range {byte_range!r}")
-        start, stop = min(max(start, 0), size), min(max(stop, 0), size)  # never more than the file holds
-        fh.seek(start)
-        return fh.read(max(0, stop - start))
-
-
-class _ConfinedStore(LocalStore):
-    """zarr's local store, reading only regular files inside the root, of bounded size.
-
-    ``chunk_limit`` bounds the size of a chunk (shard) file; it is 0 until the
-    backend has validated the arrays' metadata, so that nothing but metadata
-    documents can be read before then.
-    """
-
-    chunk_limit: int = 0
-
-    def _limit(self, key: str) -> int:
-        return MAX_METADATA_BYTES if key.rsplit("/", 1)[-1] == "zarr.json" else self.chunk_limit
-
-    def _read(self, key: str, prototype: BufferPrototype | None, byte_range: ByteRequest | None) -> Buffer | None:
-        data = _read_confined(self.root, key, byte_range, self._limit(key))
-        if data is None:
-            return None
-        return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
-
-    def with_read_only(self, read_only: bool = False) -> _ConfinedStore:
-        store = type(self)(root=self.root, read_only=read_only)
-        store.chunk_limit = self.chunk_limit
-        return store
-
-    async def get(
-        self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
-    ) -> Buffer | None:
-        if not self._is_open:
-            await self._open()
-        return self._read(key, prototype, byte_range)
-
-    async def get_partial_values(
-        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
-    ) -> list[Buffer | None]:
-        return [self._read(key, prototype, rng) for key, rng in key_ranges]
-
-    def get_sync(
-        self, key: str, *, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
-    ) -> Buffer | None:
-        self._ensure_open_sync()
-        return self._read(key, prototype, byte_range)
-
-
-def _scan_tree(root: Path) -> dict[str, int]:
-    """Every file of a local store (relative path -> size); links and special files refused.
-
-    A writer writes through whatever it finds, so a link planted anywhere in
-    the tree (``g1 -> /elsewhere``) must stop the open, not only a read.
-    """
-    files: dict[str, int] = {}
-    todo = [("", root)]
-    while todo:
-        rel, d = todo.pop()
-        try:
-            it = os.scandir(d)
-        except FileNotFoundError:
-            continue  # removed meanwhile (a writer dropping an old generation)
-        with it:
-            for entry in it:
-                key = f"{rel}{entry.name}"
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    todo.append((key + "/", Path(entry.path)))
-                elif stat.S_ISREG(st.st_mode):
-                    files[key] = st.st_size
-                else:
-                    kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a special file (FIFO, device or socket)"
-                    raise _corrupt(root, f"'{key}' is {kind}; a store holds only directories and regular files")
-    return files
-
-
-def _bytes_codec_ok(codec: object, itemsize: int) -> bool:
-    if not isinstance(codec, dict) or codec.get("name") != "bytes":
-        return False
-    conf = codec.get("configuration", {})
-    if not isinstance(conf, dict) or set(conf) - {"endian"}:
-        return False
-    return conf.get("endian", "little" if itemsize == 1 else None) == "little"
-
-
-def _crc_codec_ok(codec: object) -> bool:
-    return isinstance(codec, dict) and codec.get("name") == "crc32c" and codec.get("configuration", {}) in ({}, None)
-
-
-def _check_array_meta(doc: object, where: str, name: str, row_bytes: int, chunk_rows: int) -> tuple[int, int, int]:
-    """Check an array's ``zarr.json`` against the one chain this module writes.
-
-    Returns ``(length, inner, max_shard_bytes)``: the array's length, the
-    elements of an inner chunk along the first axis, and the size of a full
-    shard file (the most a shard can legitimately hold). Anything else
-    (another codec, such as gzip that could inflate a small file into
-    gigabytes; another dtype, fill value or grid) is refused before zarr
-    interprets it.
-    """
-
-    def bad(what: str) -> StoreCorruptedError:
-        return StoreCorruptedError(
-            f"{where}: metadata of array '{name}' {what}; only the layout of docs/store.md is read"
-        )
-
-    if not isinstance(doc, dict) or doc.get("node_type") != "array" or doc.get("zarr_format") != 3:
-        raise bad("is not a zarr v3 array")
-    dtype = np.dtype(_DTYPE[name])
-    if doc.get("data_type") != _DTYPE[name]:
-        raise bad(f"has data type {doc.get('data_type')!r}, not {_DTYPE[name]}")
-    tail = [row_bytes] if name == "codes" else []
-    shape = doc.get("shape")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 1 + len(tail)
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in shape)
-        or shape[1:] != tail
-    ):
-        raise bad(f"has shape {shape!r}")
-    shard = chunk_rows * BLOB_BYTES_PER_ROW if name == "id_blob" else chunk_rows
-    grid = doc.get("chunk_grid")
-    if grid != {"name": "regular", "configuration": {"chunk_shape": [shard, *tail]}}:
-        raise bad(f"has chunk grid {grid!r}, not shards of {shard} elements")
-    if doc.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}:
-        raise bad("has another chunk key encoding")
-    if doc.get("storage_transformers", []) != [] or doc.get("dimension_names") is not None:
-        raise bad("has storage transformers or dimension names")
-    fill, want = doc.get("fill_value"), _FILL[name]
-    if not (fill == want or (want != want and fill == "NaN")):
-        raise bad(f"has fill value {fill!r}, not {want!r}")
-    codecs = doc.get("codecs")
-    if not isinstance(codecs, list) or len(codecs) != 1 or not isinstance(codecs[0], dict):
-        raise bad("does not have exactly one (sharding) codec")
-    conf = codecs[0].get("configuration")
-    if codecs[0].get("name") != "sharding_indexed" or not isinstance(conf, dict):
-        raise bad(f"uses codec {codecs[0].get('name')!r}, not sharding_indexed")
-    inner_shape = conf.get("chunk_shape")
-    if (
-        not isinstance(inner_shape, list)
-        or len(inner_shape) != 1 + len(tail)
-        or inner_shape[1:] != tail
-        or not isinstance(inner_shape[0], int)
-        or isinstance(inner_shape[0], bool)
-        or not 0 < inner_shape[0] <= shard
-        or shard % inner_shape[0]
-    ):
-        raise bad(f"has inner chunk shape {inner_shape!r} (must divide {shard})")
-    inner_codecs, index_codecs = conf.get("codecs"), conf.get("index_codecs")
-    if (
-        not isinstance(inner_codecs, list)
-        or len(inner_codecs) != 2
-        or not _bytes_codec_ok(inner_codecs[0], dtype.itemsize)
-        or not _crc_codec_ok(inner_codecs[1])
-    ):
-        raise bad(f"has inner codecs {inner_codecs!r}, not bytes + crc32c")
-    if (
-        not isinstance(index_codecs, list)
-        or len(index_codecs) != 2
-        or not _bytes_codec_ok(index_codecs[0], 8)
-        or not _crc_codec_ok(index_codecs[1])
-    ):
-        raise bad(f"has index codecs {index_codecs!r}, not bytes + crc32c")
-    if conf.get("index_location", "end") != "end" or set(conf) - {
-        "chunk_shape",
-        "codecs",
-        "index_codecs",
-        "index_location",
-    }:
-        raise bad("has another shard index location or unknown sharding options")
-    inner = int(inner_shape[0])
-    n_inner = shard // inner
-    max_shard = n_inner * (inner * dtype.itemsize * max(1, row_bytes if name == "codes" else 1) + 4) + n_inner * 16 + 4
-    return int(shape[0]), inner, max_shard
-
-
-def _min_shard_bytes(name: str, elements: int, inner: int, row_bytes: int, shard: int) -> int:
-    """The smallest shard file that can hold ``elements`` committed elements (inner chunks at full size)."""
-    itemsize = np.dtype(_DTYPE[name]).itemsize * (row_bytes if name == "codes" else 1)
-    n_inner = shard // inner
-    return -(-elements // inner) * (inner * itemsize + 4) + n_inner * 16 + 4
+def _open_group(path: str, mode: Literal["r", "r+", "w-"], storage_options: dict[str, Any] | None) -> zarr.Group:
+    # zarr accepts storage_options for URLs only.
+    return zarr.open_group(path, mode=mode, storage_options=storage_options if is_url(path) else None)
 
 
 def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int) -> None:
     inner = min(INNER_ROWS, chunk_rows)
     inner_1d = min(INNER_ROWS_1D, chunk_rows)
     for name in ARRAYS:
+        shape: tuple[int, ...]
+        shards: tuple[int, ...]
+        chunks: tuple[int, ...]
         if name == "codes":
             shape, shards, chunks = (0, row_bytes), (chunk_rows, row_bytes), (inner, row_bytes)
         elif name == "id_blob":
@@ -388,12 +130,12 @@ def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int)
         group.create_array(
             f"g{gen}/{name}",
             shape=shape,
-            dtype=_DTYPE[name],
+            dtype=DTYPE[name],
             shards=shards,
             chunks=chunks,
             filters=None,
             compressors=Crc32cCodec(),  # bytes-to-bytes, last in each inner chunk's chain
-            fill_value=_FILL[name],
+            fill_value=FILL[name],
             # Write every in-bounds chunk, even all-fill ones: a missing chunk is then always an error.
             config={"write_empty_chunks": True},
         )
@@ -405,6 +147,7 @@ class ZarrBackend(Backend):
 
     name: ClassVar[str] = "zarr"
     container: ClassVar[str] = "a zarr directory"
+    remote: ClassVar[bool] = True
 
     @staticmethod
     def sniff(path: str) -> bool:
@@ -416,25 +159,31 @@ class ZarrBackend(Backend):
         if not os.path.isdir(path):
             return False
         try:  # confined: a FIFO or a link to /dev/zero in place of zarr.json must not block or fill memory
-            raw = _read_confined(Path(path), "zarr.json", None, MAX_METADATA_BYTES)
+            raw = read_confined(Path(path), "zarr.json", None, MAX_METADATA_BYTES)
             doc = json.loads(raw) if raw is not None else None
         except (StoreCorruptedError, ValueError, RecursionError):
             return False
         attrs = doc.get("attributes") if isinstance(doc, dict) else None
         return isinstance(attrs, dict) and RECORD_KEY in attrs
 
-    def __init__(self, path: str, writable: bool) -> None:
+    def __init__(self, path: str, writable: bool, storage_options: dict[str, Any] | None = None) -> None:
         self.path = path
         self.writable = writable
+        self.storage_options = storage_options
         self._local = _local(path)
-        mode = "r+" if writable else "r"
-        target: Any = path
-        self._store: _ConfinedStore | None = None
+        mode: Literal["r", "r+"] = "r+" if writable else "r"
+        # Object storage: the commit is a conditional PUT of the root zarr.json (see remote.py).
+        self._record_file = RemoteRecordFile(path, storage_options) if writable and self._local is None else None
+        self._checked = False
+        self._store: ConfinedStore | None = None
         if self._local is not None:
-            _scan_tree(self._local)  # no link or special file anywhere, before anything is read
-            self._store = target = _ConfinedStore(self._local, read_only=not writable)
+            scan_tree(self._local)  # no link or special file anywhere, before anything is read
+            self._store = ConfinedStore(self._local, read_only=not writable)
         try:
-            self._root = zarr.open_group(target, mode=mode)
+            if self._store is not None:
+                self._root = zarr.open_group(self._store, mode=mode)
+            else:
+                self._root = _open_group(path, mode, storage_options)
         except StoreCorruptedError:
             raise
         except FileNotFoundError:
@@ -467,7 +216,7 @@ class ZarrBackend(Backend):
 
     def reload_record(self) -> dict[str, Any]:
         try:
-            root = zarr.open_group(self.path, mode="r")
+            root = _open_group(self.path, "r", self.storage_options)
         except Exception as exc:
             raise StoreCorruptedError(f"store {self.path}: cannot reopen the root group ({exc})") from None
         return self._record_from(root.attrs.asdict())
@@ -484,15 +233,20 @@ class ZarrBackend(Backend):
         return None if local is None else str(local)
 
     @classmethod
-    def create(cls, path: str, record: dict[str, Any], chunk_rows: int | None) -> ZarrBackend:
+    def create(
+        cls, path: str, record: dict[str, Any], chunk_rows: int | None, storage_options: dict[str, Any] | None = None
+    ) -> ZarrBackend:
         chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
         record = dict(record, backend={"zarr": {"chunk_rows": chunk_rows}})
         local = _local(path)
         if local is None:
-            group = zarr.open_group(path, mode="w-")
+            try:
+                group = _open_group(path, "w-", storage_options)
+            except (ContainsArrayError, ContainsGroupError, FileExistsError):
+                raise FileExistsError(f"{path} already exists; choose a new path for the store") from None
             _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
             group.update_attributes({RECORD_KEY: wrap_record(record)})
-            return cls(path, writable=True)
+            return cls(path, writable=True, storage_options=storage_options)
         if local.exists():
             raise FileExistsError(f"{path} already exists; choose a new path for the store")
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -511,13 +265,13 @@ class ZarrBackend(Backend):
         return cls(path, writable=True)
 
     @classmethod
-    def open(cls, path: str, writable: bool) -> ZarrBackend:
+    def open(cls, path: str, writable: bool, storage_options: dict[str, Any] | None = None) -> ZarrBackend:
         local = _local(path)
         if local is not None and not (local / "zarr.json").exists():
             if not local.exists():
                 raise FileNotFoundError(f"no store at {path}")
             raise StoreCorruptedError(f"{path} is not a zarr store (no zarr.json)")
-        return cls(path, writable)
+        return cls(path, writable, storage_options)
 
     def _cleanup(self) -> None:
         """Writer only: drop what killed writers left (temp files, unused generations)."""
@@ -565,7 +319,7 @@ class ZarrBackend(Backend):
             doc = self._get_json(f"g{gen}/{name}/zarr.json")
             if doc is None:
                 raise StoreCorruptedError(f"store {self.path}: array 'g{gen}/{name}' is missing")
-            length, self._inner[name], max_shard = _check_array_meta(
+            length, self._inner[name], max_shard = check_array_meta(
                 doc, f"store {self.path}", name, row_bytes, chunk_rows
             )
             if length < int(lengths[name]):
@@ -591,7 +345,7 @@ class ZarrBackend(Backend):
             expect_tail = (row_bytes,) if name == "codes" else ()
             if (
                 not isinstance(arr, zarr.Array)
-                or arr.dtype != np.dtype(_DTYPE[name])
+                or arr.dtype != np.dtype(DTYPE[name])
                 or tuple(arr.shape[1:]) != expect_tail
                 or arr.shape[0] < int(lengths[name])
             ):
@@ -614,7 +368,7 @@ class ZarrBackend(Backend):
         if self._local is None:
             return
         gen = int(self.record["generation"])
-        files = _scan_tree(self._local / f"g{gen}")
+        files = scan_tree(self._local / f"g{gen}")
         row_bytes = int(self.record["layout"]["row_bytes"])
         for name, arr in self._arrays.items():
             n = int(self.record["lengths"][name])
@@ -628,7 +382,7 @@ class ZarrBackend(Backend):
                     raise StoreCorruptedError(
                         f"store {self.path}: array '{name}' is missing its chunk file g{gen}/{key} ({rows})"
                     )
-                need = _min_shard_bytes(name, min(n, (s + 1) * per) - s * per, self._inner[name], row_bytes, per)
+                need = min_shard_bytes(name, min(n, (s + 1) * per) - s * per, self._inner[name], row_bytes, per)
                 if size < need:
                     raise StoreCorruptedError(
                         f"store {self.path}: array '{name}' chunk file g{gen}/{key} has {size:,} bytes, too few "
@@ -658,8 +412,21 @@ class ZarrBackend(Backend):
                 f"{type(exc).__name__}: {exc} (a chunk fails its CRC32C checksum or is damaged)"
             ) from None
 
+    def _check_generation(self) -> None:
+        """Object storage, before a transaction's first write: refuse if another writer committed meanwhile."""
+        if self._record_file is None or self._checked:
+            return
+        now = self.reload_record()
+        if now.get("txn") != self.record.get("txn") or now.get("generation") != self.record.get("generation"):
+            raise StoreChangedError(
+                f"store {self.path}: the commit record changed under this writer (txn {self.record.get('txn')} -> "
+                f"{now.get('txn')}): another writer committed; nothing was written. Reopen the store"
+            )
+        self._checked = True
+
     def append(self, name: str, data: np.ndarray) -> None:
         assert self.writable
+        self._check_generation()
         arrays = self._next if self._next is not None else self._arrays
         arr = arrays[name]
         start = self._staged[name]
@@ -681,6 +448,7 @@ class ZarrBackend(Backend):
 
     def begin_rewrite(self) -> None:
         assert self.writable
+        self._check_generation()
         gen = int(self.record["generation"]) + 1
         if f"g{gen}" in self._root:
             del self._root[f"g{gen}"]
@@ -711,7 +479,10 @@ class ZarrBackend(Backend):
                 # The new generation's directory entry in the root, too.
                 self._touched.add(self._local / f"g{self._next_gen}")
             self._sync_touched()
-        self._root.update_attributes({RECORD_KEY: wrap_record(record)})  # the commit point
+        if self._record_file is not None:
+            self._commit_remote(record)
+        else:
+            self._root.update_attributes({RECORD_KEY: wrap_record(record)})  # the commit point
         if self._local is not None:
             _fsync_path(self._local / "zarr.json")
             _fsync_path(self._local)
@@ -726,7 +497,64 @@ class ZarrBackend(Backend):
                 pass  # a writer's next open removes it
             self._open_generation()
 
+    def _commit_remote(self, record: dict[str, Any]) -> None:
+        """Publish ``record`` with a conditional PUT, refused if the stored record is not the one this writer has."""
+        assert self._record_file is not None
+        doc, token = self._record_file.read()
+        now = self._record_from(doc.get("attributes", {}))
+        if now.get("txn") != self.record.get("txn") or now.get("generation") != self.record.get("generation"):
+            raise StoreChangedError(
+                f"store {self.path}: the commit record changed under this writer (txn {self.record.get('txn')} -> "
+                f"{now.get('txn')}): another writer committed; this transaction was not committed. Reopen the store"
+            )
+        doc.setdefault("attributes", {})[RECORD_KEY] = wrap_record(record)
+        self._record_file.write(doc, token)  # the commit point
+        self._checked = False
+
+    # -- rows written by other processes (minifloat_store.dask.convert) ---------
+    def array_url(self, name: str) -> str:
+        """Where the array ``name`` of the generation being written lives (for other processes to write to)."""
+        gen = self._next_gen if self._next is not None else int(self.record["generation"])
+        return f"{self.path.rstrip('/')}/g{gen}/{name}"
+
+    def read_staged(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Elements ``[start, stop)`` of ``name`` as staged (rows other processes wrote, not yet committed)."""
+        arrays = self._next if self._next is not None else self._arrays
+        if not 0 <= start <= stop <= self._staged[name]:
+            raise IndexError(f"read of staged {name}[{start}:{stop}] beyond the staged length {self._staged[name]}")
+        try:
+            return np.asarray(arrays[name][start:stop])
+        except Exception as exc:
+            raise StoreCorruptedError(
+                f"store {self.path}: staged array '{name}' elements {start}..{stop - 1} cannot be read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
+    def stage_external(self, name: str, stop: int) -> None:
+        """Grow ``name`` to ``stop`` elements that other processes write; the next commit covers them.
+
+        Those processes must have finished writing (whole shards) before ``commit``; a
+        local store's commit fsyncs the shard files named here.
+        """
+        assert self.writable
+        self._check_generation()
+        arrays = self._next if self._next is not None else self._arrays
+        arr = arrays[name]
+        start = self._staged[name]
+        if stop <= start:
+            raise ValueError(f"stage_external: {name} is already staged to {start}")
+        arr.resize((stop, *arr.shape[1:]))
+        if self._local is not None:
+            gen = self._next_gen if self._next is not None else int(self.record["generation"])
+            base = self._local / f"g{gen}" / name
+            self._touched.add(base / "zarr.json")
+            per = arr.shards[0]
+            for s in range(start // per, (stop - 1) // per + 1):
+                self._touched.add(base / "c" / str(s) / "0" if name == "codes" else base / "c" / str(s))
+        self._staged[name] = stop
+
     def abort(self) -> None:
+        self._checked = False
         self._touched.clear()
         if self._next is not None:
             gen = self._next_gen

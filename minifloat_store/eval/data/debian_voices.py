@@ -212,7 +212,7 @@ def trim_edges(waveform: np.ndarray, sample_rate: int, top_db: float = TRIM_TOP_
 
 
 def _utterances_of(
-    voice: Voice, count: int, min_seconds: float, max_seconds: float, min_clips: int, sample_rate: int
+    voice: Voice, count: int | None, min_seconds: float, max_seconds: float, min_clips: int, sample_rate: int
 ) -> Iterator[np.ndarray]:
     gap = np.zeros(int(GAP_SECONDS * sample_rate), dtype=np.float32)
     parts: list[np.ndarray] = []
@@ -234,7 +234,7 @@ def _utterances_of(
 
 def load_corpus(
     max_speakers: int | None = None,
-    utterances_per_speaker: int = 2,
+    utterances_per_speaker: int | None = 2,
     min_seconds: float = 3.0,
     max_seconds: float = 6.0,
     min_clips: int = 3,
@@ -247,8 +247,10 @@ def load_corpus(
     ----------
     max_speakers : int, optional
         Use the first voices only (in speaker-id order); all by default.
-    utterances_per_speaker : int
+    utterances_per_speaker : int or None
         Utterances per voice; voices that cannot fill this many are left out.
+        None takes every utterance each voice gives (a voice gives none when
+        its clips cannot fill one).
     min_seconds, max_seconds : float
         Each utterance joins clips until it lasts at least ``min_seconds``
         (and has ``min_clips`` clips), then is cut to ``max_seconds``.
@@ -273,7 +275,7 @@ def load_corpus(
         if max_speakers is not None and used >= max_speakers:
             break
         waves = list(_utterances_of(voice, utterances_per_speaker, min_seconds, max_seconds, min_clips, sample_rate))
-        if len(waves) < utterances_per_speaker:
+        if len(waves) < (utterances_per_speaker or 1):
             continue
         corpus += [Utterance(f"{voice.speaker}/{i:02d}", voice.speaker, w) for i, w in enumerate(waves)]
         used += 1

@@ -76,10 +76,16 @@ _INT16_MAX = 2**15 - 1
 
 
 class VoiceEncoder(nn.Module):
-    """The GE2E network: (B, frames, 40) mel to (B, 256) unit-norm, non-negative embeddings."""
+    """The GE2E network: (B, frames, 40) mel to (B, 256) unit-norm, non-negative embeddings.
 
-    def __init__(self) -> None:
+    ``relu=False`` skips the final ReLU: the linear layer's output, L2-normalised
+    (signed values; the published model always applies the ReLU). Used to measure
+    encodings on a network output without it.
+    """
+
+    def __init__(self, relu: bool = True) -> None:
         super().__init__()
+        self.relu = relu
         self.lstm = nn.LSTM(RESEMBLYZER_N_MELS, HIDDEN_SIZE, NUM_LAYERS, batch_first=True)
         self.linear = nn.Linear(HIDDEN_SIZE, EMBEDDING_SIZE)
         # GE2E's learned similarity scale and offset: only used by the training
@@ -89,7 +95,9 @@ class VoiceEncoder(nn.Module):
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         _, (hidden, _) = self.lstm(mels)
-        raw = torch.relu(self.linear(hidden[-1]))
+        raw = self.linear(hidden[-1])
+        if self.relu:
+            raw = torch.relu(raw)
         return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True)
 
 
@@ -331,6 +339,7 @@ def load(
     verify: bool = True,
     trim_silence: bool = False,
     batch_size: int = 64,
+    relu: bool = True,
 ) -> ResemblyzerModel:
     """Load Resemblyzer's pretrained voice encoder.
 
@@ -348,13 +357,16 @@ def load(
         Resemblyzer's webrtcvad silence trimming (needs ``webrtcvad``).
     batch_size : int
         Partials per LSTM batch.
+    relu : bool
+        False gives the pre-ReLU output (see :class:`VoiceEncoder`); embeddings are
+        then signed, and cosines lie in [-1, 1].
 
     Returns
     -------
     ResemblyzerModel
     """
     path = MODELS["resemblyzer"].locate(weights, verify=verify)
-    network = VoiceEncoder()
+    network = VoiceEncoder(relu=relu)
     # Resemblyzer's file is its training checkpoint; the weights are under "model_state"
     load_strict(network, load_torch_state_dict(path, key="model_state"), path)
     return ResemblyzerModel(network, device=device, trim_silence=trim_silence, batch_size=batch_size)

@@ -1,0 +1,158 @@
+"""A store's committed rows, read by other processes: the picklable handle Dask tasks carry.
+
+``EmbeddingStore.snapshot()`` names what a reader in another process (a Dask
+worker) needs to read rows of the store as the handle saw them: where it is,
+its layout, its committed row count and generation, and the deleted rows.
+Rows below the committed count never change within a generation, so a worker
+that opens the store later (a writer may have appended since) reads exactly
+the rows the snapshot names, and a compaction (a new generation) is refused
+with ``StoreChangedError`` instead of read as other rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from minifloat_store._checks import ScaleMode
+from minifloat_store.codec import Packed, decode
+from minifloat_store.formats import get_format
+from minifloat_store.store.backend import Backend, backend_class
+from minifloat_store.store.errors import StoreChangedError
+from minifloat_store.store.reading import check_rows, read_rows
+
+__all__ = ["StoreSnapshot", "read_live_decoded", "read_partition", "read_scattered", "to_dask"]
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What a process needs to read a store's committed rows (picklable).
+
+    Attributes
+    ----------
+    path, backend : str
+        The store and its backend name.
+    storage_options : dict or None
+        fsspec options for a URL.
+    generation : int
+        The record's generation; a reader refuses a store compacted since.
+    fmt, scale : str
+    dim, row_bytes : int
+    rows : int
+        Committed rows (live and deleted), the rows a reader may read.
+    partition_rows : int
+        Rows per partition: a zarr store's shard, so a partition is one file.
+    deleted : ndarray of shape (n_deleted,), int64, sorted
+        Deleted rows.
+    """
+
+    path: str
+    backend: str
+    storage_options: dict[str, Any] | None
+    generation: int
+    fmt: str
+    dim: int
+    scale: ScaleMode
+    row_bytes: int
+    rows: int
+    partition_rows: int
+    deleted: np.ndarray
+
+    def partitions(self) -> list[tuple[int, int]]:
+        """``[lo, hi)`` row ranges, one per partition, covering every committed row."""
+        p = self.partition_rows
+        return [(lo, min(self.rows, lo + p)) for lo in range(0, self.rows, p)]
+
+    def live_mask(self, lo: int, hi: int) -> np.ndarray:
+        """bool (hi - lo,): which rows of ``[lo, hi)`` are live."""
+        live = np.ones(hi - lo, dtype=bool)
+        d = self.deleted[(self.deleted >= lo) & (self.deleted < hi)]
+        live[d - lo] = False
+        return live
+
+    def without_deleted(self) -> StoreSnapshot:
+        """The same snapshot without the deletion list (what a task needs that is told its own mask)."""
+        return dataclasses.replace(self, deleted=np.empty(0, dtype=np.int64))
+
+
+# A worker runs many tasks on one store: keep a few opened backends per process. Evicted or
+# replaced ones are not closed (a thread may still be reading): they close when collected.
+_OPEN: OrderedDict[tuple[Any, ...], Backend] = OrderedDict()
+_OPEN_MAX = 4
+_OPEN_LOCK = threading.Lock()
+
+
+def _backend(snap: StoreSnapshot) -> Backend:
+    key = (snap.path, snap.backend, snap.generation, json.dumps(snap.storage_options, sort_keys=True, default=str))
+    with _OPEN_LOCK:
+        be = _OPEN.get(key)
+        if be is not None and int(be.record["lengths"]["codes"]) >= snap.rows:
+            _OPEN.move_to_end(key)
+            return be
+    cls_ = backend_class(snap.backend)
+    kwargs = {"storage_options": snap.storage_options} if cls_.remote else {}
+    be = cls_.open(snap.path, writable=False, **kwargs)
+    if int(be.record["generation"]) != snap.generation or int(be.record["lengths"]["codes"]) < snap.rows:
+        raise StoreChangedError(
+            f"store {snap.path} was compacted since this snapshot (generation {snap.generation}); reopen the store"
+        )
+    with _OPEN_LOCK:
+        _OPEN[key] = be
+        _OPEN.move_to_end(key)
+        while len(_OPEN) > _OPEN_MAX:
+            _OPEN.popitem(last=False)
+    return be
+
+
+def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed:
+    """Rows ``[lo, hi)`` (live and deleted), packed, checked."""
+    if not 0 <= lo <= hi <= snap.rows:
+        raise IndexError(f"rows {lo}..{hi} outside the snapshot's {snap.rows} rows")
+    be = _backend(snap)
+    codes = be.read("codes", lo, hi)
+    scales = be.read("scales", lo, hi)
+    check_rows(be, codes, scales, np.arange(lo, hi), get_format(snap.fmt), snap.scale, f"store {snap.path}")
+    return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
+
+
+def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
+    """The rows ``rows`` (int64, any order), packed, checked."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= snap.rows):
+        raise IndexError(f"rows outside the snapshot's {snap.rows} rows")
+    codes, scales = read_rows(
+        _backend(snap), rows, get_format(snap.fmt), snap.scale, snap.row_bytes, f"store {snap.path}"
+    )
+    return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
+
+
+def read_live_decoded(snap: StoreSnapshot, lo: int, hi: int, live: np.ndarray) -> np.ndarray:
+    """The live rows of ``[lo, hi)``, decoded: float32 (live.sum(), dim)."""
+    packed = read_partition(snap, lo, hi)
+    return decode(packed if live.all() else packed[np.flatnonzero(live)])
+
+
+def to_dask(snap: StoreSnapshot) -> Any:
+    """The live rows as a lazily decoded dask array (n_live, dim) float32, one chunk per partition."""
+    # dask is an optional dependency (the "scale" extra): imported only here.
+    import dask
+    import dask.array as da
+
+    reader = snap.without_deleted()
+    blocks = []
+    for lo, hi in snap.partitions():
+        live = snap.live_mask(lo, hi)
+        n = int(live.sum())
+        if n == 0:
+            continue
+        task = dask.delayed(read_live_decoded, pure=False)(reader, lo, hi, live)
+        blocks.append(da.from_delayed(task, shape=(n, snap.dim), dtype=np.float32))
+    if not blocks:
+        return da.zeros((0, snap.dim), dtype=np.float32)
+    return da.concatenate(blocks, axis=0)
