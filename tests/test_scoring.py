@@ -20,7 +20,7 @@ from minifloat_store import scoring
 from minifloat_store.formats import FORMATS
 
 ALL = list(FORMATS)
-METHODS = ["scan", "blas"]
+METHODS = ["scan", "blas", "fast"]
 TOL = 1e-6  # the contract: agreement with float64 on the decoded vectors
 
 
@@ -170,8 +170,9 @@ def test_cosine_pairs_property(fmt, dim, seed, zero_frac, scale):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Several BLAS chunks and query batches even on test-sized stores."""
+    """Several BLAS chunks, query batches and fast-scan blocks even on test-sized stores."""
     monkeypatch.setattr(scoring, "CHUNK_ROWS", 1000)
+    monkeypatch.setattr(scoring, "FAST_BLOCK_ROWS", 1000)
     monkeypatch.setattr(scoring, "QUERY_BATCH", 5)
 
 

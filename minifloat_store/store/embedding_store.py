@@ -685,13 +685,17 @@ class EmbeddingStore:
         return out
 
     # -- scoring (minifloat_store.scoring on the cached packed matrix) --------
-    def _scoring_state(self) -> tuple[Packed, np.ndarray, np.ndarray]:
-        """All stored rows packed, their norms, and the deletion mask; cached until the next change."""
+    def _scoring_state(self) -> tuple[scoring.SearchIndex, np.ndarray]:
+        """All stored rows as a search index (the payload, no per-row norms) and the deletion mask.
+
+        Cached until the next change. Pair scoring and verify compute the
+        norms of the rows they touch; search needs none.
+        """
         hit = self._cache.get("scoring")
         if hit is None:
             codes, scales = self._all_rows()
             packed = Packed(codes, scales, self._fmt, self._dim, self._scale)
-            hit = (packed, scoring.vector_norms(packed), ~self._live)
+            hit = (scoring.search_index(packed), ~self._live)
             self._cache["scoring"] = hit
         return hit
 
@@ -701,9 +705,9 @@ class EmbeddingStore:
         a, b = check_ids_any(ids_a, "ids_a"), check_ids_any(ids_b, "ids_b")
         if len(a) != len(b):
             raise ValueError(f"ids_a has {len(a)} ids but ids_b has {len(b)}")
-        packed, norms, _ = self._scoring_state()
+        index, _ = self._scoring_state()
         return scoring.cosine_index_pairs(
-            packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored"), norms=norms
+            index.packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored")
         )
 
     def search(self, queries: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -721,8 +725,8 @@ class EmbeddingStore:
         scores : ndarray of shape (q, k'), float64
         """
         self._check_open()
-        packed, norms, deleted = self._scoring_state()
-        rows, scores = scoring.search(packed, queries, k=k, exclude=deleted, norms=norms)
+        index, deleted = self._scoring_state()
+        rows, scores = scoring.search(index, queries, k=k, exclude=deleted)
         flat = rows.ravel()
         # An object array: a fixed-width str array would pad every id to the longest one.
         names = np.empty(len(flat), dtype=object)
@@ -734,9 +738,9 @@ class EmbeddingStore:
         self._check_open()
         if not isinstance(id_, str):
             raise TypeError(f"id must be a str, got {type(id_).__name__}")
-        packed, norms, _ = self._scoring_state()
+        index, _ = self._scoring_state()
         row = int(self._rows_of([id_], "nothing was scored")[0])
-        return float(scoring.verify(packed, query, row, norms=norms))
+        return float(scoring.verify(index.packed, query, row))
 
     def check(self) -> int:
         """Read every committed chunk of every array, verifying its checksum and block digest, and every
