@@ -25,6 +25,7 @@ from store_reader import run
 
 from minifloat_store.cli import main
 from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError, StoreLockedError
+from minifloat_store.store.snapshot import read_partition, read_scattered
 
 BACKENDS = ("zarr", "hdf5")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -317,6 +318,19 @@ def test_shard_copied_over_another_is_detected(tmp_path, backend):
     # Rows 16..31 replaced by rows 0..15: every chunk checksum still holds.
     write_rows(path, backend, "codes", 16, read_rows(path, backend, "codes", 0, 16), digests=False)
     check_fails(path, "array 'codes'")
+
+
+def test_dask_worker_reads_check_the_block_digests(tmp_path, backend):
+    """A worker reads through the snapshot, not the store handle: the same digests must bind its rows."""
+    path = store_path(tmp_path, backend)
+    make_store(path, backend)
+    write_rows(path, backend, "codes", 16, read_rows(path, backend, "codes", 0, 16), digests=False)
+    with EmbeddingStore.open(path) as s:
+        snap = s.snapshot()
+    with pytest.raises(StoreCorruptedError, match="array 'codes'"):
+        read_partition(snap, 0, snap.rows)
+    with pytest.raises(StoreCorruptedError, match="array 'codes'"):
+        read_scattered(snap, np.array([20], dtype=np.int64))
 
 
 def test_zarr_shard_file_copied_over_another_is_detected(tmp_path):

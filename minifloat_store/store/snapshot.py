@@ -23,9 +23,11 @@ import numpy as np
 from minifloat_store._checks import ScaleMode
 from minifloat_store.codec import Packed, decode
 from minifloat_store.formats import get_format
-from minifloat_store.store.backend import Backend, backend_class
+from minifloat_store.store.backend import backend_class
+from minifloat_store.store.digests import BlockDigests, VerifiedReads
 from minifloat_store.store.errors import StoreChangedError
 from minifloat_store.store.reading import check_rows, read_rows
+from minifloat_store.store.record import ARRAYS
 
 __all__ = ["StoreSnapshot", "read_live_decoded", "read_partition", "read_scattered", "to_dask"]
 
@@ -83,18 +85,23 @@ class StoreSnapshot:
 
 # A worker runs many tasks on one store: keep a few opened backends per process. Evicted or
 # replaced ones are not closed (a thread may still be reading): they close when collected.
-_OPEN: OrderedDict[tuple[Any, ...], Backend] = OrderedDict()
+_OPEN: OrderedDict[tuple[Any, ...], VerifiedReads] = OrderedDict()
 _OPEN_MAX = 4
 _OPEN_LOCK = threading.Lock()
 
 
-def _backend(snap: StoreSnapshot) -> Backend:
+def _reads(snap: StoreSnapshot) -> VerifiedReads:
+    """The store opened in this process, its reads checked against the block digests of the record it loaded.
+
+    That record may be newer than the snapshot's (a writer appended since); within a generation it
+    names the same bytes for every row the snapshot names, so its digests bind them as well.
+    """
     key = (snap.path, snap.backend, snap.generation, json.dumps(snap.storage_options, sort_keys=True, default=str))
     with _OPEN_LOCK:
-        be = _OPEN.get(key)
-        if be is not None and int(be.record["lengths"]["codes"]) >= snap.rows:
+        hit = _OPEN.get(key)
+        if hit is not None and int(hit.backend.record["lengths"]["codes"]) >= snap.rows:
             _OPEN.move_to_end(key)
-            return be
+            return hit
     cls_ = backend_class(snap.backend)
     kwargs = {"storage_options": snap.storage_options} if cls_.remote else {}
     be = cls_.open(snap.path, writable=False, **kwargs)
@@ -102,22 +109,23 @@ def _backend(snap: StoreSnapshot) -> Backend:
         raise StoreChangedError(
             f"store {snap.path} was compacted since this snapshot (generation {snap.generation}); reopen the store"
         )
+    reads = VerifiedReads(be, BlockDigests.from_record(be.record, ARRAYS, f"store {snap.path}"))
     with _OPEN_LOCK:
-        _OPEN[key] = be
+        _OPEN[key] = reads
         _OPEN.move_to_end(key)
         while len(_OPEN) > _OPEN_MAX:
             _OPEN.popitem(last=False)
-    return be
+    return reads
 
 
 def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed:
     """Rows ``[lo, hi)`` (live and deleted), packed, checked."""
     if not 0 <= lo <= hi <= snap.rows:
         raise IndexError(f"rows {lo}..{hi} outside the snapshot's {snap.rows} rows")
-    be = _backend(snap)
-    codes = be.read("codes", lo, hi)
-    scales = be.read("scales", lo, hi)
-    check_rows(be, codes, scales, np.arange(lo, hi), get_format(snap.fmt), snap.scale, f"store {snap.path}")
+    reads = _reads(snap)
+    codes = reads.read("codes", lo, hi)
+    scales = reads.read("scales", lo, hi)
+    check_rows(reads, codes, scales, np.arange(lo, hi), get_format(snap.fmt), snap.scale, f"store {snap.path}")
     return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
 
 
@@ -127,7 +135,7 @@ def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
     if rows.size and (rows.min() < 0 or rows.max() >= snap.rows):
         raise IndexError(f"rows outside the snapshot's {snap.rows} rows")
     codes, scales = read_rows(
-        _backend(snap), rows, get_format(snap.fmt), snap.scale, snap.row_bytes, f"store {snap.path}"
+        _reads(snap), rows, get_format(snap.fmt), snap.scale, snap.row_bytes, f"store {snap.path}"
     )
     return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
 
