@@ -1,0 +1,482 @@
+"""Numbers quoted in docs/ prose and tables, pinned to the benchmark JSON, library constant or formula behind them.
+
+test_docs_benchmarks.py checks the big benchmark tables one test each; this
+module is one table of pins, parametrised: a pin names a doc, a regular
+expression over its text (whitespace collapsed, so line breaks do not
+matter) with one group per number, and where each number comes from. A
+table pin names a markdown table by the start of its header and gives the
+expected row for each key. Printed numbers must agree to half a unit of the
+last digit shown (``agrees`` in test_docs_benchmarks.py). To pin a new
+number, add a row to ``PINS`` or ``TABLES``; no benchmark runs here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pytest
+from test_docs_benchmarks import ROOT, agrees, table
+from test_docs_benchmarks import load as _load
+
+import minifloat_store as mfs
+from minifloat_store.codec import decode_table
+from minifloat_store.formats import get_format
+
+Number = float | str  # a str is compared exactly (dates, names)
+load = cache(_load)  # read-only: every pin reads the same few files
+
+
+# ------------------------------------------------------------------ where numbers come from
+
+
+def json_at(bench: str, path: str) -> float:
+    """``bench``'s JSON at a dotted path (list items by index): ``json_at("bench_encoding", "baseline.batch_s")``."""
+    node = load(bench)
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+@cache
+def constant(name: str) -> Number:
+    """A module-level constant of the scoring/search code, wherever the modules now keep it."""
+    candidates = ["minifloat_store.scoring"] + [
+        f"minifloat_store.{m.name}"
+        for m in pkgutil.iter_modules(mfs.__path__)
+        if any(w in m.name for w in ("scor", "search", "scan"))
+    ]
+    for modname in candidates:
+        module = importlib.import_module(modname)
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AssertionError(f"no constant {name} in {candidates}")
+
+
+def choices(data: str) -> dict:
+    return load("bench_encoding_choices")["results"][data]
+
+
+def ratio_range(num: Callable[[str], float], den: Callable[[str], float], sets=("relu", "pre")) -> list[float]:
+    r = [num(s) / den(s) for s in sets]
+    return [min(r), max(r)]
+
+
+def _codec_rows() -> list[dict]:
+    return load("bench_encoding")["codec"]
+
+
+def _search_rows() -> list[dict]:
+    return load("bench_encoding")["search"]
+
+
+def _gaussian_int8_bound(d: int) -> float:
+    """docs/performance.md's int8-path bound for unit Gaussian queries at d, as the doc defines it (median)."""
+    q = np.random.default_rng(0).standard_normal((1000, d))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    scale = 127 / np.abs(q).max(axis=1)
+    err = np.rint(q * scale[:, None]) / scale[:, None] - q
+    return float(np.median(np.linalg.norm(err, axis=1) * (1 + 2.0**-20) + 1e-6))
+
+
+def _table_bound(bits: int, d: int) -> float:
+    """docs/performance.md's float32-path bound: B = 2 ((c + 2) + (c + 1)/2 + 3) 2^-24, c = ceil(m/8) + 3."""
+    m = (d + 1) // 2 if bits == 4 else d
+    c = math.ceil(m / 8) + 3
+    return 2 * ((c + 2) + (c + 1) / 2 + 3) * 2.0**-24
+
+
+# ------------------------------------------------------------------ the pins
+
+
+@dataclass(frozen=True)
+class Pin:
+    """``pattern`` found in ``doc``; group i is ``values()[i]`` as printed."""
+
+    label: str
+    doc: str
+    pattern: str
+    values: Callable[[], list[Number]]
+
+    def triples(self) -> Iterator[tuple[str, Number, str]]:
+        text = " ".join((ROOT / self.doc).read_text().split())
+        m = re.search(self.pattern, text)
+        assert m, f"{self.doc}: the text this pin reads is gone or changed: /{self.pattern}/"
+        values = self.values()
+        assert len(values) == len(m.groups()), f"{self.label}: {len(m.groups())} numbers in the doc, {len(values)}"
+        for i, (printed, value) in enumerate(zip(m.groups(), values, strict=True)):
+            yield printed, value, f"{self.label} #{i + 1}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """The markdown table whose header starts with ``header``: row ``key`` (first ``keys`` cells) is ``rows()[key]``.
+
+    ``None`` in an expected row leaves that cell unchecked; the table's keys must be the expected keys.
+    """
+
+    label: str
+    doc: str
+    header: str
+    rows: Callable[[], dict[str, list[Number | None]]]
+    keys: int = 1
+
+    def triples(self) -> Iterator[tuple[str, Number, str]]:
+        expected = self.rows()
+        got = table((ROOT / self.doc).read_text(), self.header)
+        assert sorted(" ".join(c[: self.keys]) for c in got) == sorted(expected), f"{self.label}: rows differ"
+        for cells in got:
+            key = " ".join(cells[: self.keys])
+            values = expected[key]
+            assert len(cells) - self.keys == len(values), f"{self.label} {key}: column count"
+            for cell, value in zip(cells[self.keys :], values, strict=True):
+                if value is not None:
+                    yield cell, value, f"{self.label} {key}"
+
+
+PERF = "docs/performance.md"
+RULES = ("library", "absmax", "gauss", "no-lsq")
+
+PINS: list[Pin | Table] = [
+    # --- Encodings (centre+rotate) and their search: benchmarks/bench_encoding.py
+    Pin(
+        "encoding run size",
+        PERF,
+        r"bench_encoding\.py --rows (\d+) --repeats (\d+)",
+        lambda: [json_at("bench_encoding", "rows"), json_at("bench_encoding", "repeats")],
+    ),
+    Pin(
+        "encoding data",
+        PERF,
+        r"\(([\d,]+) x (\d+) Gaussian float32 vectors with a per-dimension offset and spread; "
+        r"best of (\d+) after a warm-up",
+        lambda: [
+            json_at("bench_encoding", "rows"),
+            json_at("bench_encoding", "dim"),
+            json_at("bench_encoding", "repeats"),
+        ],
+    ),
+    Pin(
+        "encoding date",
+        PERF,
+        r"bench_encoding\.json`\), run (\d{4}-\d\d-\d\d) on",
+        lambda: [json_at("bench_encoding", "machine.date").split()[0]],
+    ),
+    Pin(
+        "e2m1 in both runs",
+        PERF,
+        r"printed ([\d.]+) GB/s in the Codec section's run and ([\d.]+) GB/s here",
+        lambda: [
+            next(r["encode_gbps"] for r in load("bench_codec")["results"] if r["format"] == "e2m1"),
+            json_at("bench_encoding", "baseline.encode_gbps"),
+        ],
+    ),
+    Pin(
+        "encode range",
+        PERF,
+        r"\(([\d.]+)-([\d.]+) GB/s printed on the loaded machine\)",
+        lambda: [min(r["encode_gbps"] for r in _codec_rows()), max(r["encode_gbps"] for r in _codec_rows())],
+    ),
+    Pin(
+        "encode vs e2m1 range",
+        PERF,
+        r"encoders run at ([\d.]+)-([\d.]+)x of e2m1's own encoder",
+        lambda: [min(r["encode_vs_e2m1"] for r in _codec_rows()), max(r["encode_vs_e2m1"] for r in _codec_rows())],
+    ),
+    Pin(
+        "search baseline",
+        PERF,
+        r"one query ([\d.]+) ms by exact scan, \d+ queries (\d+) ms by BLAS",
+        lambda: [
+            json_at("bench_encoding", "baseline.one_query_s") * 1e3,
+            json_at("bench_encoding", "baseline.batch_s") * 1e3,
+        ],
+    ),
+    Pin(
+        "one-query range",
+        PERF,
+        r"within it in this run \(([\d.]+)-([\d.]+)x\), but the e2m1 baseline's (\d+) ms",
+        lambda: [
+            min(r["one_vs_e2m1"] for r in _search_rows()),
+            max(r["one_vs_e2m1"] for r in _search_rows()),
+            json_at("bench_encoding", "baseline.one_query_s") * 1e3,
+        ],
+    ),
+    Pin(
+        "batch range",
+        PERF,
+        r"The batch path is at ([\d.]+)-([\d.]+)x",
+        lambda: [min(r["batch_vs_e2m1"] for r in _search_rows()), max(r["batch_vs_e2m1"] for r in _search_rows())],
+    ),
+    Table(
+        "encoding codec table",
+        PERF,
+        "| encoding (centre+rotate) | bits/value |",
+        lambda: {
+            f"{r['element']}/{r['scale']}": [
+                r["bits_per_value"],
+                r["encode_gbps"],
+                r["encode_vs_e2m1"],
+                r["decode_gbps"],
+                r["decode_vs_e2m1"],
+            ]
+            for r in _codec_rows()
+        },
+    ),
+    Table(
+        "encoding search table",
+        PERF,
+        "| 4-bit encoding (centre+rotate) | one query ms |",
+        lambda: {
+            f"{r['element']}/{r['scale']}": [
+                r["one_query_s"] * 1e3,
+                r["one_vs_e2m1"],
+                r["batch_s"] * 1e3,
+                r["batch_vs_e2m1"],
+            ]
+            for r in _search_rows()
+        },
+    ),
+    # --- The design choices, measured: benchmarks/bench_encoding_choices.py
+    Pin(
+        "choices date",
+        PERF,
+        r"bench_encoding_choices\.json`, run (\d{4}-\d\d-\d\d);",
+        lambda: [json_at("bench_encoding_choices", "machine.date").split()[0]],
+    ),
+    Pin(
+        "real set size",
+        PERF,
+        r"Debian voices \((\d+) utterances, ([\d,]+) pairs;",
+        lambda: [choices("relu")["n"], choices("relu")["n"] * (choices("relu")["n"] - 1) / 2],
+    ),
+    Pin(
+        "synthetic set size",
+        PERF,
+        r"the demo's synthetic corpora \(([\d,]+) x (\d+)\)",
+        lambda: [choices("synthetic-batchnorm")["n"], choices("synthetic-batchnorm")["d"]],
+    ),
+    Table(
+        "scale rules table",
+        PERF,
+        "| set | element | library | absmax",
+        keys=2,
+        rows=lambda: {
+            f"{s} {e}": [choices(s)["scale_rules"][e][r] * 1e3 for r in RULES]
+            for s in ("relu", "pre")
+            for e in ("int8", "int4", "nf4", "nf3")
+        },
+    ),
+    Pin(
+        "absmax at 3 bits",
+        PERF,
+        r"absmax costs up to ([\d.]+)x at 3 bits",
+        lambda: [
+            max(
+                choices(s)["scale_rules"][e]["absmax"] / choices(s)["scale_rules"][e]["library"]
+                for s in ("relu", "pre")
+                for e in ("int3", "nf3")
+            )
+        ],
+    ),
+    Pin(
+        "no least-squares factor",
+        PERF,
+        r"without it, up to ([\d.]+)x the error",
+        lambda: [
+            max(
+                choices(s)["scale_rules"][e]["no-lsq"] / choices(s)["scale_rules"][e]["library"]
+                for s in ("relu", "pre")
+                for e in ("int8", "int4", "nf4", "nf3")
+            )
+        ],
+    ),
+    Pin(
+        "nf4 vs int4",
+        PERF,
+        r"\(e\.g\. pre: nf4 ([\d.]+) vs int4 ([\d.]+)\)",
+        lambda: [
+            choices("pre")["scale_rules"]["nf4"]["library"] * 1e3,
+            choices("pre")["scale_rules"]["int4"]["library"] * 1e3,
+        ],
+    ),
+    Table(
+        "elements table",
+        PERF,
+        "| element | bits/value | relu none |",
+        lambda: {
+            e: [choices("relu")["elements"][e]["bits_per_value"]]
+            + [choices(s)["elements"][e][t] * 1e3 for s in ("relu", "pre") for t in ("none", "centre+rotate")]
+            for e in ("int8", "e3m4", "e4m3", "int6", "e2m3", "nf4", "int4", "e2m1", "nf3", "int3", "nf2")
+        },
+    ),
+    Pin(
+        "best per budget",
+        PERF,
+        r"int8 at 8 bits \(([\d.]+)-([\d.]+)x e4m3's error, ([\d.]+)-([\d.]+)x e3m4's\)",
+        lambda: [
+            *ratio_range(
+                lambda s: choices(s)["elements"]["int8"]["centre+rotate"],
+                lambda s: choices(s)["elements"]["e4m3"]["centre+rotate"],
+            ),
+            *ratio_range(
+                lambda s: choices(s)["elements"]["int8"]["centre+rotate"],
+                lambda s: choices(s)["elements"]["e3m4"]["centre+rotate"],
+            ),
+        ],
+    ),
+    Pin(
+        "nf4 against e2m1",
+        PERF,
+        r"nf4 at 4 \(([\d.]+)-([\d.]+)x the error of e2m1 with the same transform, "
+        r"([\d.]+)-([\d.]+)x that of the study's e2m1 without it\)",
+        lambda: [
+            *ratio_range(
+                lambda s: choices(s)["elements"]["nf4"]["centre+rotate"],
+                lambda s: choices(s)["elements"]["e2m1"]["centre+rotate"],
+            ),
+            *ratio_range(
+                lambda s: choices(s)["elements"]["nf4"]["centre+rotate"],
+                lambda s: choices(s)["elements"]["e2m1"]["none"],
+            ),
+        ],
+    ),
+    Pin(
+        "rotations",
+        PERF,
+        r"Rotation for d not a power of two \(first (\d+) coordinates, nf4/vector, RMS x 1e3\): "
+        r"overlapping Hadamard blocks \(the library\) ([\d.]+) \(relu\) / ([\d.]+) \(pre\), block-diagonal "
+        r"(\d+)\+(\d+): ([\d.]+) / ([\d.]+), zero-padding to (\d+) \(([\d.]+) bits/value instead of ([\d.]+)\): "
+        r"([\d.]+) / ([\d.]+), no rotation ([\d.]+) / ([\d.]+)\.",
+        lambda: [
+            32 / (choices("relu")["rotations"]["nf4"]["overlap"]["bits_per_value"] - 4),  # d from 4 + 32/d bits
+            *[choices(s)["rotations"]["nf4"]["overlap"]["rms"] * 1e3 for s in ("relu", "pre")],
+            128,
+            192 - 128,
+            *[choices(s)["rotations"]["nf4"]["blockdiag"]["rms"] * 1e3 for s in ("relu", "pre")],
+            256,
+            choices("relu")["rotations"]["nf4"]["pad256"]["bits_per_value"],
+            choices("relu")["rotations"]["nf4"]["overlap"]["bits_per_value"],
+            *[choices(s)["rotations"]["nf4"]["pad256"]["rms"] * 1e3 for s in ("relu", "pre")],
+            *[choices(s)["rotations"]["nf4"]["none"]["rms"] * 1e3 for s in ("relu", "pre")],
+        ],
+    ),
+    Pin(
+        "block-diagonal gain",
+        PERF,
+        r"block-diagonal was (\d+) % better on the pre-ReLU set",
+        lambda: [
+            100
+            * (
+                1
+                - choices("pre")["rotations"]["nf4"]["blockdiag"]["rms"]
+                / choices("pre")["rotations"]["nf4"]["overlap"]["rms"]
+            )
+        ],
+    ),
+    Pin(
+        "padding gain",
+        PERF,
+        r"Padding buys (\d+)-(\d+) % for (\d+) % more bits",
+        lambda: [
+            *[
+                100 * (1 - x)
+                for x in ratio_range(
+                    lambda s: choices(s)["rotations"]["nf4"]["pad256"]["rms"],
+                    lambda s: choices(s)["rotations"]["nf4"]["overlap"]["rms"],
+                )
+            ][::-1],
+            100
+            * (
+                choices("relu")["rotations"]["nf4"]["pad256"]["bits_per_value"]
+                / choices("relu")["rotations"]["nf4"]["overlap"]["bits_per_value"]
+                - 1
+            ),
+        ],
+    ),
+    # --- Exact results from an approximate scan: the library's constants and the doc's own formulas
+    Pin(
+        "fast-path thresholds",
+        PERF,
+        r"fewer than `BLAS_MIN_QUERIES` = (\d+) queries, or fewer than "
+        r"`BLAS_MIN_QUERIES_SIMD4` = (\d+) for 4-bit",
+        lambda: [constant("BLAS_MIN_QUERIES"), constant("BLAS_MIN_QUERIES_SIMD4")],
+    ),
+    Pin(
+        "e2m1 as integers",
+        PERF,
+        r"\(e2m1: ±\{(\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+)\} × ([\d.]+)\)",
+        lambda: [*np.unique(np.abs(decode_table(get_format("e2m1")))) / 0.5, 0.5],
+    ),
+    Pin("int8 query", PERF, r"`q_int = round\((\d+) q / max\|q\|\)`", lambda: [np.iinfo(np.int8).max]),
+    Pin(
+        "int8-path bound",
+        PERF,
+        r"for a Gaussian unit query at d = (\d+), `B` is about ([\d.]+)\.",
+        lambda: [192, _gaussian_int8_bound(192)],
+    ),
+    Pin(
+        "float32-path bound",
+        PERF,
+        r"about ([\d.]+e-\d+) \(4-bit\) and ([\d.]+e-\d+) \(wider formats\) at d = (\d+)\)",
+        lambda: [_table_bound(4, 192), _table_bound(8, 192), 192],
+    ),
+    Pin(
+        "fast block",
+        PERF,
+        r"Each parallel block of ([\d,]+) rows keeps its own top-k heap",
+        lambda: [constant("FAST_BLOCK_ROWS")],
+    ),
+    Pin(
+        "tiny rows",
+        PERF,
+        r"whose raw norm is below 2\^-(\d+) of the largest row's",
+        lambda: [-math.log2(constant("_MIN_UNIT_NORM"))],
+    ),
+    Pin(
+        "search state",
+        PERF,
+        r"For e2m1 at d = (\d+) that is (\d+) bytes a row, ([\d.]+)x less than float32's (\d+)",
+        lambda: [
+            192,
+            mfs.storage_bytes(1, 192, "e2m1", "vector"),
+            mfs.storage_bytes(1, 192, "fp32", "none") / mfs.storage_bytes(1, 192, "e2m1", "vector"),
+            mfs.storage_bytes(1, 192, "fp32", "none"),
+        ],
+    ),
+    Pin(
+        "search memory",
+        PERF,
+        r"\(`ceil\(n / ([\d,]+)\) × max\((\d+), 4k\)` entries of (\d+) bytes: about ([\d.]+) MB "
+        r"per query at 1 M rows\)",
+        lambda: [
+            constant("FAST_BLOCK_ROWS"),
+            constant("POOL_ROWS"),
+            np.dtype(np.float32).itemsize + np.dtype(np.int64).itemsize,
+            math.ceil(1e6 / constant("FAST_BLOCK_ROWS")) * max(constant("POOL_ROWS"), 4 * 10) * 12 / 1e6,
+        ],
+    ),
+    Pin("scan tile", PERF, r"A block reads (\d+) rows at a time", lambda: [constant("SUB_ROWS")]),
+]
+
+
+def _id(pin: Pin | Table) -> str:
+    return f"{pin.doc.removeprefix('docs/')}:{pin.label}".replace(" ", "-")
+
+
+@pytest.mark.parametrize("pin", PINS, ids=_id)
+def test_a_number_in_the_docs_is_the_one_its_source_gives(pin):
+    problems, count = [], 0
+    for printed, value, what in pin.triples():
+        count += 1
+        ok = printed == value if isinstance(value, str) else agrees(printed, float(value))
+        if not ok:
+            problems.append(f"{what}: the doc says {printed}, its source gives {value!r}")
+    assert count, f"{pin.label}: no numbers read"
+    assert not problems, "\n".join(problems)
