@@ -28,6 +28,7 @@ from test_docs_benchmarks import load as _load
 import minifloat_store as mfs
 from minifloat_store.codec import decode_table
 from minifloat_store.formats import get_format
+from minifloat_store.store import hdf5_backend, hdf5_slots, ids, zarr_backend, zarr_confined
 
 Number = float | str  # a str is compared exactly (dates, names)
 load = cache(_load)  # read-only: every pin reads the same few files
@@ -463,6 +464,95 @@ PINS: list[Pin | Table] = [
         ],
     ),
     Pin("scan tile", PERF, r"A block reads (\d+) rows at a time", lambda: [constant("SUB_ROWS")]),
+]
+
+
+def _test_constant(module: str, name: str) -> Number:
+    """A constant of a test module (the docs quote how hard the tests try)."""
+    return getattr(importlib.import_module(module), name)
+
+
+STORE = "docs/store.md"
+PINS += [
+    # --- docs/store.md: the layout's constants and the tests' sizes
+    Pin(
+        "zarr inner chunks",
+        STORE,
+        r"\| codes \| uint8 \| \(R, row_bytes\) \| \(min\(R, (\d+)\), row_bytes\) \| 0 \| "
+        r"\| scales \| float32 \| \(R,\) \| \(min\(R, (\d+)\),\) \| NaN \| \| id_ends \| int64 \| \(R,\) \| "
+        r"\(min\(R, (\d+)\),\) \| -1 \| \| id_blob \| uint8 \| \((\d+)·R,\) \| \((\d+)·min\(R, (\d+)\),\) \| 0 \| "
+        r"\| deleted \| int64 \| \(R,\) \| \(min\(R, (\d+)\),\) \| -1 \|",
+        lambda: [
+            zarr_backend.INNER_ROWS,
+            *[zarr_backend.INNER_ROWS_1D] * 2,
+            zarr_confined.BLOB_BYTES_PER_ROW,
+            zarr_confined.BLOB_BYTES_PER_ROW,
+            zarr_backend.INNER_ROWS_1D,
+            zarr_backend.INNER_ROWS_1D,
+        ],
+    ),
+    Pin("zarr shard rows", STORE, r"R is ([\d,]+) by default\.", lambda: [zarr_backend.DEFAULT_CHUNK_ROWS]),
+    Pin(
+        "hdf5 commit slots",
+        STORE,
+        r"/commit0, /commit1 uint8 \(L,\), chunks \((\d+),\)",
+        lambda: [hdf5_slots.COMMIT_CHUNK],
+    ),
+    Pin(
+        "hdf5 chunks",
+        STORE,
+        r"`record\.backend\.hdf5\.chunk_rows`, (\d+) by default\), (\d+)·C bytes for `id_blob`",
+        lambda: [hdf5_backend.DEFAULT_CHUNK_ROWS, hdf5_backend.BLOB_BYTES_PER_ROW],
+    ),
+    Pin(
+        "crash kills",
+        STORE,
+        r"kills a writer (\d+) \(zarr\) and (\d+) \(HDF5\) times",
+        lambda: [
+            _test_constant("test_store_crash", "ITERATIONS")["zarr"],
+            _test_constant("test_store_crash", "ITERATIONS")["hdf5"],
+        ],
+    ),
+    Pin(
+        "bit flips",
+        STORE,
+        r"store, (\d+) times per backend: each time",
+        lambda: [_test_constant("test_store_bitflips", "FLIPS")],
+    ),
+    Pin("SWMR attempts", STORE, r"The store sets (\d+) attempts", lambda: [hdf5_backend.SWMR_READ_ATTEMPTS]),
+    Pin(
+        "metadata bound",
+        STORE,
+        r"no larger than a metadata document \((\d+) MiB\)",
+        lambda: [zarr_confined.MAX_METADATA_BYTES / 2**20],
+    ),
+    Pin("slot bound", STORE, r"a commit slot at most (\d+) MiB", lambda: [hdf5_slots.MAX_SLOT_BYTES / 2**20]),
+    Pin(
+        "reader memory",
+        STORE,
+        r"under a timeout and `RLIMIT_AS` \(([\d.]+) GiB\)",
+        lambda: [_test_constant("store_reader", "MEMORY_LIMIT") / 2**30],
+    ),
+    Pin(
+        "fuzz size",
+        STORE,
+        r"Each example mutates (\d+) copies of a small store",
+        lambda: [_test_constant("test_store_fuzz", "BATCH")],
+    ),
+    Pin(
+        "fuzz examples",
+        STORE,
+        r"(\d+) examples per backend and mode in CI;",
+        lambda: [_test_constant("test_store_fuzz", "EXAMPLES")],
+    ),
+    Pin("row limit", STORE, r"At most 2\^(\d+) − 1 rows per store", lambda: [math.log2(ids.MAX_ROWS + 1)]),
+    Pin(
+        "small add",
+        STORE,
+        r"A small `add` rewrites the last chunk \(zarr: up to a ([\d,]+)-row shard; "
+        r"HDF5: up to a (\d+)-row tail\)",
+        lambda: [zarr_backend.DEFAULT_CHUNK_ROWS, hdf5_backend.DEFAULT_CHUNK_ROWS],
+    ),
 ]
 
 
