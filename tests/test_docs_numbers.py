@@ -26,11 +26,18 @@ from test_docs_benchmarks import ROOT, agrees, table
 from test_docs_benchmarks import load as _load
 
 import minifloat_store as mfs
+from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
 from minifloat_store.formats import get_format
 from minifloat_store.store import hdf5_backend, hdf5_slots, ids, zarr_backend, zarr_confined
+from minifloat_store.transforms import splitmix64
 
-Number = float | str  # a str is compared exactly (dates, names)
+
+class F32(float):
+    """A float32 the doc prints as the decimal whose nearest float32 it is."""
+
+
+Number = float | str  # a str is compared exactly (dates, names); an F32 as float32
 load = cache(_load)  # read-only: every pin reads the same few files
 
 
@@ -556,6 +563,62 @@ PINS += [
 ]
 
 
+def _positive_levels(name: str) -> list[float]:
+    levels = np.asarray(get_codebook(name).levels, dtype=np.float64)
+    return [F32(v) for v in levels[levels > 0]]
+
+
+def _packed_bytes(values: list[float]) -> list[str]:
+    codes = mfs.encode(np.array([values], np.float32), "e2m1", scale="none").codes[0]
+    return [f"0x{b:02X}" for b in codes.tobytes()]
+
+
+FORMAT = "docs/format.md"
+PINS += [
+    # --- docs/format.md: worked examples and the constants of the encodings
+    Pin(
+        "e2m1 packing example",
+        FORMAT,
+        r"Example: e2m1 values `0\.5, 1, 1\.5, 2, 3` \(codes (\d), (\d), (\d), (\d), (\d)\) "
+        r"pack to bytes `(0x[0-9A-F]{2}) (0x[0-9A-F]{2}) (0x[0-9A-F]{2})`",
+        lambda: [
+            *[int(np.flatnonzero(decode_table(get_format("e2m1")) == v)[0]) for v in (0.5, 1, 1.5, 2, 3)],
+            *_packed_bytes([0.5, 1, 1.5, 2, 3]),
+        ],
+    ),
+    Pin(
+        "Table 1",
+        FORMAT,
+        r"e\.g\. ([\d,]+) x (\d+) values take ([\d.]+) MiB in float32 and ([\d.]+) MiB in e2m1",
+        lambda: [
+            37_611,
+            512,
+            mfs.storage_bytes(37_611, 512, "fp32", "none") / 2**20,
+            mfs.storage_bytes(37_611, 512, "e2m1", "none") / 2**20,
+        ],
+    ),
+    Pin(
+        "nf levels",
+        FORMAT,
+        r"nf2 `([\d.]+), ([\d.]+)`; nf3 `([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+)`; nf4 `([\d.]+), "
+        r"([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+)`",
+        lambda: _positive_levels("nf2") + _positive_levels("nf3") + _positive_levels("nf4"),
+    ),
+    Pin(
+        "Gaussian steps",
+        FORMAT,
+        r"\(int4: g = ([\d.]+), int3: ([\d.]+), int2: ([\d.]+), the MSE-optimal",
+        lambda: [GAUSSIAN_STEP[7], GAUSSIAN_STEP[3], GAUSSIAN_STEP[1]],
+    ),
+    Pin(
+        "SplitMix64 of seed 0",
+        FORMAT,
+        r"\(Seed 0 starts `(0x[0-9A-F]+), (0x[0-9A-F]+)`\.\)",
+        lambda: [f"0x{int(v):016X}" for v in splitmix64(0, 2)],
+    ),
+]
+
+
 def _id(pin: Pin | Table) -> str:
     return f"{pin.doc.removeprefix('docs/')}:{pin.label}".replace(" ", "-")
 
@@ -565,7 +628,12 @@ def test_a_number_in_the_docs_is_the_one_its_source_gives(pin):
     problems, count = [], 0
     for printed, value, what in pin.triples():
         count += 1
-        ok = printed == value if isinstance(value, str) else agrees(printed, float(value))
+        if isinstance(value, str):
+            ok = printed == value
+        elif isinstance(value, F32):
+            ok = np.float32(printed) == np.float32(value)
+        else:
+            ok = agrees(printed, float(value))
         if not ok:
             problems.append(f"{what}: the doc says {printed}, its source gives {value!r}")
     assert count, f"{pin.label}: no numbers read"
