@@ -659,6 +659,93 @@ PINS += [
 ]
 
 
+def _search(method: str, name: str = "bench_search") -> dict:
+    return next(r for r in load(name)["search"] if r["method"] == method)
+
+
+def _slowest_scoring() -> list[Number]:
+    rows = [r for r in load("bench_search_2026-11-25")["trial_scoring"]["results"] if r["method"].startswith("mfs_")]
+    worst = max(rows, key=lambda r: r["best_s"])
+    return [worst["method"].removeprefix("mfs_"), worst["best_s"]]
+
+
+PINS += [
+    # --- performance.md, search: the prose around the tables test_docs_benchmarks.py checks
+    Pin(
+        "search run",
+        PERF,
+        r"\(([\d,]+) × (\d+) Gaussian float32 vectors with norms spread over 0\.5–3 x, (\d+) queries "
+        r"that are stored vectors plus noise, top (\d+)\)",
+        lambda: [
+            json_at("bench_search", "rows"),
+            json_at("bench_search", "dim"),
+            json_at("bench_search", "queries"),
+            json_at("bench_search", "k"),
+        ],
+    ),
+    Pin(
+        "search targets",
+        PERF,
+        r"\(FAISS QT_fp16, ([\d.]+) q/s, against ([\d.]+) q/s\), and with 1 thread: [\d.]+x the "
+        r"fastest peer \(FAISS QT_8bit, ([\d.]+) q/s, against ([\d.]+) q/s\)",
+        lambda: [
+            _search("faiss_QT_fp16")["single_qps"],
+            _search("mfs_e2m1")["single_qps"],
+            _search("faiss_QT_8bit", "bench_search_1thread")["single_qps"],
+            _search("mfs_e2m1", "bench_search_1thread")["single_qps"],
+        ],
+    ),
+    Pin(
+        "recall vs float32",
+        PERF,
+        r"the quantisation's, ([\d.]+) in this run",
+        lambda: [_search("mfs_e2m1")["recall_at_k_vs_float32"]],
+    ),
+    Pin(
+        "search state target",
+        PERF,
+        r"\*\*met\*\*, ([\d.]+)x \(codes and scales, (\d+) bytes a row",
+        lambda: [
+            json_at("bench_search", "targets.float32_bytes_over_e2m1_index_bytes"),
+            mfs.storage_bytes(1, json_at("bench_search", "dim"), "e2m1", "vector"),
+        ],
+    ),
+    Pin(
+        "e4m3 and fp16 not met",
+        PERF,
+        r"\(([\d.]+) and ([\d.]+) q/s with 2 threads against FAISS QT_8bit's ([\d.]+) and "
+        r"QT_fp16's ([\d.]+)\)",
+        lambda: [
+            _search("mfs_e4m3")["single_qps"],
+            _search("mfs_fp16")["single_qps"],
+            _search("faiss_QT_8bit")["single_qps"],
+            _search("faiss_QT_fp16")["single_qps"],
+        ],
+    ),
+    Pin(
+        "batch of 100",
+        PERF,
+        r"BLAS path as before \(([\d.]+) q/s, against numpy float32's ([\d.]+) in this run\)\. "
+        r"e2m1 at 100 queries uses the fast path \(([\d.]+) q/s\)",
+        lambda: [
+            _search("mfs_e4m3")["batch100_qps"],
+            _search("numpy_f32")["batch100_qps"],
+            _search("mfs_e2m1")["batch100_qps"],
+        ],
+    ),
+    Pin(
+        "trial scoring size",
+        PERF,
+        r"`cosine_index_pairs` on ([\d,]+) random pairs over the first ([\d,]+) vectors",
+        lambda: [
+            json_at("bench_search_2026-11-25", "trial_scoring.pairs"),
+            json_at("bench_search_2026-11-25", "trial_scoring.rows"),
+        ],
+    ),
+    Pin("trial scoring worst", PERF, r"\*\*met\*\* \(worst (\w+), ([\d.]+) s\)", _slowest_scoring),
+]
+
+
 def _id(pin: Pin | Table) -> str:
     return f"{pin.doc.removeprefix('docs/')}:{pin.label}".replace(" ", "-")
 
