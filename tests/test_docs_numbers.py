@@ -13,6 +13,7 @@ number, add a row to ``PINS`` or ``TABLES``; no benchmark runs here.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import pkgutil
 import re
@@ -743,6 +744,33 @@ PINS += [
         ],
     ),
     Pin("trial scoring worst", PERF, r"\*\*met\*\* \(worst (\w+), ([\d.]+) s\)", _slowest_scoring),
+]
+
+
+def _models_table() -> dict[str, list[Number | None]]:
+    def m(name: str):
+        return importlib.import_module(f"minifloat_store.eval.models.{name}")
+
+    redimnet_layout = json.loads((ROOT / "tests" / "fixtures" / "redimnet" / "official_layout.json").read_text())
+    # network, checkpoint, parameters, input, dim, threshold (None: text, or a number no constant holds)
+    return {
+        "`campplus`": [
+            None,
+            None,
+            m("campplus").N_PARAMETERS,
+            None,
+            m("campplus").EMBEDDING_SIZE,
+            m("campplus").THRESHOLD,
+        ],
+        "`redimnet`": [None, None, redimnet_layout["b2"]["n_parameters"], None, None, m("redimnet").DEFAULT_THRESHOLD],
+        "`wavlm`": [None, None, None, None, None, m("wavlm").DEFAULT_THRESHOLD],
+        "`resemblyzer`": [None, None, None, None, m("resemblyzer").EMBEDDING_SIZE, m("resemblyzer").THRESHOLD],
+    }
+
+
+PINS += [
+    # --- docs/models.md: the registry's constants
+    Table("models table", "docs/models.md", "| registry name | network | checkpoint |", _models_table),
 ]
 
 
