@@ -39,6 +39,18 @@ class F32(float):
     """A float32 the doc prints as the decimal whose nearest float32 it is."""
 
 
+class Derived(float):
+    """A value computed from other printed (rounded) numbers: agrees within ``slack`` more than the last digit."""
+
+    slack: float = 0.0
+
+    @classmethod
+    def of(cls, value: float, slack: float) -> Derived:
+        out = cls(value)
+        out.slack = slack
+        return out
+
+
 Number = float | str  # a str is compared exactly (dates, names); an F32 as float32
 load = cache(_load)  # read-only: every pin reads the same few files
 
@@ -774,6 +786,95 @@ PINS += [
 ]
 
 
+def _eval_rows(profile: str) -> dict[str, dict[str, float]]:
+    """docs/evaluation.md's results table of ``profile`` (test_cli_demo.py checks it against the demo)."""
+    text = (ROOT / "docs" / "evaluation.md").read_text()
+    text = text[text.index(f"**`{profile}`**") :]
+    out = {}
+    for cells in table(text, "| format | FAR / FRR % none |"):
+        far_n, frr_n = map(float, cells[1].split(" / "))
+        far_v, frr_v = map(float, cells[2].split(" / "))
+        out[cells[0]] = dict(
+            far_none=far_n,
+            frr_none=frr_n,
+            far_vector=far_v,
+            frr_vector=frr_v,
+            eer_none=float(cells[3]),
+            eer_vector=float(cells[4]),
+            thr_none=float(cells[5]),
+        )
+    return out
+
+
+def _largest_change(profile: str, keys: tuple[str, ...], unit: float = 0.01) -> Derived:
+    """The largest difference from float32 in the table: two rounded cells, so within ``unit`` of the true one."""
+    rows = _eval_rows(profile)
+    return Derived.of(max(abs(r[k] - rows["float32"][k]) for r in rows.values() for k in keys), unit)
+
+
+def _study(fmt: str) -> list[float]:
+    r = published("wavlm", "Vox1-O", fmt, "none")
+    return [r.far_pct, r.frr_pct]
+
+
+EVAL = "docs/evaluation.md"
+PINS += [
+    # --- docs/evaluation.md: the findings quote its own results tables (which test_cli_demo.py checks)
+    Pin(
+        "batchnorm finding",
+        EVAL,
+        r"keeps EER within ([\d.]+) points of float32 and FAR/FRR at the fixed threshold within "
+        r"([\d.]+) points; the EER threshold moves by at most ([\d.]+)\.",
+        lambda: [
+            _largest_change("batchnorm", ("eer_none", "eer_vector")),
+            _largest_change("batchnorm", ("far_none", "frr_none", "far_vector", "frr_vector")),
+            _largest_change("batchnorm", ("thr_none",), unit=0.001),
+        ],
+    ),
+    Pin(
+        "nonorm collapse",
+        EVAL,
+        r"FAR / FRR ([\d.]+) / ([\d.]+) % at the fixed threshold, EER ([\d.]+) %\), e2m3 rejects "
+        r"(\d+) % of targets and e3m2 ([\d.]+) %",
+        lambda: [
+            _eval_rows("nonorm")["e2m1"]["far_none"],
+            _eval_rows("nonorm")["e2m1"]["frr_none"],
+            _eval_rows("nonorm")["e2m1"]["eer_none"],
+            _eval_rows("nonorm")["e2m3"]["frr_none"],
+            _eval_rows("nonorm")["e3m2"]["frr_none"],
+        ],
+    ),
+    Pin(
+        "study's Table 4",
+        EVAL,
+        r"\(e2m1 ([\d.]+) / ([\d.]+) %, e2m3 ([\d.]+) / ([\d.]+) %, e3m2 ([\d.]+) / ([\d.]+) %\)",
+        lambda: [*_study("e2m1"), *_study("e2m3"), *_study("e3m2")],
+    ),
+    Pin(
+        "nonorm with scaling",
+        EVAL,
+        r"back within ([\d.]+) points of the float32 EER \(e2m1: ([\d.]+) % against ([\d.]+) %\)",
+        lambda: [
+            _largest_change("nonorm", ("eer_vector",)),
+            _eval_rows("nonorm")["e2m1"]["eer_vector"],
+            _eval_rows("nonorm")["float32"]["eer_vector"],
+        ],
+    ),
+    Pin(
+        "lower EER, wrecked FRR",
+        EVAL,
+        r"\(e2m3 here: EER ([\d.]+) %, FRR (\d+) %\).*?the EER threshold moves from "
+        r"([\d.]+) to ([\d.]+)\)",
+        lambda: [
+            _eval_rows("nonorm")["e2m3"]["eer_none"],
+            _eval_rows("nonorm")["e2m3"]["frr_none"],
+            _eval_rows("nonorm")["float32"]["thr_none"],
+            _eval_rows("nonorm")["e2m3"]["thr_none"],
+        ],
+    ),
+]
+
+
 def _id(pin: Pin | Table) -> str:
     return f"{pin.doc.removeprefix('docs/')}:{pin.label}".replace(" ", "-")
 
@@ -787,6 +888,8 @@ def test_a_number_in_the_docs_is_the_one_its_source_gives(pin):
             ok = printed == value
         elif isinstance(value, F32):
             ok = np.float32(printed) == np.float32(value)
+        elif isinstance(value, Derived):
+            ok = abs(float(printed) - value) <= value.slack + 1e-9
         else:
             ok = agrees(printed, float(value))
         if not ok:
