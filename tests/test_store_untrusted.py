@@ -498,7 +498,7 @@ def test_a_sweep_removes_a_killed_converts_temporary_store_and_never_a_live_one(
         while not list(tmp_path.glob(f".{dst.name}.converting-*.owner")):
             assert proc.poll() is None and time.monotonic() < deadline, "convert ended before it could be swept"
             time.sleep(0.05)
-        time.sleep(0.3)  # into the rows
+        time.sleep(0.1)  # into the rows
         live = sorted(p.name for p in tmp_path.iterdir())
         assert remove_stale_staging(dst) == [], "a running convert's temporary store was removed"
         assert sorted(p.name for p in tmp_path.iterdir()) == live
