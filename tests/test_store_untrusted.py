@@ -23,9 +23,9 @@ import pytest
 from hostile import DIM, edit_record, make_store, read_rows, shard_files, store_path, write_record, write_rows
 from store_reader import run
 
+import minifloat_store.store.convert as store_convert
 from minifloat_store.cli import main
 from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError, StoreLockedError
-from minifloat_store.store.convert import remove_stale_staging
 
 BACKENDS = ("zarr", "hdf5")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -500,14 +500,14 @@ def test_a_sweep_removes_a_killed_converts_temporary_store_and_never_a_live_one(
             time.sleep(0.05)
         time.sleep(0.1)  # into the rows
         live = sorted(p.name for p in tmp_path.iterdir())
-        assert remove_stale_staging(dst) == [], "a running convert's temporary store was removed"
+        assert store_convert.remove_stale_staging(dst) == [], "a running convert's temporary store was removed"
         assert sorted(p.name for p in tmp_path.iterdir()) == live
         assert proc.poll() is None, "the convert ended before it was killed: the sweep above proved nothing"
     finally:
         proc.kill()
         proc.communicate(timeout=60)
     (staged,) = [p for p in tmp_path.iterdir() if p.name.endswith(".owner")]
-    assert remove_stale_staging(dst) == [str(staged)[: -len(".owner")]]
+    assert store_convert.remove_stale_staging(dst) == [str(staged)[: -len(".owner")]]
     assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
 
 
