@@ -65,6 +65,10 @@ def run(path: str, *args: str, timeout: float = 60.0, memory: int = MEMORY_LIMIT
     return Outcome(doc["outcome"], doc.get("message", ""), doc.get("digest"))
 
 
+#: A path given as ``CHECK_PREFIX + path`` is read with ``check()`` first, as ``--check`` does for every path.
+CHECK_PREFIX = "check="
+
+
 def digest_of(store: object) -> str:
     h = hashlib.sha256()
     for ids, vec in store.iter_batches(1000):  # type: ignore[attr-defined]
@@ -99,7 +103,9 @@ def main() -> int:
     rc = 0
     for path in paths:
         print(json.dumps({"begin": path}), flush=True)
-        doc = _read_one(path, "--append" in sys.argv, "--check" in sys.argv)
+        # CHECK_PREFIX + PATH: this one store with check() (one process can read a store both ways)
+        check = "--check" in sys.argv or path.startswith(CHECK_PREFIX)
+        doc = _read_one(path.removeprefix(CHECK_PREFIX), "--append" in sys.argv, check)
         doc["path"] = path
         print(json.dumps(doc), flush=True)
         rc = max(rc, 3 if doc["outcome"] == "other_error" else 0)

@@ -3,8 +3,9 @@
 The crash test (test_store_crash.py) kills writers with SIGKILL, which the page
 cache survives, so it cannot see a missing fsync. Here the file-system calls
 around a commit are recorded (``os.fsync``, ``os.replace`` / ``os.rename``,
-``os.link``, ``os.unlink``, ``os.mkdir``, opening a file for writing and, for HDF5, dataset writes and
-``h5py.File.flush``) and replayed against a model of what a power cut would
+``os.link``, ``os.unlink``, ``os.mkdir``, opening a file for writing
+(``io.open`` or ``os.open``) and, for HDF5, files opened for writing, dataset
+writes, ``h5py.File.flush`` and ``close``) and replayed against a model of what a power cut would
 lose: a file's bytes are durable once it is fsynced after its last write; a
 directory entry (a rename into it, a new subdirectory) once the directory is
 fsynced. The tests assert that the record is published only after everything
@@ -113,7 +114,7 @@ def fslog(monkeypatch, tmp_path):
     """Patch the file-system calls both backends (and zarr's local store) make."""
     log = FileSystemLog(tmp_path)
     real_fsync, real_replace, real_rename, real_mkdir, real_open = os.fsync, os.replace, os.rename, os.mkdir, io.open
-    real_link, real_unlink = os.link, os.unlink
+    real_link, real_unlink, real_os_open = os.link, os.unlink, os.open
 
     def fsync(fd):
         real_fsync(fd)
@@ -144,7 +145,14 @@ def fslog(monkeypatch, tmp_path):
             log.write(file)
         return real_open(file, mode, *args, **kw)
 
+    def os_open(path, flags, *args, **kw):  # a file written through a raw descriptor
+        fd = real_os_open(path, flags, *args, **kw)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC):
+            log.write(path if kw.get("dir_fd") is None else _fd_path(fd))
+        return fd
+
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(os, "rename", rename)
     monkeypatch.setattr(os, "link", link)
@@ -157,7 +165,7 @@ def fslog(monkeypatch, tmp_path):
 def _durable_before_publish(log: FileSystemLog, event) -> None:
     """At the rename that publishes a zarr record: every file and directory entry it names is durable."""
     _, _, record = event
-    data = {p for p in log.dirty_data if p != record}  # its own bytes: see the xfail test below
+    data = {p for p in log.dirty_data if p != record}  # its own bytes: the test after this one
     dirs = set(log.dirty_dirs) - {record.parent}  # the record's own entry is synced right after
     log.published.append((sorted(map(str, data)), sorted(map(str, dirs))))
 
@@ -197,19 +205,36 @@ def test_zarr_record_is_published_only_after_the_data_it_names_is_durable(tmp_pa
 def _hdf5_events(monkeypatch, log: FileSystemLog) -> None:
     """Also record dataset writes and flushes: HDF5 writes through its own C library, not Python's open."""
     real_setitem, real_resize, real_flush = h5py.Dataset.__setitem__, h5py.Dataset.resize, h5py.File.flush
+    real_close = h5py.File.close
 
     def setitem(self, key, value):
         log.note("h5write", Path(os.path.abspath(self.file.filename)), self.name)
+        log.write(self.file.filename)
         return real_setitem(self, key, value)
 
     def resize(self, size, axis=None):
         log.note("h5write", Path(os.path.abspath(self.file.filename)), self.name)
+        log.write(self.file.filename)
         return real_resize(self, size, axis)
+
+    def close(self):  # closing a writable file writes its metadata cache and superblock
+        if self.id.valid and self.mode == "r+":
+            log.write(self.filename)
+        real_close(self)
 
     def flush(self):
         real_flush(self)
         log.note("flush", Path(os.path.abspath(self.filename)))
 
+    real_init = h5py.File.__init__
+
+    def init(self, name, mode="r", *args, **kw):
+        if isinstance(name, (str, os.PathLike)) and mode != "r":
+            log.write(name)  # a new or changed file: durable once fsynced after it is closed
+        real_init(self, name, mode, *args, **kw)
+
+    monkeypatch.setattr(h5py.File, "__init__", init)
+    monkeypatch.setattr(h5py.File, "close", close)
     monkeypatch.setattr(h5py.Dataset, "__setitem__", setitem)
     monkeypatch.setattr(h5py.Dataset, "resize", resize)
     monkeypatch.setattr(h5py.File, "flush", flush)
@@ -266,12 +291,6 @@ def test_hdf5_record_is_published_only_after_the_data_it_names_is_durable(tmp_pa
         assert path.resolve().parent not in fslog.dirty_dirs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="zarr.json is replaced by zarr's own write-then-rename, which does not fsync the temporary file; "
-    "the backend fsyncs zarr.json right after the rename. Until then a power cut can leave an empty "
-    "zarr.json on file systems that do not order data before a rename (ext4's auto_da_alloc does).",
-)
 def test_zarr_record_bytes_are_durable_before_the_rename_publishes_them(tmp_path, fslog):
     path = tmp_path / "s.zarr"
     with EmbeddingStore.create(str(path), dim=12, fmt="e2m1", backend="zarr", chunk_rows=CHUNK) as store:
@@ -280,3 +299,19 @@ def test_zarr_record_bytes_are_durable_before_the_rename_publishes_them(tmp_path
         fslog.on_publish = lambda log, event: log.published.append(event[2] in log.dirty_data)
         store.add(_ids(10, 0), _vectors(10, 0))
         assert fslog.published == [False], "the record file was renamed into place before its bytes were fsynced"
+
+
+@pytest.mark.parametrize("backend", ["zarr", "hdf5"])
+def test_a_new_store_is_durable_when_it_appears_and_when_create_returns(tmp_path, fslog, monkeypatch, backend):
+    # Creation publishes by a rename (zarr: the built directory) or a link (HDF5: the built file):
+    # the same question as a commit, asked of the files the new name makes visible.
+    path = (tmp_path / ("s.zarr" if backend == "zarr" else "s.h5")).resolve()
+    if backend == "hdf5":
+        _hdf5_events(monkeypatch, fslog)
+    appeared = []
+    fslog.record = path
+    fslog.on_publish = lambda log, event: appeared.append(sorted(str(p) for p in log.dirty_data))
+    EmbeddingStore.create(str(path), dim=12, fmt="e2m1", backend=backend, chunk_rows=CHUNK).close()
+    assert any(e[0] == "write" for e in fslog.events), "no file write was recorded: test is vacuous"
+    assert appeared == [[]], f"the store appeared while these files were not fsynced: {appeared}"
+    assert path.parent not in fslog.dirty_dirs, "create returned before the new name's directory entry was synced"

@@ -7,7 +7,8 @@ mutated copy is opened, read in full and checked in a subprocess
 (tests/store_reader.py) under a timeout and an address-space limit, and the
 outcome must be the original content bit for bit or a ``StoreError``: never a
 crash, a hang, a MemoryError or any other exception, never different data.
-Derandomized, so CI runs the same cases every time; about a minute in all.
+Each copy is read twice by that subprocess, plainly and with ``check()`` first.
+Derandomized, so CI runs the same cases every time.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import pytest
 from hostile import make_store, read_record, write_record
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
-from store_reader import digest_of, run_many
+from store_reader import CHECK_PREFIX, digest_of, run_many
 
 from minifloat_store.store import EmbeddingStore
 
 BATCH = 12  # mutated stores read by one subprocess
-#: Batches per backend and read mode; MINIFLOAT_FUZZ_EXAMPLES=200 (and MINIFLOAT_FUZZ_SEED) for a longer campaign.
+#: Batches per backend (each copy read with and without check());
+#: MINIFLOAT_FUZZ_EXAMPLES=200 (and MINIFLOAT_FUZZ_SEED) for a longer campaign.
 EXAMPLES = int(os.environ.get("MINIFLOAT_FUZZ_EXAMPLES", "4"))
 SEED = os.environ.get("MINIFLOAT_FUZZ_SEED")
 
@@ -172,7 +174,6 @@ def golden(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", ["zarr", "hdf5"])
-@pytest.mark.parametrize("check", [False, True], ids=["read", "check"])
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -183,7 +184,7 @@ def golden(tmp_path_factory):
 )
 @given(batch=st.lists(mutation, min_size=BATCH, max_size=BATCH))
 @seed(int(SEED or 0))
-def test_mutated_store_is_read_exactly_or_refused(golden, tmp_path_factory, backend, check, batch):
+def test_mutated_store_is_read_exactly_or_refused(golden, tmp_path_factory, backend, batch):
     gold, expected = golden[backend]
     work = tmp_path_factory.mktemp("fuzz")
     paths = {}
@@ -195,10 +196,12 @@ def test_mutated_store_is_read_exactly_or_refused(golden, tmp_path_factory, back
         except (OSError, KeyError, ValueError, TypeError, IndexError):
             pass  # the mutation itself could not be applied to this copy (e.g. the record no longer parses)
         paths[path] = m
-    outcomes = run_many(list(paths), *(["--check"] if check else []))
+    # Every copy is read twice in one process: plainly, and with check() first (readers never write).
+    outcomes = run_many(list(paths) + [CHECK_PREFIX + p for p in paths])
     for path, m in paths.items():
-        out = outcomes[path]
-        assert out.kind in ("ok", "store_error"), f"{m}: {out.kind}: {out.detail}"
-        if out.kind == "ok":
-            assert out.digest == expected, f"{m}: read without error but the content differs"
+        for mode, key in (("read", path), ("check", CHECK_PREFIX + path)):
+            out = outcomes[key]
+            assert out.kind in ("ok", "store_error"), f"{mode} {m}: {out.kind}: {out.detail}"
+            if out.kind == "ok":
+                assert out.digest == expected, f"{mode} {m}: read without error but the content differs"
     shutil.rmtree(work, ignore_errors=True)

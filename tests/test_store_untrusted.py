@@ -23,6 +23,7 @@ import pytest
 from hostile import DIM, edit_record, make_store, read_rows, shard_files, store_path, write_record, write_rows
 from store_reader import run
 
+import minifloat_store.store.convert as store_convert
 from minifloat_store.cli import main
 from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError, StoreLockedError
 from minifloat_store.store.snapshot import read_partition, read_scattered
@@ -490,11 +491,38 @@ def test_killed_convert_leaves_no_store_and_a_rerun_succeeds(tmp_path, sig):
     if sig == signal.SIGTERM:  # handled as SIGINT: cleaned up, one line
         assert "Traceback" not in err and "interrupted" in err
         assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
-    rerun = _cli("convert", str(src), str(dst), "--no-progress", stdout=subprocess.DEVNULL)
-    _, err = rerun.communicate(timeout=300)
+    rerun = _cli("convert", str(src), str(dst), "--no-progress", stdout=subprocess.PIPE)
+    out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     with EmbeddingStore.open(dst) as s:
         assert len(s) == 60000
+    # The killed convert's temporary store is gone too: the rerun removed it, and said so.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr", "x.npy"]
+    assert ("left by a killed convert" in out) == (sig == signal.SIGKILL), out
+
+
+@pytest.mark.parametrize("backend", ["zarr", "hdf5"])
+def test_a_sweep_removes_a_killed_converts_temporary_store_and_never_a_live_one(tmp_path, backend):
+    src = tmp_path / "x.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((60000, 64)).astype(np.float32))
+    dst = tmp_path / ("out.zarr" if backend == "zarr" else "out.h5")
+    proc = _cli("convert", str(src), str(dst), "--backend", backend, "--batch-size", "500", "--no-progress")
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(f".{dst.name}.converting-*.owner")):
+            assert proc.poll() is None and time.monotonic() < deadline, "convert ended before it could be swept"
+            time.sleep(0.05)
+        time.sleep(0.1)  # into the rows
+        live = sorted(p.name for p in tmp_path.iterdir())
+        assert store_convert.remove_stale_staging(dst) == [], "a running convert's temporary store was removed"
+        assert sorted(p.name for p in tmp_path.iterdir()) == live
+        assert proc.poll() is None, "the convert ended before it was killed: the sweep above proved nothing"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    (staged,) = [p for p in tmp_path.iterdir() if p.name.endswith(".owner")]
+    assert store_convert.remove_stale_staging(dst) == [str(staged)[: -len(".owner")]]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]
 
 
 @pytest.mark.parametrize(

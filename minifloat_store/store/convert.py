@@ -11,6 +11,7 @@ size of the vectors in ``src``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from minifloat_store.formats import Format, get_format
 from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.sources import IdSource, open_source
 
-__all__ = ["ConvertSummary", "convert"]
+__all__ = ["ConvertSummary", "convert", "remove_stale_staging"]
 
 #: Float32 bytes per batch when ``batch_size`` is not given (rounded down to a
 #: power-of-two row count, which divides the store's chunk length: fewer
@@ -65,6 +66,9 @@ class ConvertSummary:
         All-zero source vectors (left out of the cosine statistics).
     seconds : float
         Wall time.
+    stale_removed : tuple of str
+        Temporary stores of earlier converts to the same destination whose
+        process was gone (killed), removed before this one started.
     """
 
     source: str
@@ -82,6 +86,7 @@ class ConvertSummary:
     cosine_min: float
     zero_vectors: int
     seconds: float
+    stale_removed: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +104,8 @@ class ConvertSummary:
         ]
         if self.zero_vectors:
             rows.append(("all-zero vectors", f"{self.zero_vectors:,} (not in the cosine statistics)"))
+        if self.stale_removed:
+            rows.append(("removed", ", ".join(self.stale_removed) + " (left by a killed convert)"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -165,6 +172,87 @@ def _publish(tmp: str, dst: str) -> None:
         os.close(fd)
 
 
+#: Beside a temporary store ``.NAME.converting-XXXX``, the file its convert holds an flock on while it runs.
+OWNER_SUFFIX = ".owner"
+
+
+def _claim(tmp: str) -> int:
+    """Create ``tmp + OWNER_SUFFIX`` already locked; the descriptor keeps the lock until it is closed.
+
+    The file is locked under a name no sweep looks at and then renamed into
+    place (the lock belongs to the open file, so it moves with it): a sweep
+    never sees the owner file unlocked while its convert lives. The kernel
+    drops the lock when the process dies, however it dies.
+    """
+    new = f"{tmp}.claiming"
+    fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"convert, pid {os.getpid()}\n".encode())  # for a person looking; the lock is what counts
+        os.rename(new, tmp + OWNER_SUFFIX)
+    except BaseException:
+        os.close(fd)
+        if os.path.lexists(new):
+            os.unlink(new)
+        raise
+    return fd
+
+
+def _unclaim(tmp: str, fd: int) -> None:
+    if os.path.lexists(tmp + OWNER_SUFFIX):
+        os.unlink(tmp + OWNER_SUFFIX)  # while still locked: a sweep that opens it now finds it gone
+    os.close(fd)
+
+
+def remove_stale_staging(dst: str | os.PathLike[str]) -> list[str]:
+    """Remove the temporary stores of killed converts to ``dst``; leave those of live ones.
+
+    A temporary store ``.NAME.converting-XXXX`` is stale when its owner file
+    (``….owner``) can be locked: the convert that held the lock is gone.
+    A temporary store without an owner file is left alone.
+
+    Returns
+    -------
+    list of str
+        The paths of the temporary stores removed.
+    """
+    d, base = os.path.split(os.path.abspath(os.fspath(dst)))
+    prefix = f".{base}.converting-"
+    removed: list[str] = []
+    if not os.path.isdir(d):
+        return removed
+    for entry in os.scandir(d):
+        if not (entry.name.startswith(prefix) and entry.name.endswith(OWNER_SUFFIX)):
+            continue
+        staged = entry.path[: -len(OWNER_SUFFIX)]
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except (FileNotFoundError, OSError):
+            continue  # gone meanwhile, or not a plain file: not ours to judge
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its convert is running
+            try:
+                now = os.stat(entry.path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # another sweep removed it while we waited for the lock
+            held = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+                continue
+            _remove_store(staged)
+            leftovers = f".{os.path.basename(staged)}."  # the backend's own temporaries for that store
+            for other in os.scandir(d):
+                if other.name.startswith(leftovers):
+                    _remove_store(other.path)
+            os.unlink(entry.path)
+            removed.append(staged)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _remove_store(path: str) -> None:
     if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -199,8 +287,9 @@ def convert(
         The store to create (must not exist). It is built under a hidden
         temporary name next to it (``.NAME.converting-XXXX``) and renamed to
         ``dst`` only when complete; on any error, SIGINT or SIGTERM the
-        temporary store is removed. (After SIGKILL it stays behind, hidden;
-        ``dst`` does not exist, so a rerun starts afresh.)
+        temporary store is removed. (After SIGKILL it stays behind, hidden,
+        and ``dst`` does not exist; the next convert to ``dst`` removes it,
+        see :func:`remove_stale_staging`.)
     fmt, scale, backend :
         As for :meth:`EmbeddingStore.create`.
     ids : path, dataset spec, sequence of str or None
@@ -227,8 +316,10 @@ def convert(
     if os.path.lexists(dst):
         raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
     mode = check_scale_mode(scale)
+    stale = tuple(remove_stale_staging(dst))
     with _Interrupts() as interrupts:
-        return _convert(src, dst, f, mode, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
+        summary = _convert(src, dst, f, mode, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
+    return replace(summary, stale_removed=stale)
 
 
 def _convert(
@@ -251,7 +342,10 @@ def _convert(
     tmp = os.path.join(d, f".{base}.converting-{uuid.uuid4().hex[:12]}")
     source = open_source(src)
     created = False
+    owner = -1
     try:
+        os.makedirs(d, exist_ok=True)
+        owner = _claim(tmp)  # before the store exists: a later convert's sweep never takes it for stale
         id_source = IdSource(ids, source)
         try:
             n, dim = source.n, source.dim
@@ -303,6 +397,8 @@ def _convert(
             _remove_store(tmp)
         raise
     finally:
+        if owner >= 0:
+            _unclaim(tmp, owner)
         source.close()
     return ConvertSummary(
         source=src,

@@ -16,9 +16,10 @@ chunk: the on-disk size stays within a fraction of a percent of the payload.
 Crash safety rests on two facts: zarr's local store writes every file to a
 temporary name and renames it into place (so a rewritten shard is either the
 old or the new file, and the old one already held every committed row
-unchanged), and the commit record lives in the root ``zarr.json``, replaced
-the same way. Before a record is published, every file written since the
-last commit is fsynced.
+unchanged), and the commit record lives in the root ``zarr.json``, which
+this backend replaces itself (write, fsync, rename, fsync the directory):
+zarr's rename does not fsync the new bytes first. Before a record is
+published, every file written since the last commit is fsynced.
 
 A store may come from a stranger (docs/store.md, "Stores from untrusted
 sources"). On a local store every file is read through :class:`ConfinedStore`:
@@ -39,6 +40,7 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -84,6 +86,32 @@ def _fsync_path(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _replace_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the directory.
+
+    zarr's own write-then-rename does not fsync the temporary file, so after a
+    power cut the rename could survive and the bytes not (an empty
+    ``zarr.json`` on file systems that do not order data before a rename).
+    The ``.partial`` suffix is zarr's: a writer's next open removes a leftover.
+    """
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_path(path.parent)
 
 
 def _fsync_all(paths: Iterable[str | Path]) -> None:
@@ -481,11 +509,10 @@ class ZarrBackend(Backend):
             self._sync_touched()
         if self._record_file is not None:
             self._commit_remote(record)
+        elif self._local is not None:
+            self._publish_local(record)
         else:
             self._root.update_attributes({RECORD_KEY: wrap_record(record)})  # the commit point
-        if self._local is not None:
-            _fsync_path(self._local / "zarr.json")
-            _fsync_path(self._local)
         old = int(self.record["generation"])
         self.record = record
         if switching:
@@ -496,6 +523,16 @@ class ZarrBackend(Backend):
             except Exception:
                 pass  # a writer's next open removes it
             self._open_generation()
+
+    def _publish_local(self, record: dict[str, Any]) -> None:
+        """Replace the root zarr.json with one naming ``record``: bytes fsynced before the rename, then the entry."""
+        assert self._local is not None
+        wrapped = wrap_record(record)
+        meta = self._root.metadata
+        doc = replace(meta, attributes={**meta.attributes, RECORD_KEY: wrapped})
+        raw = doc.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()  # zarr's own serialisation
+        _replace_durably(self._local / "zarr.json", raw)  # the commit point
+        meta.attributes[RECORD_KEY] = wrapped  # keep the open group's view in step, as update_attributes would
 
     def _commit_remote(self, record: dict[str, Any]) -> None:
         """Publish ``record`` with a conditional PUT, refused if the stored record is not the one this writer has."""
