@@ -32,8 +32,8 @@ from numpy.typing import ArrayLike
 
 from minifloat_store.codec import SCALE_MODES
 from minifloat_store.eval.data.synthetic import PROFILES, SyntheticCorpus, make_corpus
-from minifloat_store.eval.metrics import det_curve
 from minifloat_store.eval.report import STUDY_ORDER, ReportResult, pair_cosines, run_report, write_report
+from minifloat_store.metrics import det_curve
 from minifloat_store.store import EmbeddingStore
 from minifloat_store.store.convert import convert
 
