@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from minifloat_store.choose import CANDIDATES
-from minifloat_store.eval.baselines import DEFAULT_BASELINES, faiss_available
+from minifloat_store.eval.baselines import DEMO_BASELINES, faiss_available
 from minifloat_store.eval.data.synthetic import PROFILES
 from minifloat_store.eval.pipelines.demo import run_demo
 from minifloat_store.eval.pipelines.real_voices import run_real_voices
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_boot < 1:
         raise ValueError(f"--n-boot must be at least 1, got {args.n_boot}")
     if args.real_voices:
-        baselines = DEFAULT_BASELINES if faiss_available() else ()
+        baselines = DEMO_BASELINES if faiss_available() else ()
         if not baselines:
             print("FAISS is not installed (pip install 'minifloat-store[bench]'): no baselines in the fidelity table")
         result = run_real_voices(

@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike
 
 from minifloat_store.choose import CANDIDATES
 from minifloat_store.codec import SCALE_MODES
-from minifloat_store.eval.baselines import DEFAULT_BASELINES, faiss_available
+from minifloat_store.eval.baselines import DEMO_BASELINES, faiss_available
 from minifloat_store.eval.data.synthetic import PROFILES, SyntheticCorpus, make_corpus
 from minifloat_store.eval.report import STUDY_ORDER, ReportResult, pair_cosines, run_report, write_report
 from minifloat_store.metrics import det_curve
@@ -186,7 +186,7 @@ def run_demo(
     encodings : sequence of str, default :data:`minifloat_store.choose.CANDIDATES`
         Encodings beside the study's formats in the fidelity table and the Pareto chart.
     baselines : sequence of str, optional
-        FAISS baselines; by default :data:`~minifloat_store.eval.baselines.DEFAULT_BASELINES`
+        FAISS baselines; by default :data:`~minifloat_store.eval.baselines.DEMO_BASELINES`
         when faiss is installed (the ``bench`` extra), none otherwise.
     n_boot : int, default 100
         Bootstrap resamples of the ΔEER intervals.
@@ -197,7 +197,7 @@ def run_demo(
     """
     say = log or (lambda _line: None)
     if baselines is None:
-        baselines = DEFAULT_BASELINES if faiss_available() else ()
+        baselines = DEMO_BASELINES if faiss_available() else ()
         if not baselines:
             say("FAISS is not installed (pip install 'minifloat-store[bench]'): no baselines in the fidelity table")
     t0 = time.perf_counter()
