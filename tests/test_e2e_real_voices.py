@@ -158,7 +158,8 @@ def test_recommend_on_the_real_embeddings_keeps_decisions_within_the_tolerance(r
     print(f"\nrecommend on {len(ids)} real Resemblyzer embeddings, {doc['n_pairs']} trials: {doc['recommended']}")
     for r in doc["table"]:
         print(
-            f"  {r['name']:<30} {r['bits_per_value']:6.3f} bits  RMS {r['rms_score_error']:.5f}  flips {r['flips_pct']:.3f} %"
+            f"  {r['name']:<30} {r['bits_per_value']:6.3f} bits  RMS {r['rms_score_error']:.5f}  "
+            f"flips {r['flips_pct']:.3f} %"
         )
     assert doc["n_pairs"] == n_targets + n_non and chosen["accepted"] and chosen["flips_pct"] <= 0.5
     assert all(not r["accepted"] for r in doc["table"] if r["bits_per_value"] < chosen["bits_per_value"])
