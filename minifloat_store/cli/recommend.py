@@ -33,7 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.5,
         help="tolerated flipped decisions, in percent of the pairs (default 0.5)",
     )
-    p.add_argument("--sample", type=int, default=5000, help="use the first N vectors (default 5000)")
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=5000,
+        help="without --trials: the first N vectors (default 5000; the neighbour search costs N**2 x dim); "
+        "with --trials: every vector the trials use",
+    )
     p.add_argument(
         "--candidates",
         nargs="+",
