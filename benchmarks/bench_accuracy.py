@@ -57,9 +57,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, save  # noqa: E402
 
 import minifloat_store as mfs  # noqa: E402
-from minifloat_store.eval import fidelity  # noqa: E402
+from minifloat_store import fidelity  # noqa: E402
+from minifloat_store.eval import baselines  # noqa: E402
 from minifloat_store.eval.data import debian_voices, synthetic  # noqa: E402
-from minifloat_store.eval.metrics import eer  # noqa: E402
+from minifloat_store.metrics import eer  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minifloat-store" / "bench_accuracy"
 BIT_CLASSES = (1, 2, 3, 4, 6, 8, 16)
@@ -267,33 +268,19 @@ def faiss_specs(d: int) -> list[str]:
 
 
 def faiss_methods(ds: Dataset, skipped: list[str]) -> list[Method]:
+    """Every FAISS spec, trained on the fitting split, through the library's driver (eval.baselines)."""
     import faiss  # heavy optional dependency
 
     faiss.omp_set_num_threads(1)
-    x_fit, x = ds.x[ds.fit_rows].copy(), ds.x[ds.score_rows].copy()
-    faiss.normalize_L2(x_fit)  # FAISS's cosine set-up: unit vectors, inner product
-    faiss.normalize_L2(x)
-    d = x.shape[1]
+    x_fit, x = ds.x[ds.fit_rows], ds.x[ds.score_rows]
     out = []
-    for spec in faiss_specs(d):
+    for spec in faiss_specs(x.shape[1]):
         try:
-            if spec.startswith("PQ"):
-                # the ProductQuantizer itself: IndexPQ from index_factory did not finish training here in
-                # minutes on a loaded machine, the quantizer alone takes about a second
-                m, nbits = (int(v) for v in spec[2:].split("x"))
-                pq = faiss.ProductQuantizer(d, m, nbits)
-                pq.cp.min_points_per_centroid = 1  # the small fitting split is all there is; silence k-means
-                pq.train(x_fit)
-                y, code_size = pq.decode(pq.compute_codes(x)), pq.code_size
-            else:
-                index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
-                index.train(x_fit)
-                y, code_size = index.sa_decode(index.sa_encode(x)), index.sa_code_size()
-        except RuntimeError as exc:
-            reason = str(exc).split("Error: ", 1)[-1].strip()  # FAISS prefixes the C++ location
-            skipped.append(f"{ds.name}: FAISS {spec}: {reason[:200]}")
+            y, bits = baselines.faiss_quantize(spec, x_fit, x)
+        except ValueError as exc:
+            skipped.append(f"{ds.name}: {exc}")
             continue
-        out.append(Method(f"FAISS {spec}", "faiss", 8 * code_size / d, y))
+        out.append(Method(f"FAISS {spec}", "faiss", bits, y))
     return out
 
 

@@ -9,10 +9,12 @@ The core API::
     y = mfs.decode(packed)                # float32 (n, d)
     rows, scores = mfs.search(packed, q, k=10)       # top-10 cosine, on the codes
     c = mfs.cosine_index_pairs(packed, left, right)  # trial-list scores
+    rec = mfs.recommend(sample, threshold=0.7)     # the smallest encoding that keeps decisions
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from minifloat_store.choose import Recommendation, recommend
 from minifloat_store.codec import SCALE_MODES, Packed, decode, encode, quantize, storage_bytes
 from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.formats import FORMATS, Format, decode_table, get_format
@@ -34,6 +36,7 @@ __all__ = [
     "SCALE_MODES",
     "Format",
     "Packed",
+    "Recommendation",
     "cosine_index_pairs",
     "convert",
     "cosine_pairs",
@@ -42,6 +45,7 @@ __all__ = [
     "encode",
     "get_format",
     "quantize",
+    "recommend",
     "search",
     "storage_bytes",
     "vector_norms",

@@ -147,3 +147,37 @@ def test_eer_of_every_format_on_real_voices(run):
     # Unit-norm 256-dim vectors sit below fp4's smallest step (0.5): unscaled, nearly all round to 0,
     # the study's WavLM finding on another network without a final BatchNorm. Measured: 44.87 %.
     assert eer_of(results, "e2m1", "none") > 40.0
+
+
+def test_recommend_on_the_real_embeddings_keeps_decisions_within_the_tolerance(run, tmp_path, capsys):
+    ids, store, results, n_targets, n_non = run
+    trials = store.parent / "trials.txt"
+    assert main(["recommend", str(store), "--trials", str(trials), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    chosen = next(r for r in doc["table"] if r["name"] == doc["recommended"])
+    print(f"\nrecommend on {len(ids)} real Resemblyzer embeddings, {doc['n_pairs']} trials: {doc['recommended']}")
+    for r in doc["table"]:
+        print(
+            f"  {r['name']:<30} {r['bits_per_value']:6.3f} bits  RMS {r['rms_score_error']:.5f}  "
+            f"flips {r['flips_pct']:.3f} %"
+        )
+    assert doc["n_pairs"] == n_targets + n_non and chosen["accepted"] and chosen["flips_pct"] <= 0.5
+    assert all(not r["accepted"] for r in doc["table"] if r["bits_per_value"] < chosen["bits_per_value"])
+    assert chosen["bits_per_value"] < 32  # something smaller than float32 keeps these decisions
+
+
+def test_demo_real_voices_writes_the_report_with_the_fidelity_table(tmp_path):
+    # A small run (3 voices, 2 utterances each): the pipeline, not the numbers.
+    code = main(
+        ["demo", "--real-voices", "--voices", "3", "--utterances-per-voice", "2", "--n-boot", "20"]
+        + ["--out", str(tmp_path), "--no-progress"]
+    )
+    assert code == 0
+    folder = tmp_path / "real-voices"
+    for name in ("report.md", "results.json", "fidelity.csv", "pareto.png", "trials.txt"):
+        assert (folder / name).stat().st_size > 0, name
+    doc = json.loads((folder / "results.json").read_text())
+    names = {r["name"] for r in doc["fidelity"]}
+    assert {"e2m1/vector", "nf4/vector/centre+rotate", "int8/vector/centre+rotate"} <= names
+    assert doc["n_embeddings"] == 6 and doc["n_targets"] == 3
+    assert "Real speech" in (folder / "report.md").read_text()

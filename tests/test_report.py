@@ -318,3 +318,93 @@ def test_report_scores_are_the_scoring_modules_cosine_on_the_packed_codes(fmt, s
     decoded_first = pair_cosines(mfs.quantize(c.embeddings[used], fmt, scale), left, right)
     np.testing.assert_allclose(decoded_first, theirs, atol=2e-6)
     assert np.array_equal(decoded_first == 0, theirs == 0)  # the zero-vector convention matches
+
+
+def test_pareto_front_keeps_the_rows_nothing_smaller_beats():
+    from minifloat_store.eval.report import FidelityRow, pareto_front
+
+    def row(name, bits, rms):
+        return FidelityRow(name, "encoding", bits, rms, 0.0, None, 0.0, 0.0, 0.0, 0.0)
+
+    rows = [row("a", 4, 0.01), row("b", 4, 0.02), row("c", 3, 0.05), row("d", 8, 0.001), row("e", 6, 0.02)]
+    assert [r.name for r in pareto_front(rows)] == ["c", "a", "d"]
+
+
+def test_bench_cli_fidelity_table_with_encodings_and_faiss_baselines(tmp_path, capsys):
+    pytest.importorskip("faiss")
+    from minifloat_store.cli import main
+    from minifloat_store.fidelity import cosine_scores, decision_flips, rms_score_error
+    from minifloat_store.store import EmbeddingStore
+
+    c = small_corpus()
+    with EmbeddingStore.create(tmp_path / "f32.zarr", dim=512, fmt="fp32") as store:
+        store.add(c.ids.tolist(), c.embeddings)
+    trials = c.write_trials(tmp_path / "trials.txt")
+    out = tmp_path / "report"
+    args = ["bench", str(tmp_path / "f32.zarr"), "--trials", str(trials), "--threshold", "0.6", "--out", str(out)]
+    args += ["--formats", "e2m1", "--scales", "vector", "--encodings", "nf4/vector/centre+rotate", "int8/vector"]
+    assert main([*args, "--baselines", "--n-boot", "50", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "Fidelity against float32" in text and "FAISS RR,SQtqmse4" in text
+    with (out / "fidelity.csv").open() as fh:
+        got = {r["name"]: r for r in csv.DictReader(fh)}
+    for name in ("e2m1/vector", "nf4/vector/centre+rotate", "int8/vector", "FAISS SQ8", "FAISS SQ6", "FAISS SQ4"):
+        assert name in got, name
+    for spec in ("RR,SQtqmse8", "RR,SQtqmse4", "RR,SQtqmse3", "EDEN8", "EDEN4", "EDEN3"):
+        assert f"FAISS {spec}" in got, spec
+    assert float(got["FAISS SQ8"]["bits_per_value"]) == 8.0 and float(got["int8/vector"]["bits_per_value"]) == 8.0625
+    # e2m1/vector against a direct computation on the decoded vectors, trials in the store's row order
+    left, right = c.trials.index_pairs(c.ids.tolist())
+    ref = cosine_scores(c.embeddings, left, right)
+    enc = cosine_scores(mfs.quantize(c.embeddings, "e2m1", "vector"), left, right)
+    row = got["e2m1/vector"]
+    assert float(row["rms_score_error"]) == pytest.approx(rms_score_error(ref, enc), rel=1e-6)
+    assert float(row["flips_at_threshold_pct"]) == pytest.approx(100 * decision_flips(ref, enc, 0.6))
+    assert float(row["flips_at_ref_pct"]) == pytest.approx(100 * decision_flips(ref, enc, eer(ref, c.trials.labels)[1]))
+    assert float(row["delta_eer_lo_pct"]) <= float(row["delta_eer_pct"]) <= float(row["delta_eer_hi_pct"])
+    doc = json.loads((out / "results.json").read_text())
+    assert {r["name"] for r in doc["fidelity"]} == set(got) and "cross-fitted" in doc["fidelity_note"]
+    # PQ's 256 centroids per sub-space need 256 training vectors; each half has 200: said, not hidden
+    assert "Not measured: FAISS PQ256x8" in doc["fidelity_note"] and "FAISS PQ256x8" not in got
+    md = (out / "report.md").read_text()
+    assert "fidelity against float32" in md and "pareto.png" in md
+    assert (out / "pareto.png").stat().st_size > 0
+
+
+def test_bench_cli_names_a_bad_encoding_before_reading_the_store(tmp_path, capsys):
+    from minifloat_store.cli import main
+
+    code = main(["bench", str(tmp_path / "none.zarr"), "--trials", "t.txt", "--out", "o", "--encodings", "nf5/vector"])
+    assert code == 2 and "encoding 'nf5/vector'" in capsys.readouterr().err
+
+
+def test_recommend_cli_prints_the_table_and_the_choice(tmp_path, capsys):
+    from minifloat_store.cli import main
+    from minifloat_store.store import EmbeddingStore
+
+    c = small_corpus()
+    with EmbeddingStore.create(tmp_path / "f32.zarr", dim=512, fmt="fp32") as store:
+        store.add(c.ids.tolist(), c.embeddings)
+    trials = c.write_trials(tmp_path / "trials.txt")
+    cands = ["e2m1/none", "nf4/vector/centre+rotate", "fp32"]
+    assert main(["recommend", str(tmp_path / "f32.zarr"), "--threshold", "0.6", "--candidates", *cands]) == 0
+    text = capsys.readouterr().out
+    assert "nearest neighbours" in text and "Recommended: nf4/vector/centre+rotate" in text
+    assert (
+        main(["recommend", str(tmp_path / "f32.zarr"), "--trials", str(trials), "--json", "--candidates", *cands]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["pairs"] == "trials" and doc["n_pairs"] == len(c.trials)
+    assert [r["name"] for r in doc["table"]] == ["e2m1/none", "nf4/vector/centre+rotate", "fp32"]
+    assert doc["table"][0]["accepted"] is False
+    assert main(["recommend", str(tmp_path / "f32.zarr")]) == 2
+    assert "--trials FILE" in capsys.readouterr().err
+
+
+def test_demo_real_voices_says_how_to_install_what_is_missing(monkeypatch, capsys):
+    from minifloat_store.cli import main
+    from minifloat_store.eval.data import debian_voices
+
+    monkeypatch.setattr(debian_voices, "is_available", lambda *a, **k: False)
+    assert main(["demo", "--real-voices", "--out", "unused"]) == 2
+    assert "apt-get install ktuberling-data klettres-data" in capsys.readouterr().err

@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from minifloat_store.cli import bench, convert, demo, extract, formats, info, reproduce
+from minifloat_store.cli import bench, convert, demo, extract, formats, info, recommend, reproduce
 from minifloat_store.store import StoreError
 
 # Subcommand modules, in the order ``--help`` lists them.
-_MODULES = (demo, bench, info, convert, formats, extract, reproduce)
+_MODULES = (demo, bench, recommend, info, convert, formats, extract, reproduce)
 COMMANDS: tuple[str, ...] = tuple(m.__name__.rpartition(".")[2] for m in _MODULES)
 
 

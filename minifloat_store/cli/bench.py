@@ -6,8 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from minifloat_store.choose import CANDIDATES, parse_encoding
 from minifloat_store.codec import SCALE_MODES
-from minifloat_store.eval.report import STUDY_ORDER, run_report, summary_text, write_report
+from minifloat_store.eval.baselines import DEFAULT_BASELINES, faiss_available
+from minifloat_store.eval.report import STUDY_ORDER, fidelity_text, run_report, summary_text, write_report
 from minifloat_store.eval.trials import read_trials
 from minifloat_store.store import EmbeddingStore
 
@@ -26,8 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Quantise the embeddings of a float32 store to every format and scale mode, score the "
             "trials by cosine similarity and write report.md, results.csv, results.json and PNG "
-            "figures to --out. Rates are in percent in the files; a trial is accepted when "
-            "score >= threshold."
+            "figures to --out. A fidelity table (fidelity.csv, in report.md and results.json, printed) "
+            "gives, for every format, every --encodings entry and every --baselines quantiser: stored "
+            "bits/value, RMS of the cosine-score error against float32, the fraction of trials whose "
+            "decision flips at the float32 EER threshold and at --threshold, and ΔEER with a paired "
+            "bootstrap 95 %% interval; pareto.png draws bits against error and flips. Rates are in "
+            "percent in the files; a trial is accepted when score >= threshold."
         ),
     )
     p.add_argument("store", help="a float32 embedding store (EmbeddingStore, fmt fp32)")
@@ -46,6 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated formats (default all; float32 is always included)",
     )
     p.add_argument("--scales", default=",".join(SCALE_MODES), help="comma-separated scale modes (default none,vector)")
+    p.add_argument(
+        "--encodings",
+        nargs="*",
+        metavar="ENC",
+        default=None,
+        help="encodings for the fidelity table beside the study's formats, each ELEMENT[/SCALE[/TRANSFORM]] "
+        "(e.g. e2m1/vector nf4/vector/centre+rotate int8/vector; scale defaults to vector, transform to "
+        "none); default: the recommend candidates, " + " ".join(CANDIDATES) + " (study formats are measured "
+        "once); --encodings with no value: the study's formats alone",
+    )
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="add FAISS quantisers (" + ", ".join(DEFAULT_BASELINES) + "; needs faiss-cpu, the bench extra), "
+        "each trained on the half of the embeddings it does not encode",
+    )
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the ΔEER interval (default 200)")
     p.add_argument("--figure-formats", default="e2m1", help="formats drawn against float32 in the FAR/FRR figures")
     p.add_argument("--title", default=None, help="report title (default: the store's name)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures (no matplotlib needed)")
@@ -58,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     formats = _names(args.formats, "--formats")
     scales = _names(args.scales, "--scales")
     figure_formats = _names(args.figure_formats, "--figure-formats")
+    encodings = list(CANDIDATES) if args.encodings is None else args.encodings
+    for e in encodings:
+        parse_encoding(e)  # a typo fails before the store is read
+    if args.baselines and not faiss_available():
+        raise ValueError("--baselines needs FAISS: pip install 'minifloat-store[bench]' (faiss-cpu)")
+    if args.n_boot < 1:
+        raise ValueError(f"--n-boot must be at least 1, got {args.n_boot}")
     store_path = Path(args.store)
     if not store_path.exists():
         raise FileNotFoundError(f"store {store_path} does not exist")
@@ -79,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         title=args.title or f"Minifloat storage report: {store_path.name}",
         progress=not args.no_progress,
+        encodings=encodings,
+        baselines=DEFAULT_BASELINES if args.baselines else (),
+        n_boot=args.n_boot,
     )
     result = write_report(result, args.out, figure_formats=figure_formats, figures=not args.no_figures)
     print(
@@ -86,5 +119,7 @@ def run(args: argparse.Namespace) -> int:
         f"of {result.dim} values from {store_path}"
     )
     print(summary_text(result, focus=figure_formats))
+    print("\nFidelity against float32 (flips: % of trials whose decision changes; ΔEER in points, 95 % interval):")
+    print(fidelity_text(result))
     print(f"Wrote {len(result.files)} files to {args.out}/ in {time.perf_counter() - t0:.1f} s")
     return 0

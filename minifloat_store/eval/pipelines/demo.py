@@ -8,7 +8,9 @@ read the float32 store back and run the full report
 (:func:`minifloat_store.eval.report.run_report`) on it. Output::
 
     OUT/README.md                  summary of both profiles, links to the reports
-    OUT/<profile>/report.md        Table 1, Tables 2-3, figures (see docs/evaluation.md)
+    OUT/<profile>/report.md        Table 1, Tables 2-3, the fidelity table (score error, flips,
+                                   ΔEER per encoding and FAISS baseline), figures (docs/evaluation.md)
+    OUT/<profile>/pareto.png       bits per value against score error and flips, the frontier drawn
     OUT/<profile>/results.csv|json every number
     OUT/<profile>/*.png            figures
     OUT/<profile>/trials.txt       the trial list, VoxCeleb format
@@ -30,10 +32,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from minifloat_store.choose import CANDIDATES
 from minifloat_store.codec import SCALE_MODES
+from minifloat_store.eval.baselines import DEMO_BASELINES, faiss_available
 from minifloat_store.eval.data.synthetic import PROFILES, SyntheticCorpus, make_corpus
-from minifloat_store.eval.metrics import det_curve
 from minifloat_store.eval.report import STUDY_ORDER, ReportResult, pair_cosines, run_report, write_report
+from minifloat_store.metrics import det_curve
 from minifloat_store.store import EmbeddingStore
 from minifloat_store.store.convert import convert
 
@@ -161,6 +165,9 @@ def run_demo(
     profiles: Sequence[str] = tuple(PROFILES),
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    encodings: Sequence[str] = CANDIDATES,
+    baselines: Sequence[str] | None = None,
+    n_boot: int = 100,
 ) -> DemoResult:
     """Run the demo: synthetic corpus -> stores -> report, per profile.
 
@@ -176,12 +183,23 @@ def run_demo(
         Progress bars on stderr.
     log : callable or None, default print
         Receives one line per step and the final summary; None for silence.
+    encodings : sequence of str, default :data:`minifloat_store.choose.CANDIDATES`
+        Encodings beside the study's formats in the fidelity table and the Pareto chart.
+    baselines : sequence of str, optional
+        FAISS baselines; by default :data:`~minifloat_store.eval.baselines.DEMO_BASELINES`
+        when faiss is installed (the ``bench`` extra), none otherwise.
+    n_boot : int, default 100
+        Bootstrap resamples of the ΔEER intervals.
 
     Returns
     -------
     DemoResult
     """
     say = log or (lambda _line: None)
+    if baselines is None:
+        baselines = DEMO_BASELINES if faiss_available() else ()
+        if not baselines:
+            say("FAISS is not installed (pip install 'minifloat-store[bench]'): no baselines in the fidelity table")
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +246,10 @@ def run_demo(
             notes=(SYNTHETIC_NOTE.format(profile=name, seed=seed, imitates=prof.imitates),),
             on_disk=sizes,
             progress=progress,
+            encodings=encodings,
+            baselines=baselines,
+            n_boot=n_boot,
+            seed=seed,
         )
         result = write_report(result, folder, figure_formats=("e2m1",))
         reports[name] = result

@@ -5,7 +5,10 @@
 * :func:`plot_far_frr`: FAR and FRR against the threshold for float32 and one
   format (Figs. 3, 5, 7, 10);
 * :func:`plot_bits_vs_eer`: bits per stored value against EER for every
-  format and scale mode.
+  format and scale mode;
+* :func:`plot_pareto`: bits per stored value against RMS score error and
+  against flipped decisions, every encoding and baseline a point, the
+  frontier drawn.
 
 Importing this module imports matplotlib; nothing else in the package does.
 Figures are built as bare ``matplotlib.figure.Figure`` objects and saved
@@ -23,11 +26,11 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from minifloat_store.eval.metrics import far_frr_curve
-from minifloat_store.eval.report.results import ReportResult
+from minifloat_store.eval.report.results import ReportResult, pareto_front
 from minifloat_store.formats import get_format
+from minifloat_store.metrics import far_frr_curve
 
-__all__ = ["plot_bits_vs_eer", "plot_far_frr", "plot_score_histograms", "write_figures"]
+__all__ = ["plot_bits_vs_eer", "plot_far_frr", "plot_pareto", "plot_score_histograms", "write_figures"]
 
 _TARGET = "#1f77b4"
 _NONTARGET = "#d62728"
@@ -164,6 +167,52 @@ def plot_bits_vs_eer(result: ReportResult, path: str | os.PathLike[str]) -> Path
     return _save(fig, path)
 
 
+_KIND_STYLE = {
+    "study": ("o", "#1f77b4", "study formats"),
+    "encoding": ("D", "#2ca02c", "encodings"),
+    "faiss": ("x", "#d62728", "FAISS"),
+}
+
+
+def plot_pareto(result: ReportResult, path: str | os.PathLike[str]) -> Path:
+    """Stored bits per value against RMS score error (left) and flips at the float32 EER threshold (right).
+
+    Every row of the fidelity table is a point (log error axis; an error of 0
+    is drawn at the axis floor); the black steps join the frontier, the rows
+    nothing smaller beats, and name them.
+    """
+    rows = list(result.fidelity)
+    fig = Figure(figsize=(13.0, 5.2))
+    axes = fig.subplots(1, 2)
+    for ax, key, label in (
+        (axes[0], "rms_score_error", "RMS cosine-score error vs float32"),
+        (axes[1], "flips_at_ref", "decisions flipped at the float32 EER threshold (%)"),
+    ):
+        scale = 100.0 if key == "flips_at_ref" else 1.0
+        values = [scale * getattr(r, key) for r in rows]
+        positive = [v for v in values if v > 0]
+        floor = min(positive) / 3 if positive else 1e-6
+        for kind, (marker, color, text) in _KIND_STYLE.items():
+            pts = [(r.bits_per_value, max(v, floor)) for r, v in zip(rows, values, strict=True) if r.kind == kind]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.scatter(xs, ys, marker=marker, s=30, color=color, label=text, alpha=0.8, zorder=3)
+        front = pareto_front(rows, key)
+        fx = [r.bits_per_value for r in front]
+        fy = [max(scale * getattr(r, key), floor) for r in front]
+        ax.step(fx, fy, where="post", color="k", lw=1.0, label="frontier", zorder=2)
+        for r, x, y in zip(front, fx, fy, strict=True):
+            ax.annotate(r.name, (x, y), fontsize=7, rotation=25, xytext=(3, 3), textcoords="offset points")
+        ax.set_yscale("log")
+        ax.set_xlabel("stored bits per value (codes and scales)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"{result.title}: bits per value against score error and flipped decisions", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def write_figures(
     result: ReportResult, out_dir: str | os.PathLike[str], figure_formats: Sequence[str] = ("e2m1",)
 ) -> dict[str, Path]:
@@ -182,6 +231,8 @@ def write_figures(
                 result, name, scale, out / f"far_frr_{name}_{scale}.png"
             )
     files["Bits per value against EER"] = plot_bits_vs_eer(result, out / "bits_vs_eer.png")
+    if result.fidelity:
+        files["Bits per value against score error and flips (Pareto)"] = plot_pareto(result, out / "pareto.png")
     return files
 
 

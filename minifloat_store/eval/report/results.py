@@ -8,7 +8,7 @@ Nothing in this module computes or writes: :mod:`.compute` fills these types,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from minifloat_store.formats import get_format
 
-__all__ = ["DISPLAY_NAMES", "FormatResult", "ReportResult"]
+__all__ = ["DISPLAY_NAMES", "FidelityRow", "FormatResult", "ReportResult", "pareto_front"]
 
 #: How the study (and this report) names the formats in tables.
 DISPLAY_NAMES: Mapping[str, str] = {
@@ -86,6 +86,70 @@ class FormatResult:
         return DISPLAY_NAMES.get(self.format, self.format)
 
 
+@dataclass(frozen=True)
+class FidelityRow:
+    """How far one encoding's decisions are from float32's, trial by trial (:mod:`minifloat_store.fidelity`).
+
+    Attributes
+    ----------
+    name : str
+        ``ELEMENT/SCALE[/TRANSFORM]`` (``"e2m1/vector"``, ``"nf4/vector/centre+rotate"``)
+        or ``"FAISS <spec>"``.
+    kind : {"study", "encoding", "faiss"}
+        A study format x scale mode, another library encoding, or a FAISS baseline.
+    bits_per_value : float
+        Stored bits per value: codes plus per-block and per-vector scales.
+    rms_score_error : float
+        RMS over the trials of the cosine score of the decoded vectors minus
+        that of the float32 vectors.
+    flips_at_ref : float
+        Fraction of the trials whose decision changes at the float32 EER threshold.
+    flips_at_threshold : float or None
+        The same at the report's fixed threshold; None without one.
+    eer : float
+        EER of the encoding's scores, fraction.
+    delta_eer, delta_eer_lo, delta_eer_hi : float
+        EER minus float32 EER (fraction), and its paired-bootstrap interval
+        (:func:`minifloat_store.fidelity.paired_bootstrap_delta_eer`).
+    """
+
+    name: str
+    kind: str
+    bits_per_value: float
+    rms_score_error: float
+    flips_at_ref: float
+    flips_at_threshold: float | None
+    eer: float
+    delta_eer: float
+    delta_eer_lo: float
+    delta_eer_hi: float
+
+
+def pareto_front(rows: Sequence[FidelityRow], key: str = "rms_score_error") -> list[FidelityRow]:
+    """The rows no other row beats on both stored bits and ``key`` (an error: smaller is better).
+
+    Parameters
+    ----------
+    rows : sequence of FidelityRow
+    key : {"rms_score_error", "flips_at_ref", "flips_at_threshold"}
+
+    Returns
+    -------
+    list of FidelityRow
+        By increasing bits per value (and decreasing error): each has a
+        strictly smaller error than every row with as few or fewer bits.
+        Rows whose ``key`` is None are left out.
+    """
+    front: list[FidelityRow] = []
+    best = float("inf")
+    usable = [r for r in rows if getattr(r, key) is not None]
+    for r in sorted(usable, key=lambda r: (r.bits_per_value, getattr(r, key))):
+        if getattr(r, key) < best:
+            front.append(r)
+            best = getattr(r, key)
+    return front
+
+
 @dataclass(frozen=True, eq=False)
 class ReportResult:
     """Everything ``run_report`` measured.
@@ -117,6 +181,11 @@ class ReportResult:
         Measured bytes of real stores of these embeddings, where the caller had them.
     files : tuple of Path
         Files written by ``write_report`` (empty until then).
+    fidelity : tuple of FidelityRow
+        Score error, flips and ΔEER of every study row, extra encoding and
+        baseline, by bits per value (empty when not measured).
+    fidelity_note : str
+        How the fidelity rows were measured (fitting split, bootstrap).
     """
 
     rows: tuple[FormatResult, ...]
@@ -133,6 +202,8 @@ class ReportResult:
     notes: tuple[str, ...] = ()
     on_disk: dict[tuple[str, str], int] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
+    fidelity: tuple[FidelityRow, ...] = ()
+    fidelity_note: str = ""
 
     @property
     def reference(self) -> FormatResult:

@@ -16,11 +16,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from minifloat_store.codec import SCALE_MODES, storage_bytes
-from minifloat_store.eval.report.results import DISPLAY_NAMES, FormatResult, ReportResult
+from minifloat_store.eval.report.results import DISPLAY_NAMES, FormatResult, ReportResult, pareto_front
 from minifloat_store.eval.report.study import STUDY_ORDER
 from minifloat_store.formats import get_format
 
-__all__ = ["storage_table", "summary_text", "write_csv", "write_json", "write_markdown", "write_report"]
+__all__ = [
+    "fidelity_text",
+    "storage_table",
+    "summary_text",
+    "write_csv",
+    "write_fidelity_csv",
+    "write_json",
+    "write_markdown",
+    "write_report",
+]
 
 _MIB = 2**20
 
@@ -148,6 +157,58 @@ def write_csv(result: ReportResult, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+_FIDELITY_COLUMNS = (
+    "name",
+    "kind",
+    "bits_per_value",
+    "rms_score_error",
+    "flips_at_ref_pct",
+    "flips_at_threshold_pct",
+    "eer_pct",
+    "delta_eer_pct",
+    "delta_eer_lo_pct",
+    "delta_eer_hi_pct",
+    "on_rms_frontier",
+    "on_flips_frontier",
+)
+
+
+def _fidelity_flat(result: ReportResult) -> list[dict[str, object]]:
+    """The fidelity rows as the files store them: rates and ΔEER in percent (points), frontier flags."""
+    rms_front = {r.name for r in pareto_front(result.fidelity, "rms_score_error")}
+    flips_front = {r.name for r in pareto_front(result.fidelity, "flips_at_ref")}
+    out = []
+    for r in result.fidelity:
+        out.append(
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "bits_per_value": r.bits_per_value,
+                "rms_score_error": r.rms_score_error,
+                "flips_at_ref_pct": _pct(r.flips_at_ref),
+                "flips_at_threshold_pct": _pct(r.flips_at_threshold),
+                "eer_pct": _pct(r.eer),
+                "delta_eer_pct": _pct(r.delta_eer),
+                "delta_eer_lo_pct": _pct(r.delta_eer_lo),
+                "delta_eer_hi_pct": _pct(r.delta_eer_hi),
+                "on_rms_frontier": r.name in rms_front,
+                "on_flips_frontier": r.name in flips_front,
+            }
+        )
+    return out
+
+
+def write_fidelity_csv(result: ReportResult, path: str | os.PathLike[str]) -> Path:
+    """Write one line per encoding and baseline of the fidelity table (rates in percent); returns the path."""
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=_FIDELITY_COLUMNS)
+        writer.writeheader()
+        for row in _fidelity_flat(result):
+            writer.writerow({k: "" if v is None else repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    return path
+
+
 def write_json(result: ReportResult, path: str | os.PathLike[str]) -> Path:
     """Write the whole result (rows, Table 1, trial counts, threshold, machine) as JSON; returns the path."""
     path = Path(path)
@@ -160,6 +221,8 @@ def write_json(result: ReportResult, path: str | os.PathLike[str]) -> Path:
             "*_bytes": "bytes",
             "mib_*": "MiB (2**20 bytes)",
             "seconds": "wall-clock seconds",
+            "rms_score_error": "cosine units",
+            "delta_eer*_pct": "percentage points",
         },
         "threshold": result.threshold,
         "threshold_note": result.threshold_note,
@@ -171,6 +234,8 @@ def write_json(result: ReportResult, path: str | os.PathLike[str]) -> Path:
         "n_nontargets": result.n_nontargets,
         "rows": [_flat_row(result, r) for r in result.rows],
         "storage": _storage_of(result),
+        "fidelity": _fidelity_flat(result),
+        "fidelity_note": result.fidelity_note,
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
     }
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -248,6 +313,55 @@ def _accuracy_lines(result: ReportResult, scale: str) -> list[str]:
     return lines
 
 
+def _fidelity_lines(result: ReportResult) -> list[str]:
+    ref = result.reference
+    fixed = result.threshold is not None
+    lines = [
+        "What a user of each encoding would see change, trial by trial: the RMS of the cosine-score "
+        "error against float32, the percentage of trials whose decision flips at the float32 EER "
+        f"threshold ({ref.eer_threshold:.4f})"
+        + (f" and at the fixed threshold ({result.threshold:.4g})" if fixed else "")
+        + ", and ΔEER (points) with its 95 % interval. ◆: on the frontier of bits against RMS "
+        "error (nothing smaller is as good). " + result.fidelity_note,
+        "",
+        "| encoding | kind | bits/value | RMS score error | flips % at f32 EER thr |"
+        + (" flips % at fixed thr |" if fixed else "")
+        + " EER % | ΔEER pt [95 %] |",
+        "|---|---|---:|---:|---:|" + ("---:|" if fixed else "") + "---:|---:|",
+    ]
+    front = {r.name for r in pareto_front(result.fidelity, "rms_score_error")}
+    for r in result.fidelity:
+        mark = " ◆" if r.name in front else ""
+        line = (
+            f"| {r.name}{mark} | {r.kind} | {r.bits_per_value:.3f} | {r.rms_score_error:.5f} "
+            f"| {100 * r.flips_at_ref:.3f} |"
+        )
+        if fixed:
+            line += f" {100 * (r.flips_at_threshold or 0.0):.3f} |"
+        delta = f"{100 * r.delta_eer:+.2f} [{100 * r.delta_eer_lo:+.2f}, {100 * r.delta_eer_hi:+.2f}]"
+        line += f" {100 * r.eer:.2f} | {delta} |"
+        lines.append(line)
+    return lines
+
+
+def fidelity_text(result: ReportResult) -> str:
+    """The fidelity table for the terminal: one line per encoding and baseline, by bits per value."""
+    if not result.fidelity:
+        return ""
+    fixed = result.threshold is not None
+    head = f"  {'encoding':<30} {'bits/val':>8} {'RMS err':>9} {'flips % f32 thr':>15}"
+    head += f" {'flips % fixed':>13}" if fixed else ""
+    head += f" {'EER %':>6} {'ΔEER pt [95 %]':>22}"
+    lines = [head]
+    for r in result.fidelity:
+        line = f"  {r.name:<30} {r.bits_per_value:>8.3f} {r.rms_score_error:>9.5f} {100 * r.flips_at_ref:>15.3f}"
+        if fixed:
+            line += f" {100 * (r.flips_at_threshold or 0.0):>13.3f}"
+        delta = f"{100 * r.delta_eer:+.2f} [{100 * r.delta_eer_lo:+.2f}, {100 * r.delta_eer_hi:+.2f}]"
+        lines.append(line + f" {100 * r.eer:>6.2f} {delta:>22}")
+    return "\n".join(lines)
+
+
 def write_markdown(
     result: ReportResult, path: str | os.PathLike[str], figures: Mapping[str, str] | None = None
 ) -> Path:
@@ -303,6 +417,9 @@ def write_markdown(
             *_accuracy_lines(result, scale),
             "",
         ]
+    if result.fidelity:
+        out += [f"## Table {2 + len(result.scale_modes)}: fidelity against float32, per encoding", ""]
+        out += [*_fidelity_lines(result), ""]
     if figures:
         out += ["## Figures", ""]
         for caption, name in figures.items():
@@ -336,6 +453,8 @@ def write_report(
     written.insert(0, write_markdown(result, out / "report.md", captions))
     written.insert(1, write_csv(result, out / "results.csv"))
     written.insert(2, write_json(result, out / "results.json"))
+    if result.fidelity:
+        written.insert(3, write_fidelity_csv(result, out / "fidelity.csv"))
     return _replace_files(result, tuple(written))
 
 
