@@ -436,7 +436,8 @@ class ZarrBackend(Backend):
             buf = sync(self._root.store.get(key, default_buffer_prototype()))
             if buf is None:
                 raise StoreCorruptedError(f"store {self.path}: array '{name}' is missing its chunk file {key}")
-            check_compressed_shard(buf.to_bytes(), per // inner, chunk_bytes, f"store {self.path}: chunk file {key}")
+            where = f"store {self.path}: array '{name}' chunk file {key}"
+            check_compressed_shard(buf.to_bytes(), per // inner, chunk_bytes, where)
 
     def _check_generation(self) -> None:
         """Object storage, before a transaction's first write: refuse if another writer committed meanwhile."""
