@@ -65,9 +65,10 @@ def record_encoding(record: Mapping[str, Any], where: str) -> tuple[Encoding, in
     dim = layout.get("dim")
     if not _is_int(dim, 1, MAX_DIM):
         raise StoreCorruptedError(f"{where}: the commit record's layout dim {dim!r} is not an integer in 1..{MAX_DIM}")
+    assert isinstance(dim, int)  # for the type checker: _is_int checked it
     if "encoding" not in layout:  # layout version 1
         fmt = get_format(layout.get("format"))  # type: ignore[arg-type]
-        return Encoding(fmt, str(layout.get("scale"))), int(dim)  # type: ignore[arg-type]
+        return Encoding(fmt, str(layout.get("scale"))), dim
     if set(layout) != {"dim", "row_bytes", "encoding", "fitted"}:
         raise bad(f"layout has keys {sorted(layout)}, not dim, row_bytes, encoding and fitted")
     config, fitted = layout["encoding"], layout["fitted"]
@@ -78,8 +79,8 @@ def record_encoding(record: Mapping[str, Any], where: str) -> tuple[Encoding, in
     arrays: dict[str, np.ndarray] = {}
     for name, text in fitted.items():
         # base64 of 4 * dim bytes: exactly this many characters, before anything is decoded.
-        if not isinstance(text, str) or len(text) != 4 * -(-4 * int(dim) // 3):
-            raise bad(f"fitted array {name!r} is not base64 of {int(dim)} float32 values")
+        if not isinstance(text, str) or len(text) != 4 * -(-4 * dim // 3):
+            raise bad(f"fitted array {name!r} is not base64 of {dim} float32 values")
         try:
             raw = base64.b64decode(text.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
@@ -91,7 +92,7 @@ def record_encoding(record: Mapping[str, Any], where: str) -> tuple[Encoding, in
         raise bad(f"is not valid: {exc}") from None
     if enc.centres and enc.mean is None:
         raise bad(f"{enc!r} centres but the record holds no fitted mean")
-    return enc, int(dim)
+    return enc, dim
 
 
 def check_record(record: object, where: str, arrays: Sequence[str], version: int = 1) -> dict[str, Any]:
