@@ -207,7 +207,9 @@ def _checks_one(work: str, backend: str, rows: int, repeats: int, x: np.ndarray,
                 for a in ARRAYS:
                     tail = (gen.row_bytes,) if a == "codes" else ()
                     for d in ("sealed", "tail0", "tail1"):
-                        hdf5_guard.checked_dataset(gen.f, f"{a}/{d}", "bench", hb._DTYPE[a], tail, None)
+                        hdf5_guard.checked_dataset(
+                            gen.f, f"{a}/{d}", "bench", hb._DTYPE[a], tail, None, hb._filters(a, gen.version)
+                        )
 
             r["open_structure_s"] = _time(structure, repeats)
         codes, scales = be.read("codes", 0, lengths["codes"]), be.read("scales", 0, lengths["scales"])

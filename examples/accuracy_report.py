@@ -66,8 +66,8 @@ def load_embeddings(path: Path, ids_path: Path | None) -> tuple[np.ndarray, list
         ids = [line.strip() for line in ids_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         return x, ids
     with EmbeddingStore.open(path, mode="r") as store:
-        if not store.fmt.is_identity:
-            raise SystemExit(f"{path} holds {store.fmt.name}; the report needs the float32 embeddings")
+        if store.fmt is None or not store.fmt.is_identity:
+            raise SystemExit(f"{path} holds {store.encoding.element}; the report needs the float32 embeddings")
         return store.to_numpy(), store.ids
 
 

@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddingStore.create(args.store, dim=enrol.shape[1], fmt=args.format, backend=backend) as store:
         store.add(ids, enrol)
         info = store.info()
-        print(f"enrolled {len(store)} speakers as {store.fmt.name} ({backend}): {info.bytes_on_disk:,} bytes on disk")
+        print(
+            f"enrolled {len(store)} speakers as {store.encoding.element} ({backend}): "
+            f"{info.bytes_on_disk:,} bytes on disk"
+        )
 
     with EmbeddingStore.open(args.store, mode="a") as store:
         # 2. Verify: one cosine against the claimed speaker's stored vector.

@@ -110,7 +110,7 @@ def _encode_shard(
     fmt: str,
     scale: str,
     codes_url: str,
-    scales_url: str,
+    scales_url: str | None,
     storage_options: dict[str, Any] | None,
     src_name: str,
 ) -> tuple[int, float, float, int]:
@@ -123,7 +123,8 @@ def _encode_shard(
     so = storage_options if is_url(codes_url) else None
     hi = lo + packed.n
     zarr.open_array(codes_url, mode="r+", storage_options=so)[lo:hi] = packed.codes
-    zarr.open_array(scales_url, mode="r+", storage_options=so)[lo:hi] = packed.scales
+    if scales_url is not None:  # a store without a scale column (scale "none") has none to write
+        zarr.open_array(scales_url, mode="r+", storage_options=so)[lo:hi] = packed.scales
     keep = np.any(x32 != 0, axis=1)
     if not keep.any():
         return 0, 0.0, float("inf"), int(len(x32))

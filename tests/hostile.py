@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import zarr
 
+from minifloat_store.encoding import Encoding
 from minifloat_store.store import EmbeddingStore
 from minifloat_store.store import hdf5_backend as hb
 from minifloat_store.store.hdf5_backend import HDF5Backend
@@ -33,11 +34,16 @@ def store_path(tmp_path: Any, backend: str, name: str = "s") -> str:
 
 
 def make_store(
-    path: str, backend: str, fmt: str = "e4m3", n: int = 40, deleted: int = 2
+    path: str, backend: str, fmt: str | Encoding = "e4m3", n: int = 40, deleted: int = 2
 ) -> tuple[list[str], np.ndarray]:
-    """A closed store of ``n`` rows (``deleted`` of them deleted); returns the live ids and their decoded vectors."""
+    """A closed store of ``n`` rows (``deleted`` of them deleted); returns the live ids and their decoded vectors.
+
+    ``fmt``: a format name, or an Encoding (fitted on the store's vectors if it centres).
+    """
     x = np.random.default_rng(5).standard_normal((n, DIM)).astype(np.float32)
     ids = [f"spk{i // 4}/utt{i % 4}" for i in range(n)]
+    if isinstance(fmt, Encoding) and not fmt.is_fitted:
+        fmt = fmt.fit(x)
     with EmbeddingStore.create(path, DIM, fmt, backend=backend, chunk_rows=CHUNK) as s:
         s.add(ids[: n // 2], x[: n // 2])
         s.add(ids[n // 2 :], x[n // 2 :])
@@ -67,12 +73,19 @@ def read_record(path: str, backend: str) -> dict[str, Any]:
     return max(recs, key=lambda r: r["txn"])
 
 
-def write_record(path: str, backend: str, record: dict[str, Any], raw_text: str | None = None) -> None:
-    """Store ``record`` (or ``raw_text`` verbatim) as the commit record, with a valid CRC32C."""
+def write_record(
+    path: str, backend: str, record: dict[str, Any], raw_text: str | None = None, version: int | None = None
+) -> None:
+    """Store ``record`` (or ``raw_text`` verbatim) as the commit record, with a valid CRC32C.
+
+    ``version``: the wrapper's layout version (default: the one the record's layout implies).
+    """
     if raw_text is None:
         wrapper = wrap_record(record)
     else:
         wrapper = {"layout_version": 1, "record": raw_text, "record_crc32c": crc32c.crc32c(raw_text.encode())}
+    if version is not None:
+        wrapper["layout_version"] = version
     if backend == "zarr":
         zj = os.path.join(path, "zarr.json")
         doc = json.load(open(zj))
@@ -151,3 +164,24 @@ def shard_files(path: str, name: str) -> list[str]:
     base = os.path.join(path, f"g{rec['generation']}", name, "c")
     keys = sorted(int(k) for k in os.listdir(base))
     return [os.path.join(base, str(k), "0") if name == "codes" else os.path.join(base, str(k)) for k in keys]
+
+
+def replace_zarr_inner_chunk(shard: str, k: int, payload: bytes) -> None:
+    """Replace inner chunk ``k`` of a zarr shard file by ``payload`` (its CRC32C appended), keeping every
+    checksum valid: the chunk's own CRC32C and the shard index's."""
+    raw = open(shard, "rb").read()
+    n_inner = (len(raw) - 4) // 16  # an upper bound; the real count comes from the index size below
+    for n in range(1, n_inner + 1):  # the index is n * 16 bytes + a CRC32C of them, at the end
+        index = raw[len(raw) - 4 - 16 * n : len(raw) - 4]
+        if crc32c.crc32c(index) == int.from_bytes(raw[-4:], "little"):
+            break
+    else:
+        raise ValueError(f"{shard}: no shard index found")
+    entries = np.frombuffer(index, dtype="<u8").reshape(n, 2).copy()
+    body = raw[: len(raw) - 4 - 16 * n]
+    chunk = payload + crc32c.crc32c(payload).to_bytes(4, "little")
+    entries[k] = (len(body), len(chunk))
+    body += chunk
+    index = entries.astype("<u8").tobytes()
+    with open(shard, "wb") as fh:
+        fh.write(body + index + crc32c.crc32c(index).to_bytes(4, "little"))

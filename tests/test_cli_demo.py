@@ -255,8 +255,9 @@ def test_evaluation_md_store_sizes_are_what_the_demo_measured(demo_dir):
     text = " ".join((ROOT / "docs" / "evaluation.md").read_text().split())
     doc = results(out, "nonorm")
     problems: list[str] = []
+    pair = r"([\d.]+) / ([\d.]+)"
     m = re.search(
-        r"float32 ([\d.]+), float16 / bfloat16 ([\d.]+), 8-bit formats ([\d.]+), 6-bit ([\d.]+), e2m1 ([\d.]+)\.", text
+        rf"float32 ([\d.]+), float16 / bfloat16 {pair}, 8-bit formats {pair}, 6-bit {pair}, e2m1 {pair}\.", text
     )
     assert m, "docs/evaluation.md: the measured store sizes sentence is gone"
     groups = {
@@ -266,9 +267,10 @@ def test_evaluation_md_store_sizes_are_what_the_demo_measured(demo_dir):
         "6": ["e2m3", "e3m2"],
         "4": ["e2m1"],
     }
-    for printed, fmts in zip(m.groups(), groups.values(), strict=True):
-        for fmt in fmts:
-            for scale in ("none", "vector"):  # the doc says both modes have the same size
+    printed_sizes = [(m.group(1), m.group(1))] + [(m.group(i), m.group(i + 1)) for i in (2, 4, 6, 8)]
+    for (none, vector), fmts in zip(printed_sizes, groups.values(), strict=True):
+        for fmt in fmts:  # scale none, then vector (fp32 has no scale: one size)
+            for printed, scale in ((none, "none"), (vector, "vector")):
                 check(printed, store_mib(doc, fmt, scale), f"evaluation.md store MiB {fmt}/{scale}", problems)
     m = re.search(r"The payloads \(`storage_bytes`\) are ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+) and ([\d.]+) MiB", text)
     assert m, "docs/evaluation.md: the payload sentence is gone"

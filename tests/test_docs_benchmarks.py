@@ -257,3 +257,19 @@ def test_reproduce_md_extraction_times_are_the_saved_results():
             number, unit = re.fullmatch(r"about ([\d.]+) (min|h|days)", cell).groups()
             check(number, hours * 3600 / r["real_time_factor"], f"{cells[0]} {hours} h of audio", scale=units[unit])
     check.done(at_least=16)
+
+
+def test_store_size_table_is_the_benchmarks():
+    """docs/store.md "Size on disk": each row's sizes, ratio and id bytes are bench_store_size.json's."""
+    res = load("bench_store_size")
+    cases = {(c["backend"], c["encoding"].removesuffix("/none")): c for c in res["cases"]}
+    check = Checker()
+    for backend, enc, payload, disk, ratio, ids in table((ROOT / "docs/store.md").read_text(), "| backend | encoding"):
+        c = cases[(backend, enc)]
+        check(payload, c["payload_bytes"], f"{backend} {enc} payload", 1e6)
+        check(disk, c["bytes_on_disk"], f"{backend} {enc} on disk", 1e6)
+        check(ratio, c["ratio"], f"{backend} {enc} ratio")
+        check(ids, c["id_bytes_per_vector"], f"{backend} {enc} id bytes")
+        assert c["ratio"] <= res["target_ratio"]
+    assert res["rows"] == 1_000_000
+    check.done(16)

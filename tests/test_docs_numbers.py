@@ -564,7 +564,7 @@ PINS += [
     Pin(
         "fuzz examples",
         STORE,
-        r"(\d+) examples per backend in CI;",
+        r"(\d+) examples per backend and store in CI;",
         lambda: [_test_constant("test_store_fuzz", "EXAMPLES")],
     ),
     Pin("row limit", STORE, r"At most 2\^(\d+) − 1 rows per store", lambda: [math.log2(ids.MAX_ROWS + 1)]),

@@ -10,6 +10,7 @@ import pytest
 
 import minifloat_store as mfs
 from minifloat_store.store import (
+    LAYOUT_VERSION,
     EmbeddingStore,
     StoreCorruptedError,
     StoreLockedError,
@@ -263,9 +264,11 @@ def _rewrite_layout_version(path: str, backend: str, version: int) -> None:
 def test_newer_layout_version_is_refused_clearly(tmp_path, backend):
     s, _, _ = make(tmp_path, backend, n=3)
     s.close()
-    _rewrite_layout_version(s.path, backend, 2)
+    _rewrite_layout_version(s.path, backend, LAYOUT_VERSION + 1)
     for mode in ("r", "a"):
-        with pytest.raises(StoreVersionError, match="layout version 2, newer than this minifloat-store reads"):
+        with pytest.raises(
+            StoreVersionError, match=f"layout version {LAYOUT_VERSION + 1}, newer than this minifloat-store reads"
+        ):
             EmbeddingStore.open(s.path, mode)
 
 

@@ -20,12 +20,24 @@ import time
 import h5py
 import numpy as np
 import pytest
-from hostile import DIM, edit_record, make_store, read_rows, shard_files, store_path, write_record, write_rows
+from hostile import (
+    DIM,
+    edit_record,
+    make_store,
+    read_record,
+    read_rows,
+    replace_zarr_inner_chunk,
+    shard_files,
+    store_path,
+    write_record,
+    write_rows,
+)
 from store_reader import run
 
 import minifloat_store.store.convert as store_convert
 from minifloat_store.cli import main
-from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError, StoreLockedError
+from minifloat_store.encoding import Encoding
+from minifloat_store.store import EmbeddingStore, StoreCorruptedError, StoreError, StoreLockedError, StoreVersionError
 from minifloat_store.store.snapshot import read_partition, read_scattered
 
 BACKENDS = ("zarr", "hdf5")
@@ -257,7 +269,7 @@ def test_e4m3_nan_code_is_refused(tmp_path, backend):
 def test_format_changed_to_another_of_the_same_width_is_detected(tmp_path, backend):
     path = store_path(tmp_path, backend)
     make_store(path, backend)
-    edit_record(path, backend, lambda r: r["layout"].update(format="e3m4"))
+    edit_record(path, backend, lambda r: r["layout"]["encoding"].update(element="e3m4"))
     check_fails(path, "digest")
 
 
@@ -340,6 +352,145 @@ def test_zarr_shard_file_copied_over_another_is_detected(tmp_path):
     files = shard_files(path, "scales")
     shutil.copy(files[0], files[1])
     check_fails(path, "array 'scales'")
+
+
+# ---------------------------------------------------------------- the recorded encoding (layout version 2)
+
+
+def _b64(values: np.ndarray) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
+
+
+def _mean_text(rec: dict, value: str) -> None:
+    rec["layout"]["fitted"]["mean"] = value
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda r: _mean_text(r, _b64(np.ones(DIM + 1))), "base64 of 12"),
+        (lambda r: _mean_text(r, _b64(np.r_[np.ones(DIM - 1), np.nan])), "NaN"),
+        (lambda r: _mean_text(r, r["layout"]["fitted"]["mean"][:-8]), "base64 of 12"),
+        (lambda r: _mean_text(r, "!" * len(r["layout"]["fitted"]["mean"])), "not valid base64"),
+        (lambda r: _mean_text(r, 7), "base64 of 12"),
+        (lambda r: r["layout"]["fitted"].clear(), "no fitted mean"),
+        (lambda r: r["layout"]["fitted"].update(scale=r["layout"]["fitted"]["mean"]), "only 'mean'"),
+        (lambda r: r["layout"]["encoding"].update(transform="rotate"), "does not centre"),
+        (lambda r: r["layout"]["encoding"].update(element="nf5"), "unknown element"),
+        (lambda r: r["layout"]["encoding"].update(scale="block8"), "unknown scale"),
+        (lambda r: r["layout"]["encoding"].update(seed=-1), "seed"),
+        (lambda r: r["layout"]["encoding"].update(version=2), "version"),
+        (lambda r: r["layout"]["encoding"].update(extra=1), "unknown keys"),
+        (lambda r: r["layout"]["encoding"].update(id="numcodecs.zstd"), "not an encoding config"),
+        (lambda r: r["layout"].update(encoding=[1]), "not an encoding config"),
+        (lambda r: r["layout"].update(row_bytes=r["layout"]["row_bytes"] + 1), "row_bytes"),
+        (lambda r: r["layout"].update(dim=2**21), "dim"),
+        (lambda r: r["layout"].update(format="e4m3"), "keys"),
+        (lambda r: r["lengths"].update(scales=0), "lengths disagree"),
+    ],
+    ids=[
+        "mean-too-long",
+        "mean-nan",
+        "mean-short",
+        "mean-not-base64",
+        "mean-not-text",
+        "mean-missing",
+        "unknown-fitted",
+        "mean-without-centre",
+        "element",
+        "scale",
+        "seed",
+        "config-version",
+        "config-key",
+        "config-id",
+        "config-list",
+        "row-bytes",
+        "dim-huge",
+        "extra-layout-key",
+        "scale-column",
+    ],
+)
+def test_recorded_encoding_is_checked_before_use(tmp_path, backend, edit, match):
+    path = store_path(tmp_path, backend)
+    make_store(path, backend, Encoding("nf4", "vector", "centre+rotate"))
+    edit_record(path, backend, edit)
+    for mode in ("r", "a"):
+        with pytest.raises(StoreCorruptedError, match=match):
+            EmbeddingStore.open(path, mode).close()
+
+
+def test_layout_version_must_match_the_record_and_be_known(tmp_path, backend):
+    path = store_path(tmp_path, backend)
+    make_store(path, backend, Encoding("int4", "block32", "rotate"))
+    rec = read_record(path, backend)
+    write_record(path, backend, rec, version=1)  # a version-1 wrapper around a version-2 layout
+    with pytest.raises(StoreCorruptedError, match="layout version 1"):
+        EmbeddingStore.open(path).close()
+    write_record(path, backend, rec, version=3)
+    with pytest.raises(StoreVersionError, match="upgrade"):
+        EmbeddingStore.open(path).close()
+
+
+@pytest.mark.parametrize(
+    "enc, column, value, match",
+    [
+        (Encoding("int4", "block32", "rotate"), "block", 0xFF, "block scale"),
+        (Encoding("e2m1", "block16"), "block", 0x7F, "block scale"),
+        (Encoding("nf4", "vector", "rotate"), "scales", -1.0, "array 'scales' row 7"),
+        (Encoding("int8", "vector"), "scales", np.nan, "array 'scales' row 7"),
+        (Encoding("e4m3", "block32", "rotate"), "code", 0x7F, "decodes to NaN"),
+    ],
+    ids=["e8m0-nan", "e4m3-block-nan", "negative-multiplier", "nan-multiplier", "nan-code"],
+)
+def test_impossible_encoded_rows_are_named_as_damage(tmp_path, backend, enc, column, value, match):
+    path = store_path(tmp_path, backend)
+    make_store(path, backend, enc)
+    if column == "scales":
+        write_rows(path, backend, "scales", 7, np.array([value], dtype=np.float32))
+    else:
+        row = read_rows(path, backend, "codes", 7, 8)
+        row[0, -1 if column == "block" else 0] = value
+        write_rows(path, backend, "codes", 7, row)
+    check_fails(path, match)
+
+
+def test_zstd_frame_claiming_a_huge_size_is_refused_before_decompression(tmp_path):
+    """An id chunk whose zstd header declares 1 TiB would make the decoder allocate it: refused unread."""
+    import numcodecs
+
+    path = store_path(tmp_path, "zarr")
+    make_store(path, "zarr")
+    frame = bytearray(numcodecs.Zstd(level=1).encode(np.zeros(16, np.uint8)))
+    # Frame header: magic, descriptor (single segment, 8-byte content size), then the size itself.
+    frame[4] = 0xE0
+    frame[5:6] = (1 << 40).to_bytes(8, "little")
+    replace_zarr_inner_chunk(shard_files(path, "id_blob")[0], 0, bytes(frame))
+    assert_refused(path, match="refused before decompressing")
+
+
+def test_zstd_codec_with_other_options_is_refused(tmp_path):
+    path = store_path(tmp_path, "zarr")
+    make_store(path, "zarr")
+    rec = read_record(path, "zarr")
+    meta = os.path.join(path, f"g{rec['generation']}", "id_blob", "zarr.json")
+    doc = json.load(open(meta))
+    doc["codecs"][0]["configuration"]["codecs"][1]["configuration"]["checksum"] = True
+    json.dump(doc, open(meta, "w"))
+    assert_refused(path, match="not bytes + zstd + crc32c")
+
+
+def test_hdf5_id_chunk_larger_than_deflate_makes_it_is_refused(tmp_path):
+    path = store_path(tmp_path, "hdf5")
+    make_store(path, "hdf5", n=600)
+    rec = read_record(path, "hdf5")
+    assert rec["backend"]["hdf5"]["sealed"]["id_blob"] > 0
+    with h5py.File(path, "r+", locking=False) as f:
+        ds = f["id_blob/sealed"]
+        info = ds.id.get_chunk_info(0)
+        ds.id.write_direct_chunk(info.chunk_offset, b"\0" * (ds.chunks[0] + 4096), info.filter_mask)
+    assert_refused(path, match="chunk 0 is")
 
 
 # ---------------------------------------------------------------- locks

@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"store {store_path} does not exist")
     trials = read_trials(args.trials)
     with EmbeddingStore.open(store_path, mode="r") as store:
-        if not store.fmt.is_identity:
+        if store.fmt is None or not store.fmt.is_identity:
             raise ValueError(
-                f"{store_path} is stored as {store.fmt.name}; bench needs the float32 embeddings as the "
+                f"{store_path} is stored as {store.encoding.element}; bench needs the float32 embeddings as the "
                 "reference (re-quantising rounded values would hide the loss). Run it on the float32 store."
             )
         ids = store.ids

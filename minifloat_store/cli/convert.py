@@ -1,4 +1,5 @@
-"""``minifloat-store convert SRC DST --format e2m1``: float vectors (or a store) into a new store."""
+"""``minifloat-store convert SRC DST --format e2m1`` (or ``--encoding nf4/vector/centre+rotate``): float vectors
+(or a store) into a new store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from minifloat_store.formats import FORMATS
-from minifloat_store.store.convert import convert
+from minifloat_store.store.convert import DEFAULT_FIT_ROWS, convert, parse_encoding
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +24,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST", help="the store to create (must not exist)")
-    p.add_argument("--format", dest="fmt", default="e4m3", help=f"storage format ({', '.join(FORMATS)}); default e4m3")
-    p.add_argument("--scale", choices=("vector", "none"), default="vector", help="per-vector scaling (default) or none")
+    p.add_argument("--format", dest="fmt", default=None, help=f"storage format ({', '.join(FORMATS)}); default e4m3")
+    p.add_argument("--scale", choices=("vector", "none"), default=None, help="per-vector scaling (default) or none")
+    p.add_argument(
+        "--encoding",
+        metavar="SPEC",
+        default=None,
+        help="instead of --format/--scale: element[/scale[/transform[/seed]]], e.g. nf4/vector/centre+rotate, "
+        "int8/vector/rotate, e2m1/block32 (docs/format.md)",
+    )
+    p.add_argument(
+        "--fit-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"fit an encoding that centres on the first N vectors (default {DEFAULT_FIT_ROWS:,})",
+    )
+    p.add_argument("--fit-sample", metavar="FILE.npy", default=None, help="fit it on these vectors instead")
     p.add_argument("--backend", choices=("zarr", "hdf5"), default="zarr")
     p.add_argument("--ids", metavar="FILE", default=None, help="text file with one id per line, or a dataset spec")
     p.add_argument(
@@ -87,7 +103,15 @@ def _client(spec: str, stack: ExitStack) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     options = parse_storage_options(args.storage_option)
+    if args.encoding is not None and (args.fmt is not None or args.scale is not None):
+        raise ValueError("--encoding replaces --format and --scale; give one or the other")
+    if args.encoding is None and (args.fit_rows is not None or args.fit_sample is not None):
+        raise ValueError("--fit-rows/--fit-sample fit an --encoding that centres; give one")
     if args.dask is not None:
+        if args.encoding is not None:
+            raise ValueError("--dask writes the study formats (--format/--scale); drop --encoding")
+        args.fmt = args.fmt or "e4m3"
+        args.scale = args.scale or "vector"
         if args.ids is not None or args.backend != "zarr" or args.batch_size is not None:
             raise ValueError(
                 "--dask writes a zarr store (ids: the source store's or row numbers); drop --ids, "
@@ -108,12 +132,14 @@ def run(args: argparse.Namespace) -> int:
     summary = convert(
         args.src,
         args.dst,
-        fmt=args.fmt,
+        fmt=parse_encoding(args.encoding) if args.encoding is not None else (args.fmt or "e4m3"),
         scale=args.scale,
         backend=args.backend,
         ids=args.ids,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        fit_rows=args.fit_rows,
+        fit_sample=args.fit_sample,
     )
     print(json.dumps(summary.as_dict(), indent=2, sort_keys=True) if args.json else summary)
     return 0

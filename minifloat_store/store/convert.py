@@ -23,16 +23,21 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from minifloat_store import scoring
-from minifloat_store._checks import ScaleMode, check_scale_mode
+from minifloat_store._checks import check_positive_int, check_scale_mode
 from minifloat_store.codec import Packed, encode
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.sources import IdSource, open_source
 
-__all__ = ["ConvertSummary", "convert", "remove_stale_staging"]
+__all__ = ["DEFAULT_FIT_ROWS", "ConvertSummary", "convert", "parse_encoding", "remove_stale_staging"]
+
+#: Vectors an encoding that centres is fitted on when neither ``fit_rows`` nor ``fit_sample`` is given.
+DEFAULT_FIT_ROWS = 100_000
 
 #: Float32 bytes per batch when ``batch_size`` is not given (rounded down to a
 #: power-of-two row count, which divides the store's chunk length: fewer
@@ -69,6 +74,9 @@ class ConvertSummary:
     stale_removed : tuple of str
         Temporary stores of earlier converts to the same destination whose
         process was gone (killed), removed before this one started.
+    encoding : str
+        The destination's encoding, ``element/scale/transform`` (and ``seed N``
+        when it rotates, ``fitted on N vectors`` when it centres).
     """
 
     source: str
@@ -87,6 +95,7 @@ class ConvertSummary:
     zero_vectors: int
     seconds: float
     stale_removed: tuple[str, ...] = ()
+    encoding: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,7 +103,7 @@ class ConvertSummary:
     def __str__(self) -> str:
         rows = [
             ("source", self.source),
-            ("destination", f"{self.destination} ({self.backend}, {self.format}, scale={self.scale})"),
+            ("destination", f"{self.destination} ({self.backend}, {self.encoding or self.format + '/' + self.scale})"),
             ("vectors", f"{self.vectors:,} x {self.dim}"),
             ("bytes before", f"{self.bytes_before:,}"),
             ("bytes after", f"{self.bytes_after:,} (payload {self.payload_after:,})"),
@@ -110,7 +119,69 @@ class ConvertSummary:
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _cosines(x: np.ndarray, x32: np.ndarray, packed: Packed) -> tuple[np.ndarray, int]:
+def parse_encoding(spec: str) -> Encoding:
+    """An (unfitted) encoding from ``element[/scale[/transform[/seed]]]``, e.g. ``"nf4/vector/centre+rotate"``.
+
+    The scale defaults to ``"vector"``, the transform to ``"none"``, the seed to 0.
+
+    Raises
+    ------
+    ValueError
+        For a malformed spec or an unknown element, scale or transform.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"encoding spec must be a non-empty string like 'nf4/vector/centre+rotate', got {spec!r}")
+    parts = spec.split("/")
+    if len(parts) > 4 or not all(parts):
+        raise ValueError(f"encoding spec {spec!r}: expected element[/scale[/transform[/seed]]]")
+    element, scale, transform, seed = (parts + ["vector", "none", "0"][len(parts) - 1 :])[:4]
+    if not seed.isdigit():
+        raise ValueError(f"encoding spec {spec!r}: the seed {seed!r} is not a non-negative integer")
+    return Encoding(element, scale, transform, int(seed))
+
+
+def _describe(enc: Encoding, fitted_on: int) -> str:
+    out = f"{enc.element}/{enc.scale}/{enc.transform}"
+    if enc.rotates:
+        out += f", seed {enc.seed}"
+    if fitted_on:
+        out += f", fitted on {fitted_on:,} vectors"
+    return out
+
+
+def _resolve_encoding(fmt: str | Format | Encoding, scale: str | None) -> Encoding:
+    """What ``fmt``/``scale`` ask for, as an Encoding (a format name keeps its study meaning)."""
+    if isinstance(fmt, Encoding):
+        if scale is not None and scale != fmt.scale:
+            raise ValueError(f"scale={scale!r} was given with an Encoding; its scale is part of it ({fmt!r})")
+        return fmt
+    return Encoding(get_format(fmt), check_scale_mode("vector" if scale is None else scale))
+
+
+def _fit(enc: Encoding, source: Any, fit_rows: int | None, fit_sample: ArrayLike | str | None) -> tuple[Encoding, int]:
+    """``enc`` fitted on ``fit_sample`` or the first ``fit_rows`` vectors of ``source``; the vectors used."""
+    if not enc.centres or enc.is_fitted:
+        if fit_rows is not None or fit_sample is not None:
+            why = "is already fitted" if enc.centres else "does not centre: it has nothing to fit"
+            raise ValueError(f"{enc!r} {why}; drop fit_rows/fit_sample (--fit-rows/--fit-sample)")
+        return enc, 0
+    if fit_rows is not None and fit_sample is not None:
+        raise ValueError("give fit_rows or fit_sample (--fit-rows or --fit-sample), not both")
+    if fit_sample is not None:
+        if isinstance(fit_sample, (str, os.PathLike)):
+            sample = np.load(os.fspath(fit_sample), allow_pickle=False, mmap_mode="r")
+        else:
+            sample = np.asarray(fit_sample)
+    else:
+        rows = DEFAULT_FIT_ROWS if fit_rows is None else check_positive_int(fit_rows, "fit_rows")
+        sample = source.read(0, min(source.n, rows))
+    fitted = enc.fit(sample)
+    if fitted.dim != source.dim:
+        raise ValueError(f"the fit sample has dim {fitted.dim}, the vectors of {source.name} {source.dim}")
+    return fitted, len(sample)
+
+
+def _cosines(x: np.ndarray, x32: np.ndarray, packed: Packed | Encoded) -> tuple[np.ndarray, int]:
     """Cosine of each source row with its stored row, leaving out all-zero source rows.
 
     Scored by ``scoring.cosine_pairs``, the path users score with, on the
@@ -265,8 +336,8 @@ def _remove_store(path: str) -> None:
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    fmt: str | Format = "e4m3",
-    scale: str = "vector",
+    fmt: str | Format | Encoding = "e4m3",
+    scale: str | None = None,
     backend: str = "zarr",
     ids: str | os.PathLike[str] | Sequence[str] | None = None,
     *,
@@ -274,6 +345,8 @@ def convert(
     metadata: Mapping[str, Any] | None = None,
     progress: bool = True,
     chunk_rows: int | None = None,
+    fit_rows: int | None = None,
+    fit_sample: ArrayLike | str | os.PathLike[str] | None = None,
 ) -> ConvertSummary:
     """Stream the vectors of ``src`` into a new store at ``dst``.
 
@@ -291,7 +364,9 @@ def convert(
         and ``dst`` does not exist; the next convert to ``dst`` removes it,
         see :func:`remove_stale_staging`.)
     fmt, scale, backend :
-        As for :meth:`EmbeddingStore.create`.
+        As for :meth:`EmbeddingStore.create`: a format name and a scale mode
+        (default ``"vector"``), or an :class:`~minifloat_store.Encoding`
+        (:func:`parse_encoding` reads one from ``"nf4/vector/centre+rotate"``).
     ids : path, dataset spec, sequence of str or None
         Where the ids come from: a text file (one per line), a dataset spec,
         a sequence of str, or None (a sibling ``ids`` dataset, the source
@@ -305,6 +380,12 @@ def convert(
         Show a tqdm progress bar on stderr.
     chunk_rows : int, optional
         Passed to :meth:`EmbeddingStore.create`.
+    fit_rows : int, optional
+        An encoding that centres and is not fitted yet is fitted on the first
+        ``fit_rows`` vectors of ``src`` (default ``DEFAULT_FIT_ROWS``, 100,000,
+        or all of them if fewer).
+    fit_sample : array_like of shape (m, d) or path of a .npy file, optional
+        Fit on these vectors instead.
 
     Returns
     -------
@@ -312,21 +393,21 @@ def convert(
     """
     t0 = time.perf_counter()
     src, dst = os.fspath(src), os.fspath(dst)
-    f = get_format(fmt)
+    enc = _resolve_encoding(fmt, scale)
     if os.path.lexists(dst):
         raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
-    mode = check_scale_mode(scale)
     stale = tuple(remove_stale_staging(dst))
+    fit = (fit_rows, fit_sample)
     with _Interrupts() as interrupts:
-        summary = _convert(src, dst, f, mode, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
+        summary = _convert(src, dst, enc, fit, backend, ids, batch_size, metadata, progress, chunk_rows, t0, interrupts)
     return replace(summary, stale_removed=stale)
 
 
 def _convert(
     src: str,
     dst: str,
-    f: Format,
-    scale: ScaleMode,
+    enc: Encoding,
+    fit: tuple[int | None, Any],
     backend: str,
     ids: str | os.PathLike[str] | Sequence[str] | None,
     batch_size: int | None,
@@ -354,10 +435,14 @@ def _convert(
             elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
                 raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
             meta = dict(metadata) if metadata is not None else dict(source.metadata)
-            store = EmbeddingStore.create(tmp, dim, f, scale, backend, meta, chunk_rows=chunk_rows)
+            enc, fitted_on = _fit(enc, source, *fit)
+            store = EmbeddingStore.create(tmp, dim, enc, None, backend, meta, chunk_rows=chunk_rows)
             created = True
             cos_sum, cos_min, cos_n, zero = 0.0, np.inf, 0, 0
-            with store, tqdm(total=n, unit="vec", unit_scale=True, disable=not progress, desc=f"-> {f.name}") as bar:
+            with (
+                store,
+                tqdm(total=n, unit="vec", unit_scale=True, disable=not progress, desc=f"-> {enc.element}") as bar,
+            ):
                 for lo in range(0, n, batch_size):
                     interrupts.check()
                     hi = min(n, lo + batch_size)
@@ -368,7 +453,7 @@ def _convert(
                     if not finite.all():
                         r = int(np.flatnonzero(~finite)[0])
                         raise ValueError(f"{source.name} row {lo + r} (id {batch_ids[r]!r}) contains NaN or inf")
-                    packed = encode(x32, f, scale)
+                    packed = encode(x32, enc)
                     if lo == 0:
                         # Pre-size the id index from the first batch: no regrowth copies later.
                         per_id = sum(len(i.encode("utf-8")) for i in batch_ids) / max(1, len(batch_ids))
@@ -405,7 +490,7 @@ def _convert(
         destination=dst,
         vectors=n,
         dim=dim,
-        format=f.name,
+        format=enc.element,
         scale=info.scale,
         backend=backend,
         bytes_before=int(source.nbytes),
@@ -416,4 +501,5 @@ def _convert(
         cosine_min=cos_min if cos_n else float("nan"),
         zero_vectors=zero,
         seconds=time.perf_counter() - t0,
+        encoding=_describe(enc, fitted_on),
     )

@@ -51,7 +51,12 @@ class BlockDigests:
 
     @staticmethod
     def layout_of(record: Mapping[str, Any]) -> str:
+        """The seed's layout part: ``<format>/<dim>/<scale>`` (version 1), or
+        ``<element>/<dim>/<scale>/<transform>/<seed>`` (version 2, the encoding's config)."""
         lay = record["layout"]
+        if "encoding" in lay:
+            c = lay["encoding"]
+            return f"{c['element']}/{lay['dim']}/{c['scale']}/{c['transform']}/{c['seed']}"
         return f"{lay['format']}/{lay['dim']}/{lay['scale']}"
 
     @classmethod

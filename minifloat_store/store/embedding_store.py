@@ -18,18 +18,26 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from minifloat_store import scoring
-from minifloat_store.codec import Packed, check_scale_mode, decode, effective_scale, storage_bytes
+from minifloat_store.codec import Packed, check_scale_mode, decode, storage_bytes
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.formats import Format, get_format
 
 # The backend modules are imported so that they register themselves.
 from minifloat_store.store import hdf5_backend, zarr_backend  # noqa: F401
 from minifloat_store.store.backend import SCAN_ROWS
 from minifloat_store.store.info import StoreInfo
-from minifloat_store.store.reading import check_rows, read_all_rows, read_every_chunk, read_rows
-from minifloat_store.store.record import LAYOUT_VERSION, new_record
+from minifloat_store.store.reading import (
+    check_rows,
+    read_all_rows,
+    read_every_chunk,
+    read_rows,
+    read_scales,
+    rows_batch,
+)
+from minifloat_store.store.record import new_record
 from minifloat_store.store.snapshot import StoreSnapshot, to_dask
 from minifloat_store.store.store_state import _backend_for, _where_kwargs, _writer_lock
-from minifloat_store.store.validation import check_ids, check_ids_any, check_json
+from minifloat_store.store.validation import check_encoding, check_ids, check_ids_any, check_json
 from minifloat_store.store.writing import StoreWriting
 
 __all__ = ["EmbeddingStore"]
@@ -49,9 +57,9 @@ class EmbeddingStore(StoreWriting):
     def create(
         cls,
         path: str | os.PathLike[str],
-        dim: int,
-        fmt: str | Format = "e4m3",
-        scale: str = "vector",
+        dim: int | None = None,
+        fmt: str | Format | Encoding = "e4m3",
+        scale: str | None = None,
         backend: str = "zarr",
         metadata: Mapping[str, Any] | None = None,
         *,
@@ -65,13 +73,17 @@ class EmbeddingStore(StoreWriting):
         path : str or path-like
             A directory to create (zarr; an fsspec URL such as ``"memory://x"``
             works too) or an ``.h5`` file to create (hdf5). Must not exist.
-        dim : int
-            Values per vector.
-        fmt : str or Format
-            Storage format (``"e2m1"``, ``"e4m3"``, ``"fp32"``...).
-        scale : {"vector", "none"}
-            Per-vector scaling (equation 6 of the study) or none. fp32 stores
-            no scales.
+        dim : int, optional
+            Values per vector; may be omitted when ``fmt`` is an Encoding
+            fitted with a mean (which fixes it).
+        fmt : str, Format or Encoding
+            Storage format (``"e2m1"``, ``"e4m3"``, ``"fp32"``...), or any
+            :class:`~minifloat_store.Encoding` (element x scale x transform;
+            fitted first if it centres). The store records it whole.
+        scale : {"vector", "none"}, optional
+            For a format: per-vector scaling (equation 6 of the study; the
+            default) or none. fp32 stores no scales. An Encoding carries its
+            own scale: omit this or give the same.
         backend : {"zarr", "hdf5"}
         metadata : mapping, optional
             JSON-serialisable store metadata, conventionally ``{"model": ...,
@@ -89,17 +101,30 @@ class EmbeddingStore(StoreWriting):
         ------
         FileExistsError
             If ``path`` exists.
+        ValueError
+            For an unknown format or scale, a scale that contradicts the
+            Encoding's, an Encoding that centres and is not fitted or was fitted
+            on another dim, or no dim.
         """
         path = os.fspath(path)
-        f = get_format(fmt)
-        mode = check_scale_mode(scale)
+        if isinstance(fmt, Encoding):
+            enc = fmt
+            if scale is not None and scale != enc.scale:
+                raise ValueError(f"scale={scale!r} was given with an Encoding; its scale is part of it ({enc!r})")
+        else:
+            enc = Encoding(get_format(fmt), check_scale_mode("vector" if scale is None else scale))
+        if dim is None:
+            if enc.dim is None:
+                raise ValueError("dim is required (only an Encoding fitted with a mean fixes it)")
+            dim = enc.dim
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        check_encoding(enc, int(dim))
         if chunk_rows is not None and (not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         meta = check_json(metadata)
         cls_ = _backend_for(path, backend, storage_options)
-        record = new_record(f, int(dim), effective_scale(f, mode), meta)
+        record = new_record(enc, int(dim), meta)
         be = cls_.create(
             path, record, None if chunk_rows is None else int(chunk_rows), **_where_kwargs(cls_, storage_options)
         )
@@ -164,16 +189,22 @@ class EmbeddingStore(StoreWriting):
     def snapshot(self) -> StoreSnapshot:
         """What another process (a Dask worker) needs to read the committed rows this handle sees."""
         self._check_open()
+        fmt = self._layout.fmt
+        if fmt is None:
+            raise ValueError(
+                f"store {self.path} holds {self.encoding!r}; snapshots (and minifloat_store.dask) read the study "
+                "formats only (a minifloat with scale 'none' or 'vector', no transform)"
+            )
         zarr_rows = self._record.get("backend", {}).get("zarr", {}).get("chunk_rows")
         return StoreSnapshot(
             path=self.path,
             backend=self.backend,
             storage_options=getattr(self._backend, "storage_options", None),
             generation=int(self._record["generation"]),
-            fmt=self._fmt.name,
+            fmt=fmt.name,
             dim=self._dim,
-            scale=self._scale,
-            row_bytes=self._row_bytes,
+            scale=self.scale,  # type: ignore[arg-type]
+            row_bytes=self._layout.row_bytes,
             rows=self._rows,
             partition_rows=int(zarr_rows) if zarr_rows else SCAN_ROWS,
             deleted=np.flatnonzero(~self._live).astype(np.int64),
@@ -188,14 +219,17 @@ class EmbeddingStore(StoreWriting):
         """
         return to_dask(self.snapshot())
 
-    def get_packed(self, ids: Sequence[str] | None) -> Packed:
-        """Packed vectors of ``ids`` in the given order (``None``: every live row in row order)."""
+    def get_packed(self, ids: Sequence[str] | None) -> Packed | Encoded:
+        """Encoded vectors of ``ids`` in the given order (``None``: every live row in row order).
+
+        A ``Packed`` for a store of a study format, an ``Encoded`` otherwise.
+        """
         self._check_open()
         if ids is None:
             return self.get_packed_all()[0]
         rows = self._rows_of(check_ids(ids, "ids"), "nothing was read")
-        codes, scales = read_rows(self._reads, rows, self._fmt, self._scale, self._row_bytes, self._where)
-        return Packed(codes, scales, self._fmt, self._dim, self._scale)
+        codes, scales = read_rows(self._reads, rows, self._layout, self._where)
+        return rows_batch(codes, scales, self._layout)
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
         """Decoded vectors of ``ids``: float32 of shape (len(ids), dim), in the given order."""
@@ -205,17 +239,17 @@ class EmbeddingStore(StoreWriting):
         """codes and scales of every stored row (live and deleted), cached until the next change."""
         hit = self._cache.get("all")
         if hit is None:
-            hit = read_all_rows(self._reads, self._live, self._fmt, self._scale, self._row_bytes, self._where)
+            hit = read_all_rows(self._reads, self._live, self._layout, self._where)
             self._cache["all"] = hit
         return hit
 
-    def get_packed_all(self) -> tuple[Packed, list[str]]:
-        """Every live vector, packed, in row order, and the id of each row.
+    def get_packed_all(self) -> tuple[Packed | Encoded, list[str]]:
+        """Every live vector, encoded, in row order, and the id of each row.
 
         Returns
         -------
-        packed : Packed
-            ``n = len(store)`` rows.
+        packed : Packed or Encoded
+            ``n = len(store)`` rows (a ``Packed`` for a study format).
         ids : list of str
             ``ids[i]`` is the id of ``packed`` row ``i``.
         """
@@ -223,9 +257,9 @@ class EmbeddingStore(StoreWriting):
         codes, scales = self._all_rows()
         live = np.flatnonzero(self._live)
         if len(live) == self._rows:
-            packed = Packed(codes, scales, self._fmt, self._dim, self._scale)
+            packed = rows_batch(codes, scales, self._layout)
         else:
-            packed = Packed(codes[live], scales[live], self._fmt, self._dim, self._scale)
+            packed = rows_batch(codes[live], scales[live], self._layout)
         return packed, self._ids.ids_of(live)
 
     def iter_batches(self, batch_size: int = 65536) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -242,9 +276,9 @@ class EmbeddingStore(StoreWriting):
             rows = live[i : i + batch_size]
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             codes = self._reads.read("codes", lo, hi)[rows - lo]
-            scales = self._reads.read("scales", lo, hi)[rows - lo]
-            check_rows(self._reads, codes, scales, rows, self._fmt, self._scale, self._where)
-            yield self._ids.ids_of(rows), decode(Packed(codes, scales, self._fmt, self._dim, self._scale))
+            scales = read_scales(self._reads, lo, hi, self._layout)[rows - lo]
+            check_rows(self._reads, codes, scales, rows, self._layout, self._where)
+            yield self._ids.ids_of(rows), decode(rows_batch(codes, scales, self._layout))
 
     def to_numpy(self) -> np.ndarray:
         """Every live vector, decoded: float32 of shape (len(store), dim), in row order."""
@@ -257,19 +291,27 @@ class EmbeddingStore(StoreWriting):
         return out
 
     # -- scoring (minifloat_store.scoring on the cached packed matrix) --------
-    def _scoring_state(self) -> tuple[scoring.SearchIndex, np.ndarray]:
-        """All stored rows as a search index (the payload, no per-row norms) and the deletion mask.
+    def _scoring_state(self) -> tuple[scoring.SearchIndex | Encoded, np.ndarray | None, np.ndarray]:
+        """All stored rows as a search index (a study format: the payload, no per-row norms) or as an
+        ``Encoded`` with the norms of its decoded rows, and the deletion mask.
 
-        Cached until the next change. Pair scoring and verify compute the
-        norms of the rows they touch; search needs none.
+        Cached until the next change. For a study format, pair scoring and
+        verify compute the norms of the rows they touch and search needs none.
         """
         hit = self._cache.get("scoring")
         if hit is None:
             codes, scales = self._all_rows()
-            packed = Packed(codes, scales, self._fmt, self._dim, self._scale)
-            hit = (scoring.search_index(packed), ~self._live)
+            batch = rows_batch(codes, scales, self._layout)
+            if isinstance(batch, Packed):
+                hit = (scoring.search_index(batch), None, ~self._live)
+            else:
+                hit = (batch, scoring.vector_norms(batch), ~self._live)
             self._cache["scoring"] = hit
         return hit
+
+    @staticmethod
+    def _rows_of_state(state: scoring.SearchIndex | Encoded) -> Packed | Encoded:
+        return state.packed if isinstance(state, scoring.SearchIndex) else state
 
     def score(self, ids_a: Sequence[str], ids_b: Sequence[str]) -> np.ndarray:
         """Cosine of stored pairs ``(ids_a[i], ids_b[i])``: float64 of shape (n,)."""
@@ -277,9 +319,12 @@ class EmbeddingStore(StoreWriting):
         a, b = check_ids_any(ids_a, "ids_a"), check_ids_any(ids_b, "ids_b")
         if len(a) != len(b):
             raise ValueError(f"ids_a has {len(a)} ids but ids_b has {len(b)}")
-        index, _ = self._scoring_state()
+        index, norms, _ = self._scoring_state()
         return scoring.cosine_index_pairs(
-            index.packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored")
+            self._rows_of_state(index),
+            self._rows_of(a, "nothing was scored"),
+            self._rows_of(b, "nothing was scored"),
+            norms,
         )
 
     def search(self, queries: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -297,8 +342,8 @@ class EmbeddingStore(StoreWriting):
         scores : ndarray of shape (q, k'), float64
         """
         self._check_open()
-        index, deleted = self._scoring_state()
-        rows, scores = scoring.search(index, queries, k=k, exclude=deleted)
+        index, norms, deleted = self._scoring_state()
+        rows, scores = scoring.search(index, queries, k=k, exclude=deleted, norms=norms)
         flat = rows.ravel()
         # An object array: a fixed-width str array would pad every id to the longest one.
         names = np.empty(len(flat), dtype=object)
@@ -310,9 +355,9 @@ class EmbeddingStore(StoreWriting):
         self._check_open()
         if not isinstance(id_, str):
             raise TypeError(f"id must be a str, got {type(id_).__name__}")
-        index, _ = self._scoring_state()
+        index, norms, _ = self._scoring_state()
         row = int(self._rows_of([id_], "nothing was scored")[0])
-        return float(scoring.verify(index.packed, query, row))
+        return float(scoring.verify(self._rows_of_state(index), query, row, norms))
 
     def check(self) -> int:
         """Read every committed chunk of every array, verifying its checksum and block digest, and every
@@ -322,7 +367,7 @@ class EmbeddingStore(StoreWriting):
         (naming the array and rows) at the first damaged chunk or row.
         """
         self._check_open()
-        return read_every_chunk(self._reads, self._record["lengths"], self._live, self._fmt, self._scale, self._where)
+        return read_every_chunk(self._reads, self._record["lengths"], self._live, self._layout, self._where)
 
     # -- info --------------------------------------------------------------
     def info(self) -> StoreInfo:
@@ -331,20 +376,23 @@ class EmbeddingStore(StoreWriting):
         count = len(self)
         on_disk = self._backend.nbytes_on_disk()
         vec_disk = self._backend.array_nbytes("codes") + self._backend.array_nbytes("scales")
-        stored_payload = storage_bytes(self._rows, self._dim, self._fmt, self._scale)
+        enc = self.encoding
+        stored_payload = storage_bytes(self._rows, self._dim, enc)
         return StoreInfo(
             path=self.path,
             backend=self.backend,
-            format=self._fmt.name,
-            scale=self._scale,
+            format=enc.element,
+            scale=enc.scale,
             dim=self._dim,
             count=count,
             deleted=self._n_deleted,
             bytes_on_disk=on_disk,
             vector_bytes_on_disk=vec_disk,
-            payload_bytes=storage_bytes(count, self._dim, self._fmt, self._scale),
+            payload_bytes=storage_bytes(count, self._dim, enc),
             bytes_per_vector=on_disk / count if count else math.nan,
             vector_overhead=vec_disk / stored_payload if stored_payload else math.nan,
-            layout_version=LAYOUT_VERSION,
+            layout_version=self._layout.version,
             metadata=self.metadata,
+            encoding=enc.get_config(),
+            transform=enc.transform,
         )

@@ -43,7 +43,7 @@ import numpy as np
 from minifloat_store.store.backend import SCAN_ROWS, Backend, register_backend
 from minifloat_store.store.diskspace import reserve_space
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
-from minifloat_store.store.hdf5_guard import checked_dataset, storage_size
+from minifloat_store.store.hdf5_guard import check_chunk_sizes, checked_dataset, storage_size
 from minifloat_store.store.hdf5_slots import (
     COMMIT_CHUNK,
     COMMIT_SLOTS,
@@ -52,7 +52,7 @@ from minifloat_store.store.hdf5_slots import (
     read_record,
     write_slots,
 )
-from minifloat_store.store.record import ARRAYS
+from minifloat_store.store.record import ARRAYS, record_version
 
 __all__ = ["HDF5Backend"]
 
@@ -65,6 +65,13 @@ BLOB_BYTES_PER_ROW = 16
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _DTYPE = {"codes": np.uint8, "scales": np.float32, "id_ends": np.int64, "id_blob": np.uint8, "deleted": np.int64}
 _FILL = {"codes": 0, "scales": np.nan, "id_ends": -1, "id_blob": 0, "deleted": -1}
+#: Layout version 2: the id arrays are deflate-compressed (id_ends byte-shuffled first, so the slowly
+#: changing high bytes of its int64 offsets compress away), in chunks of this many times the usual
+#: length (deflate needs a few tens of KiB to reach ~3.5 bytes an id on VoxCeleb-style ids).
+_COMPRESSED_FILTERS = {"id_ends": ("shuffle", "gzip"), "id_blob": ("gzip",)}
+_COMPRESSED_CHUNK_FACTOR = 8
+DEFLATE_LEVEL = 9
+_FILTER_IDS = {"shuffle": h5py.h5z.FILTER_SHUFFLE, "gzip": h5py.h5z.FILTER_DEFLATE}
 
 
 #: Metadata read attempts of a SWMR reader. A SWMR reader retries a metadata
@@ -120,8 +127,20 @@ def _open_writer(path: str) -> h5py.File:
     return h5py.File(fid)
 
 
-def _unit(name: str, chunk_rows: int) -> int:
-    return chunk_rows * BLOB_BYTES_PER_ROW if name == "id_blob" else chunk_rows
+def _compressed(name: str, version: int) -> bool:
+    return version >= 2 and name in _COMPRESSED_FILTERS
+
+
+def _unit(name: str, chunk_rows: int, version: int = 1) -> int:
+    """Elements per chunk of array ``name``."""
+    unit = chunk_rows * BLOB_BYTES_PER_ROW if name == "id_blob" else chunk_rows
+    return unit * _COMPRESSED_CHUNK_FACTOR if _compressed(name, version) else unit
+
+
+def _filters(name: str, version: int) -> tuple[int, ...]:
+    """The filter pipeline of array ``name``'s datasets, in order (fletcher32 last: it covers the stored bytes)."""
+    extra = _COMPRESSED_FILTERS[name] if _compressed(name, version) else ()
+    return (*(_FILTER_IDS[f] for f in extra), h5py.h5z.FILTER_FLETCHER32)
 
 
 def _fsync_path(path: str) -> None:
@@ -137,14 +156,15 @@ def _tmp_name(path: str, what: str) -> str:
     return os.path.join(d, f".{base}.{what}-{uuid.uuid4().hex}.tmp")
 
 
-def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
+def _build_file(path: str, row_bytes: int, chunk_rows: int, version: int) -> h5py.File:
     """Create every dataset of an empty store (SWMR forbids creating them later)."""
     f = h5py.File(path, "w-", libver=LIBVER, locking=False)
     f.attrs["minifloat_store_layout"] = "see the commit record in commit0/commit1 and docs/store.md"
     for name in ARRAYS:
-        unit = _unit(name, chunk_rows)
+        unit = _unit(name, chunk_rows, version)
         row = (row_bytes,) if name == "codes" else ()
         grp = f.create_group(name)
+        extra = _COMPRESSED_FILTERS[name] if _compressed(name, version) else ()
         for ds in ("sealed", "tail0", "tail1"):
             grp.create_dataset(
                 ds,
@@ -153,6 +173,9 @@ def _build_file(path: str, row_bytes: int, chunk_rows: int) -> h5py.File:
                 chunks=(unit, *row),
                 dtype=_DTYPE[name],
                 fletcher32=True,
+                shuffle="shuffle" in extra,
+                compression="gzip" if "gzip" in extra else None,
+                compression_opts=DEFLATE_LEVEL if "gzip" in extra else None,
                 fillvalue=_FILL[name],
                 track_times=False,
             )
@@ -183,8 +206,9 @@ class _Generation:
             if ds_name in self._verified:  # its links, storage and filters were checked once: cheap from now on
                 return self.f[ds_name]
             ds = checked_dataset(
-                self.f, ds_name, f"store {self.path}", _DTYPE[array], tail, _unit(array, self.chunk_rows)
-            )
+                self.f, ds_name, f"store {self.path}", _DTYPE[array], tail, self.unit(array),
+                _filters(array, self.version),
+            )  # fmt: skip
             self._verified.add(ds_name)
             return ds
         except (KeyError, OSError, RuntimeError, ValueError) as exc:
@@ -199,6 +223,7 @@ class _Generation:
         self.path = path
         self._verified: set[str] = set()
         phys = check_phys(record, f"store {path}")
+        self.version = record_version(record)
         self.chunk_rows = int(phys["chunk_rows"])
         self.row_bytes = int(record["layout"]["row_bytes"])
         self.sealed = {name: int(phys["sealed"][name]) for name in ARRAYS}
@@ -219,12 +244,18 @@ class _Generation:
                     f"the commit record needs {self.sealed[name]}"
                 )
             row_nbytes = ds.dtype.itemsize * (self.row_bytes if name == "codes" else 1)
-            if self.sealed[name] and storage_size(ds, f"store {path}") < self.sealed[name] * row_nbytes:
+            if _compressed(name, self.version):
+                # Every chunk the committed rows need is stored, and none is larger than deflate
+                # can make its chunk: what inflating one allocates stays bounded by its chunk shape.
+                check_chunk_sizes(
+                    ds, self.sealed[name] // self.unit(name), self.unit(name) * row_nbytes, f"store {path}"
+                )
+            elif self.sealed[name] and storage_size(ds, f"store {path}") < self.sealed[name] * row_nbytes:
                 raise StoreCorruptedError(
                     f"store {path}: dataset '{name}/sealed' stores {storage_size(ds, path):,} bytes, fewer than "
                     f"the {self.sealed[name]:,} committed elements need (elements 0..{self.sealed[name] - 1})"
                 )
-            if self.sealed[name] % _unit(name, self.chunk_rows) or length >= _unit(name, self.chunk_rows):
+            if self.sealed[name] % self.unit(name) or length >= self.unit(name):
                 raise StoreCorruptedError(f"store {path}: the commit record splits array '{name}' impossibly")
             tail_ds = self._ds(f"{name}/tail{int(slot)}")
             if tail_ds.shape[0] < length:
@@ -241,6 +272,10 @@ class _Generation:
                 )
             self.tail[name] = data
         self.abort()
+
+    def unit(self, name: str) -> int:
+        """Elements per chunk of array ``name`` in this file."""
+        return _unit(name, self.chunk_rows, self.version)
 
     def _read_ds(self, name: str, ds_name: str, start: int, stop: int) -> np.ndarray:
         ds = self._ds(ds_name)
@@ -268,7 +303,7 @@ class _Generation:
     def append(self, name: str, data: np.ndarray) -> None:
         if len(data) == 0:
             return
-        unit = _unit(name, self.chunk_rows)
+        unit = self.unit(name)
         tail = self.p_tail[name]
         start = self.p_sealed[name]
         full = (len(tail) + len(data)) // unit
@@ -387,7 +422,7 @@ class HDF5Backend(Backend):
         record = dict(record, backend=_empty_record_backend(chunk_rows))
         tmp = _tmp_name(path, "creating")
         try:
-            f = _build_file(tmp, int(record["layout"]["row_bytes"]), chunk_rows)
+            f = _build_file(tmp, int(record["layout"]["row_bytes"]), chunk_rows, record_version(record))
             try:
                 write_slots(f, record)
             finally:
@@ -463,7 +498,7 @@ class HDF5Backend(Backend):
             src = _Generation(src_file, record, path, writable=True)
             tmp = _tmp_name(path, "recover")
             try:
-                dst_file = _build_file(tmp, int(record["layout"]["row_bytes"]), src.chunk_rows)
+                dst_file = _build_file(tmp, int(record["layout"]["row_bytes"]), src.chunk_rows, src.version)
                 with dst_file:
                     empty = dict(record, backend=_empty_record_backend(src.chunk_rows), lengths={a: 0 for a in ARRAYS})
                     dst = _Generation(dst_file, empty, tmp, True)
@@ -517,7 +552,7 @@ class HDF5Backend(Backend):
             self.abort()
         tmp = _tmp_name(self.path, "rewrite")
         chunk_rows = self._gen.chunk_rows
-        f = _build_file(tmp, int(self.record["layout"]["row_bytes"]), chunk_rows)
+        f = _build_file(tmp, int(self.record["layout"]["row_bytes"]), chunk_rows, self._gen.version)
         empty = dict(self.record, backend=_empty_record_backend(chunk_rows), lengths={a: 0 for a in ARRAYS})
         self._next = _Generation(f, empty, tmp, writable=True)
         self._next_path = tmp

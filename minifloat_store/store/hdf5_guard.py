@@ -15,7 +15,10 @@ import numpy as np
 
 from minifloat_store.store.errors import StoreCorruptedError
 
-__all__ = ["checked_dataset", "require_hard_link", "storage_size"]
+__all__ = ["check_chunk_sizes", "checked_dataset", "require_hard_link", "storage_size"]
+
+#: Bytes deflate may add to incompressible data (stored blocks: 5 bytes per 64 KiB, plus the zlib wrapper).
+_DEFLATE_SLACK = 64
 
 
 def require_hard_link(parent: h5py.Group, name: str, where: str) -> None:
@@ -30,10 +33,16 @@ def require_hard_link(parent: h5py.Group, name: str, where: str) -> None:
 
 
 def checked_dataset(
-    f: h5py.File, ds_name: str, where: str, dtype: Any, tail: tuple[int, ...], chunk: int | None
+    f: h5py.File,
+    ds_name: str,
+    where: str,
+    dtype: Any,
+    tail: tuple[int, ...],
+    chunk: int | None,
+    filters: tuple[int, ...] = (h5py.h5z.FILTER_FLETCHER32,),
 ) -> h5py.Dataset:
     try:
-        return _checked_dataset_unsafe(f, ds_name, where, dtype, tail, chunk)
+        return _checked_dataset_unsafe(f, ds_name, where, dtype, tail, chunk, filters)
     except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:  # h5py's kinds for damaged metadata
         raise StoreCorruptedError(
             f"{where}: dataset '{ds_name}' cannot be opened: {exc} (its HDF5 metadata is damaged)"
@@ -48,8 +57,40 @@ def storage_size(ds: h5py.Dataset, where: str) -> int:
         raise StoreCorruptedError(f"{where}: dataset '{ds.name}' has a damaged chunk index ({exc})") from None
 
 
+def check_chunk_sizes(ds: h5py.Dataset, chunks: int, chunk_bytes: int, where: str) -> None:
+    """A compressed dataset stores its first ``chunks`` chunks, none larger than deflate makes ``chunk_bytes``.
+
+    Read from the chunk index before any chunk is inflated: the bound on a
+    chunk's stored size bounds what inflating it can allocate.
+    """
+    sizes: dict[int, int] = {}
+    rows = ds.chunks[0]
+
+    def note(info: Any) -> None:
+        sizes[int(info.chunk_offset[0]) // rows] = int(info.size)
+
+    try:
+        if chunks:
+            ds.id.chunk_iter(note)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise StoreCorruptedError(f"{where}: dataset '{ds.name}' has a damaged chunk index ({exc})") from None
+    for k in range(chunks):
+        size = sizes.get(k)
+        if size is None or not 0 < size <= chunk_bytes + _DEFLATE_SLACK + 4:
+            raise StoreCorruptedError(
+                f"{where}: dataset '{ds.name}' chunk {k} is {'missing' if size is None else f'{size:,} bytes'}; "
+                f"a committed chunk of {chunk_bytes:,} bytes is stored in 1..{chunk_bytes + _DEFLATE_SLACK + 4}"
+            )
+
+
 def _checked_dataset_unsafe(
-    f: h5py.File, ds_name: str, where: str, dtype: Any, tail: tuple[int, ...], chunk: int | None
+    f: h5py.File,
+    ds_name: str,
+    where: str,
+    dtype: Any,
+    tail: tuple[int, ...],
+    chunk: int | None,
+    filters: tuple[int, ...],
 ) -> h5py.Dataset:
     """Open ``ds_name`` only if it is what this module writes.
 
@@ -79,8 +120,15 @@ def _checked_dataset_unsafe(
     if layout != h5py.h5d.CHUNKED or dcpl.get_external_count() != 0:
         what = "virtual" if layout == getattr(h5py.h5d, "VIRTUAL", -1) else "not chunked or stored outside the file"
         raise StoreCorruptedError(f"{where}: dataset '{ds_name}' is {what}: refused")
-    if dcpl.get_nfilters() != 1 or dcpl.get_filter(0)[0] != h5py.h5z.FILTER_FLETCHER32:
-        raise StoreCorruptedError(f"{where}: dataset '{ds_name}' has filters other than fletcher32: refused")
+    got = tuple(dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters()))
+    if got != filters:
+        names = {
+            h5py.h5z.FILTER_FLETCHER32: "fletcher32",
+            h5py.h5z.FILTER_SHUFFLE: "shuffle",
+            h5py.h5z.FILTER_DEFLATE: "deflate",
+        }
+        want = " + ".join(names[i] for i in filters)
+        raise StoreCorruptedError(f"{where}: dataset '{ds_name}' has filters other than {want}: refused")
     if ds.dtype != np.dtype(dtype) or tuple(ds.shape[1:]) != tail:
         raise StoreCorruptedError(
             f"{where}: dataset '{ds_name}' is {ds.dtype} of shape {ds.shape}, expected {np.dtype(dtype)} "

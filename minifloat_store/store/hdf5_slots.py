@@ -33,8 +33,11 @@ def fsync_file(f: h5py.File) -> None:
     os.fsync(f.id.get_vfd_handle())
 
 
-def read_slot(f: h5py.File, slot: str, where: str, refresh: bool) -> dict[str, Any] | None:
-    """The record in one commit slot, or None if the slot is empty, torn or corrupted."""
+def read_slot(
+    f: h5py.File, slot: str, where: str, refresh: bool, why: list[str] | None = None
+) -> dict[str, Any] | None:
+    """The record in one commit slot, or None if the slot is empty, torn or corrupted (the reason appended to
+    ``why`` when the slot holds a record that fails its checks)."""
     try:
         ds = checked_dataset(f, slot, where, np.uint8, (), COMMIT_CHUNK)
         if refresh:
@@ -51,18 +54,22 @@ def read_slot(f: h5py.File, slot: str, where: str, refresh: bool) -> dict[str, A
         return unwrap_record(wrapper, f"{where} ({slot})")
     except StoreVersionError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError, UnicodeDecodeError, StoreCorruptedError):
+    except StoreCorruptedError as exc:
+        if why is not None:
+            why.append(str(exc))
+        return None
+    except (OSError, KeyError, ValueError, RuntimeError, UnicodeDecodeError):
         return None
 
 
 def read_record(f: h5py.File, where: str, refresh: bool = False) -> dict[str, Any]:
     for slot in COMMIT_SLOTS:
         checked_dataset(f, slot, where, np.uint8, (), COMMIT_CHUNK)  # a link or external slot: refused outright
-    found = [r for r in (read_slot(f, s, where, refresh) for s in COMMIT_SLOTS) if r is not None]
+    why: list[str] = []
+    found = [r for r in (read_slot(f, s, where, refresh, why) for s in COMMIT_SLOTS) if r is not None]
     if not found:
-        raise StoreCorruptedError(
-            f"{where}: neither commit slot holds a valid commit record (is this a minifloat store?)"
-        )
+        detail = f": {why[0]}" if why else " (is this a minifloat store?)"
+        raise StoreCorruptedError(f"{where}: neither commit slot holds a valid commit record{detail}")
     return max(found, key=lambda r: r["txn"] if isinstance(r.get("txn"), int) else -1)
 
 

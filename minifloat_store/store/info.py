@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["StoreInfo"]
@@ -16,6 +16,7 @@ class StoreInfo:
     Attributes
     ----------
     path, backend, format, scale : str
+        ``format`` is the element of the encoding (``"e4m3"``, ``"nf4"``...).
     dim : int
         Values per vector.
     count : int
@@ -33,6 +34,13 @@ class StoreInfo:
     vector_overhead : float
         ``vector_bytes_on_disk / storage_bytes(count + deleted, ...)``: container
         cost of the vector arrays (chunk padding, indexes, checksums); 1.0 is none.
+    layout_version : int
+        The store's layout version (1 or 2; docs/store.md).
+    metadata : dict
+    encoding : dict
+        ``Encoding.get_config()`` of the store's encoding (its fitted mean is not repeated here).
+    transform : str
+        The encoding's transform (``"none"`` for the study formats).
     """
 
     path: str
@@ -49,6 +57,8 @@ class StoreInfo:
     vector_overhead: float
     layout_version: int
     metadata: dict[str, Any]
+    encoding: dict[str, Any] = field(default_factory=dict)
+    transform: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +70,11 @@ class StoreInfo:
             ("layout version", str(self.layout_version)),
             ("format", self.format),
             ("scale", self.scale),
+            *(
+                [("transform", f"{self.transform} (seed {self.encoding.get('seed', 0)})")]
+                if self.transform != "none"
+                else []
+            ),
             ("dim", str(self.dim)),
             ("vectors", f"{self.count:,}"),
             ("deleted (not yet compacted)", f"{self.deleted:,}"),

@@ -9,16 +9,27 @@ the store, the array and the rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numba
 import numpy as np
 
+from minifloat_store.encoding import CONFIG_ID, Encoding
 from minifloat_store.formats import Format, decode_table, get_format
 from minifloat_store.store.errors import StoreCorruptedError
 
-__all__ = ["check_codes", "check_id_blob", "check_record", "check_scales", "scale_bounds"]
+__all__ = [
+    "check_codes",
+    "check_encoded_scales",
+    "check_id_blob",
+    "check_record",
+    "check_scales",
+    "record_encoding",
+    "scale_bounds",
+]
 
 #: Largest dim a record may claim (bounds a row's size before anything is read).
 MAX_DIM = 1 << 20
@@ -30,8 +41,65 @@ def _is_int(v: object, lo: int = 0, hi: int = _MAX_LENGTH) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
-def check_record(record: object, where: str, arrays: Sequence[str]) -> dict[str, Any]:
+def record_encoding(record: Mapping[str, Any], where: str) -> tuple[Encoding, int]:
+    """The encoding and dim a record's layout names (version 1: a format and a scale mode).
+
+    Every byte of the record is untrusted: the config must be exactly what
+    ``Encoding.get_config`` writes, the fitted mean base64 of ``4 * dim``
+    bytes (float32, little-endian) holding finite values, present exactly when
+    the encoding centres. Checked before anything is decoded or allocated
+    from it (the base64 text is no longer than ``dim`` allows).
+
+    Raises
+    ------
+    StoreCorruptedError
+        Naming the bad field.
+    """
+
+    def bad(what: str) -> StoreCorruptedError:
+        return StoreCorruptedError(f"{where}: the commit record's encoding {what}")
+
+    layout = record.get("layout")
+    if not isinstance(layout, Mapping):
+        raise StoreCorruptedError(f"{where}: the commit record has no 'layout' object")
+    dim = layout.get("dim")
+    if not _is_int(dim, 1, MAX_DIM):
+        raise StoreCorruptedError(f"{where}: the commit record's layout dim {dim!r} is not an integer in 1..{MAX_DIM}")
+    assert isinstance(dim, int)  # for the type checker: _is_int checked it
+    if "encoding" not in layout:  # layout version 1
+        fmt = get_format(layout.get("format"))  # type: ignore[arg-type]
+        return Encoding(fmt, str(layout.get("scale"))), dim
+    if set(layout) != {"dim", "row_bytes", "encoding", "fitted"}:
+        raise bad(f"layout has keys {sorted(layout)}, not dim, row_bytes, encoding and fitted")
+    config, fitted = layout["encoding"], layout["fitted"]
+    if not isinstance(config, dict) or config.get("id") != CONFIG_ID:
+        raise bad(f"config {config!r} is not an encoding config")
+    if not isinstance(fitted, dict) or set(fitted) - {"mean"}:
+        raise bad(f"fitted arrays {sorted(fitted) if isinstance(fitted, dict) else fitted!r} are not only 'mean'")
+    arrays: dict[str, np.ndarray] = {}
+    for name, text in fitted.items():
+        # base64 of 4 * dim bytes: exactly this many characters, before anything is decoded.
+        if not isinstance(text, str) or len(text) != 4 * -(-4 * dim // 3):
+            raise bad(f"fitted array {name!r} is not base64 of {dim} float32 values")
+        try:
+            raw = base64.b64decode(text.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raise bad(f"fitted array {name!r} is not valid base64") from None
+        arrays[name] = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    try:
+        enc = Encoding.from_config(config, arrays)
+    except (TypeError, ValueError) as exc:
+        raise bad(f"is not valid: {exc}") from None
+    if enc.centres and enc.mean is None:
+        raise bad(f"{enc!r} centres but the record holds no fitted mean")
+    return enc, dim
+
+
+def check_record(record: object, where: str, arrays: Sequence[str], version: int = 1) -> dict[str, Any]:
     """The commit record's common fields, each present and of the right type and range.
+
+    ``version`` is the layout version of the wrapper the record came in; the
+    record's layout must be of that version.
 
     Raises
     ------
@@ -50,19 +118,30 @@ def check_record(record: object, where: str, arrays: Sequence[str]) -> dict[str,
     layout = record.get("layout")
     if not isinstance(layout, dict):
         raise bad("has no 'layout' object")
-    try:
-        fmt = get_format(layout.get("format"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise bad(f"names an unknown format {layout.get('format')!r}") from None
-    dim, row_bytes, scale = layout.get("dim"), layout.get("row_bytes"), layout.get("scale")
+    if ("encoding" in layout) != (version >= 2):
+        raise bad(f"layout does not match its layout version {version} (an encoding is recorded from version 2 on)")
+    dim, row_bytes = layout.get("dim"), layout.get("row_bytes")
     if not isinstance(dim, int) or not _is_int(dim, 1, MAX_DIM):
         raise bad(f"layout dim {dim!r} is not an integer in 1..{MAX_DIM}")
-    if row_bytes != fmt.row_bytes(dim) or scale not in ("none", "vector") or (fmt.is_identity and scale != "none"):
-        raise bad(f"layout {layout} is inconsistent (row_bytes must be {fmt.row_bytes(dim)})")
+    if version == 1:
+        try:
+            fmt = get_format(layout.get("format"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise bad(f"names an unknown format {layout.get('format')!r}") from None
+        scale = layout.get("scale")
+        if row_bytes != fmt.row_bytes(dim) or scale not in ("none", "vector") or (fmt.is_identity and scale != "none"):
+            raise bad(f"layout {layout} is inconsistent (row_bytes must be {fmt.row_bytes(dim)})")
+        scale_rows = True
+    else:
+        enc, _ = record_encoding(record, where)
+        want = enc.code_bytes(dim) + enc.n_blocks(dim)
+        if row_bytes != want:
+            raise bad(f"layout row_bytes {row_bytes!r} is inconsistent ({enc!r} of dim {dim} needs {want})")
+        scale_rows = enc.has_vector_scale
     lengths = record.get("lengths")
     if not isinstance(lengths, dict) or not all(_is_int(lengths.get(a)) for a in arrays):
         raise bad(f"lengths {lengths!r} are not a non-negative integer for each of {', '.join(arrays)}")
-    if not lengths["codes"] == lengths["scales"] == lengths["id_ends"]:
+    if not lengths["codes"] == lengths["id_ends"] or lengths["scales"] != (lengths["codes"] if scale_rows else 0):
         raise bad(f"array lengths disagree: {lengths}")
     if lengths["deleted"] > lengths["codes"]:
         raise bad(f"deletes more rows ({lengths['deleted']}) than it stores ({lengths['codes']})")
@@ -96,6 +175,33 @@ def check_scales(scales: np.ndarray, rows: np.ndarray, fmt: Format, scale: str, 
             f"{where}: array 'scales' row {int(rows[i])} holds {float(scales[i])!r}, outside [{lo:.3g}, {hi:.3g}] "
             f"where every scale of a {fmt.name}/{scale} store lies ({int(bad.sum())} such rows in this read)"
         )
+
+
+def check_encoded_scales(scales: np.ndarray, blocks: np.ndarray, rows: np.ndarray, enc: Encoding, where: str) -> None:
+    """Per-vector and block scales of an encoding other than a study format, as ``Encoded`` accepts them.
+
+    ``scales`` (n,) float32 (ones where the encoding has none); ``blocks``
+    (n, n_blocks) uint8, the block-scale bytes of each row. A per-vector scale
+    must be finite and > 0 (the study's divisor) or >= 0 (a multiplier); a
+    block scale may not be a code no encoder writes (E8M0 0xFF; E4M3 0x7F and up).
+    """
+    if enc.has_vector_scale:
+        bad = ~np.isfinite(scales) | ((scales <= 0) if enc.divides else (scales < 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            need = "> 0" if enc.divides else ">= 0"
+            raise StoreCorruptedError(
+                f"{where}: array 'scales' row {int(rows[i])} holds {float(scales[i])!r}; every scale of a "
+                f"{enc.element}/{enc.scale} store is finite and {need} ({int(bad.sum())} such rows in this read)"
+            )
+    if enc.block_size and blocks.size:
+        bad = (blocks == 0xFF) if enc.scale == "block32" else (blocks >= 0x7F)
+        if bad.any():
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            raise StoreCorruptedError(
+                f"{where}: array 'codes' row {int(rows[r])} holds block scale {c} = {int(blocks[r, c]):#04x}, "
+                f"which no {enc.scale} encoder writes"
+            )
 
 
 _BAD_CODES: dict[str, np.ndarray | None] = {}

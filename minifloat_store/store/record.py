@@ -18,26 +18,49 @@ row bytes), the committed length of every logical array, the transaction
 and generation counters, and the store's metadata. Backends store it wrapped
 with its layout version and a CRC32C (``wrap_record``) and check both before
 trusting it (``unwrap_record``). Byte layout: docs/store.md.
+
+Layout version 2 (every store created today) records the whole
+:class:`~minifloat_store.Encoding` instead of a format and a scale mode: its
+``get_config()`` and its fitted mean (base64 of float32 little-endian), both
+inside the record, so they are durable exactly when the record is. A row of
+``codes`` is then the vector's packed codes followed by its block-scale bytes;
+``scales`` holds one float32 per row only when the encoding has a per-vector
+scale (otherwise it stays empty), and the id arrays are compressed by the
+backend. Version 1 stores (a format and ``"none"``/``"vector"``) read as before.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import crc32c
+import numpy as np
 
-from minifloat_store._checks import ScaleMode, check_scale_mode
-from minifloat_store.formats import Format, get_format
+from minifloat_store.encoding import Encoding
+from minifloat_store.formats import Format
 from minifloat_store.store.errors import StoreCorruptedError, StoreVersionError
-from minifloat_store.store.integrity import check_record
+from minifloat_store.store.integrity import check_record, record_encoding
 
-__all__ = ["ARRAYS", "LAYOUT_VERSION", "RECORD_KEY", "new_record", "next_record", "unwrap_record", "wrap_record"]
+__all__ = [
+    "ARRAYS",
+    "LAYOUT_VERSION",
+    "RECORD_KEY",
+    "StoreLayout",
+    "new_record",
+    "next_record",
+    "read_layout",
+    "record_version",
+    "unwrap_record",
+    "wrap_record",
+]
 
-#: Layout version written by this code; a store with a larger one is refused.
-LAYOUT_VERSION = 1
+#: Layout version written by this code for new stores; a store with a larger one is refused.
+LAYOUT_VERSION = 2
 #: Key of the commit record (zarr root attribute; HDF5 commit slots hold the same JSON).
 RECORD_KEY = "minifloat_store"
 #: The logical arrays, in the order a transaction writes them.
@@ -52,7 +75,7 @@ def wrap_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """
     text = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return {
-        "layout_version": LAYOUT_VERSION,
+        "layout_version": record_version(record),
         "record": text,
         "record_crc32c": crc32c.crc32c(text.encode("utf-8")),
     }
@@ -81,15 +104,35 @@ def unwrap_record(wrapper: object, where: str) -> dict[str, Any]:
     except (json.JSONDecodeError, RecursionError) as exc:
         raise StoreCorruptedError(f"{where}: the commit record is not valid JSON ({exc})") from None
     # Every field present and typed before anything uses it (never a KeyError or TypeError later).
-    return check_record(record, where, ARRAYS)
+    return check_record(record, where, ARRAYS, version)
 
 
-def new_record(fmt: Format, dim: int, scale: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    """The record of an empty store (``scale`` already made effective for ``fmt``)."""
+def record_version(record: Mapping[str, Any]) -> int:
+    """The layout version a (checked) record belongs to: 2 when its layout records an encoding."""
+    layout = record.get("layout")
+    return 2 if isinstance(layout, Mapping) and "encoding" in layout else 1
+
+
+def encoding_layout(enc: Encoding, dim: int) -> dict[str, Any]:
+    """The ``layout`` of a version-2 record: dim, row bytes, the encoding's config and fitted arrays."""
+    fitted = {
+        name: base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")
+        for name, a in enc.fitted_arrays().items()
+    }
+    return {
+        "dim": int(dim),
+        "row_bytes": enc.code_bytes(dim) + enc.n_blocks(dim),
+        "encoding": enc.get_config(),
+        "fitted": fitted,
+    }
+
+
+def new_record(enc: Encoding, dim: int, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The record of an empty store of layout version 2 (``enc`` fitted, of dimension ``dim``)."""
     return {
         "txn": 0,
         "generation": 0,
-        "layout": {"format": fmt.name, "dim": int(dim), "scale": scale, "row_bytes": fmt.row_bytes(int(dim))},
+        "layout": encoding_layout(enc, dim),
         "lengths": {name: 0 for name in ARRAYS},
         "metadata": metadata,
     }
@@ -105,13 +148,50 @@ def next_record(record: Mapping[str, Any], **lengths: int) -> dict[str, Any]:
     return rec
 
 
-def read_layout(record: Mapping[str, Any], where: str) -> tuple[Format, int, ScaleMode, int, dict[str, int]]:
-    """Check a loaded record's layout and lengths for consistency.
+@dataclass(frozen=True)
+class StoreLayout:
+    """What a checked record says about the rows of a store.
 
-    Returns
-    -------
-    fmt, dim, scale, row_bytes, lengths
-        ``lengths`` maps every name of ``ARRAYS`` to its committed length.
+    Attributes
+    ----------
+    version : int
+        Layout version (1: a format and a scale mode; 2: an encoding).
+    encoding : Encoding
+        How the rows are encoded (a version-1 store's is ``Encoding(format, scale)``).
+    dim : int
+        Values per vector.
+    row_bytes : int
+        Bytes of one row of ``codes``: the packed codes, then (version 2) the block-scale bytes.
+    scale_column : bool
+        Whether ``scales`` holds one float32 per row (always in version 1; in
+        version 2 only for an encoding with a per-vector scale).
+    lengths : dict of str to int
+        The committed length of every array of ``ARRAYS``.
+    """
+
+    version: int
+    encoding: Encoding
+    dim: int
+    row_bytes: int
+    scale_column: bool
+    lengths: dict[str, int]
+
+    @property
+    def fmt(self) -> Format | None:
+        """The minifloat format of a store the study's way (``encode(x, fmt, scale)``), else None."""
+        return self.encoding.codebook.fmt if self.encoding.is_legacy else None
+
+    @property
+    def scale(self) -> str:
+        return self.encoding.scale
+
+    @property
+    def code_bytes(self) -> int:
+        return self.encoding.code_bytes(self.dim)
+
+
+def read_layout(record: Mapping[str, Any], where: str) -> StoreLayout:
+    """The layout of a record that ``unwrap_record`` (or ``check_record``) has checked.
 
     Raises
     ------
@@ -119,16 +199,16 @@ def read_layout(record: Mapping[str, Any], where: str) -> tuple[Format, int, Sca
         A missing or garbled field, or fields that contradict each other.
     """
     try:
+        version = record_version(record)
+        enc, dim = record_encoding(record, where)
         layout = record["layout"]
-        fmt = get_format(layout["format"])
-        dim = int(layout["dim"])
-        scale = str(layout["scale"])
         row_bytes = int(layout["row_bytes"])
         lengths = {name: int(record["lengths"][name]) for name in ARRAYS}
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreCorruptedError(f"{where}: commit record lacks or garbles {exc}") from None
-    if row_bytes != fmt.row_bytes(dim) or scale not in ("none", "vector"):
+    scale_column = version == 1 or enc.has_vector_scale
+    if row_bytes != enc.code_bytes(dim) + (enc.n_blocks(dim) if version > 1 else 0):
         raise StoreCorruptedError(f"{where}: commit record layout {layout} is inconsistent")
-    if not (lengths["scales"] == lengths["id_ends"] == lengths["codes"]):
+    if lengths["scales"] != (lengths["codes"] if scale_column else 0) or lengths["id_ends"] != lengths["codes"]:
         raise StoreCorruptedError(f"{where}: array lengths disagree in the commit record: {lengths}")
-    return fmt, dim, check_scale_mode(scale), row_bytes, lengths
+    return StoreLayout(version, enc, dim, row_bytes, scale_column, lengths)

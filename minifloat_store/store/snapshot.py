@@ -22,12 +22,11 @@ import numpy as np
 
 from minifloat_store._checks import ScaleMode
 from minifloat_store.codec import Packed, decode
-from minifloat_store.formats import get_format
-from minifloat_store.store.backend import backend_class
+from minifloat_store.store.backend import Backend, backend_class
 from minifloat_store.store.digests import BlockDigests, VerifiedReads
 from minifloat_store.store.errors import StoreChangedError
-from minifloat_store.store.reading import check_rows, read_rows
-from minifloat_store.store.record import ARRAYS
+from minifloat_store.store.reading import check_rows, read_rows, read_scales, rows_batch
+from minifloat_store.store.record import ARRAYS, StoreLayout, read_layout
 
 __all__ = ["StoreSnapshot", "read_live_decoded", "read_partition", "read_scattered", "to_dask"]
 
@@ -118,15 +117,31 @@ def _reads(snap: StoreSnapshot) -> VerifiedReads:
     return reads
 
 
+def _layout(be: Backend, snap: StoreSnapshot) -> StoreLayout:
+    """The layout of the opened store, which must be the snapshot's study format (Dask reads no other)."""
+    layout = read_layout(be.record, f"store {snap.path}")
+    fmt = layout.fmt
+    if fmt is None or fmt.name != snap.fmt or layout.scale != snap.scale or layout.dim != snap.dim:
+        raise StoreChangedError(f"store {snap.path} no longer has the snapshot's layout ({snap.fmt}/{snap.scale})")
+    return layout
+
+
+def _packed(codes: np.ndarray, scales: np.ndarray, layout: StoreLayout) -> Packed:
+    batch = rows_batch(codes, scales, layout)
+    assert isinstance(batch, Packed)  # _layout admits study formats only
+    return batch
+
+
 def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed:
     """Rows ``[lo, hi)`` (live and deleted), packed, checked."""
     if not 0 <= lo <= hi <= snap.rows:
         raise IndexError(f"rows {lo}..{hi} outside the snapshot's {snap.rows} rows")
     reads = _reads(snap)
+    layout = _layout(reads.backend, snap)
     codes = reads.read("codes", lo, hi)
-    scales = reads.read("scales", lo, hi)
-    check_rows(reads, codes, scales, np.arange(lo, hi), get_format(snap.fmt), snap.scale, f"store {snap.path}")
-    return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
+    scales = read_scales(reads, lo, hi, layout)
+    check_rows(reads, codes, scales, np.arange(lo, hi), layout, f"store {snap.path}")
+    return _packed(codes, scales, layout)
 
 
 def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
@@ -134,10 +149,10 @@ def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
     rows = np.asarray(rows, dtype=np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= snap.rows):
         raise IndexError(f"rows outside the snapshot's {snap.rows} rows")
-    codes, scales = read_rows(
-        _reads(snap), rows, get_format(snap.fmt), snap.scale, snap.row_bytes, f"store {snap.path}"
-    )
-    return Packed(codes, scales, get_format(snap.fmt), snap.dim, snap.scale)
+    reads = _reads(snap)
+    layout = _layout(reads.backend, snap)
+    codes, scales = read_rows(reads, rows, layout, f"store {snap.path}")
+    return _packed(codes, scales, layout)
 
 
 def read_live_decoded(snap: StoreSnapshot, lo: int, hi: int, live: np.ndarray) -> np.ndarray:

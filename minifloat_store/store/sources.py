@@ -31,7 +31,6 @@ import h5py
 import numpy as np
 import zarr
 
-from minifloat_store._checks import check_scale_mode
 from minifloat_store.codec import storage_bytes
 from minifloat_store.store.backend import holds_store
 from minifloat_store.store.embedding_store import EmbeddingStore
@@ -187,7 +186,7 @@ class _StoreSource:
         self.name = path
         self.store = EmbeddingStore.open(path, "r")
         self.n, self.dim = len(self.store), self.store.dim
-        self.nbytes = storage_bytes(self.n, self.dim, self.store.fmt, check_scale_mode(self.store.scale))
+        self.nbytes = storage_bytes(self.n, self.dim, self.store.encoding)
         self.metadata = self.store.metadata
         self._it: Iterator[tuple[list[str], np.ndarray]] | None = None
         self._ids: list[str] = []

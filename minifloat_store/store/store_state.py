@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from minifloat_store.encoding import Encoding
 from minifloat_store.formats import Format
 from minifloat_store.store.backend import Backend, backend_class, detect_backend
 from minifloat_store.store.digests import BlockDigests, VerifiedReads
@@ -107,7 +108,8 @@ class StoreState:
         be = self._backend
         rec = be.record
         where = f"store {be.path}"
-        self._fmt, self._dim, self._scale, self._row_bytes, lengths = read_layout(rec, where)
+        self._layout = read_layout(rec, where)
+        lengths = self._layout.lengths
         self._digests = BlockDigests.from_record(rec, ARRAYS, where)
         self._reads = VerifiedReads(be, self._digests)
         ends, blob, deleted, live = read_id_arrays(self._reads, lengths, where)
@@ -147,16 +149,26 @@ class StoreState:
         return self._backend.writable
 
     @property
-    def fmt(self) -> Format:
-        return self._fmt
+    def encoding(self) -> Encoding:
+        """How the rows are encoded (for a version-1 store, ``Encoding(format, scale)``), with its fitted mean."""
+        return self._layout.encoding
+
+    @property
+    def fmt(self) -> Format | None:
+        """The minifloat format of a store of a study format (no transform, scale none/vector), else None."""
+        return self._layout.fmt
 
     @property
     def dim(self) -> int:
-        return self._dim
+        return self._layout.dim
 
     @property
     def scale(self) -> str:
-        return self._scale
+        return self._layout.scale
+
+    @property
+    def _dim(self) -> int:
+        return self._layout.dim
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -179,8 +191,8 @@ class StoreState:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("a" if self.writable else "r")
         return (
-            f"EmbeddingStore({self.path!r}, backend={self.backend!r}, fmt={self._fmt.name!r}, "
-            f"scale={self._scale!r}, dim={self._dim}, count={len(self)}, mode={state!r})"
+            f"EmbeddingStore({self.path!r}, backend={self.backend!r}, encoding={self.encoding!r}, "
+            f"dim={self._dim}, count={len(self)}, mode={state!r})"
         )
 
     # -- context manager -----------------------------------------------------

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from minifloat_store.codec import Packed, as_float32_matrix
-from minifloat_store.formats import Format
+from minifloat_store.encoding import Encoded, Encoding
 
-__all__ = ["check_ids", "check_ids_any", "check_json", "check_packed", "check_vectors"]
+__all__ = ["check_encoding", "check_ids", "check_ids_any", "check_json", "check_packed", "check_vectors"]
 
 
 def check_json(metadata: object) -> dict[str, Any]:
@@ -88,13 +88,31 @@ def check_vectors(vectors: object, ids: list[str], dim: int, where: str) -> np.n
     return x
 
 
-def check_packed(packed: object, fmt: Format, dim: int, scale: str, where: str) -> Packed:
-    """``packed`` if it is a ``Packed`` in exactly the store's format, dim and scale mode."""
-    if not isinstance(packed, Packed):
-        raise TypeError(f"packed must be a Packed, got {type(packed).__name__}")
-    if packed.fmt.name != fmt.name or packed.dim != dim or packed.scale != scale:
+def check_encoding(enc: Encoding, dim: int) -> Encoding:
+    """``enc`` if a store of dimension ``dim`` can hold it: fitted if it centres, on ``dim`` values."""
+    if not enc.is_fitted:
+        raise ValueError(f"{enc!r} centres but is not fitted: call enc = enc.fit(sample) before creating the store")
+    if enc.dim is not None and enc.dim != dim:
+        raise ValueError(f"{enc!r} was fitted on dim {enc.dim}, not {dim}")
+    return enc
+
+
+def check_packed(packed: object, enc: Encoding, dim: int, where: str) -> Packed | Encoded:
+    """``packed`` if it holds rows of exactly the store's encoding and dim.
+
+    A ``Packed`` of the same format and scale mode (a study format), or an
+    ``Encoded`` of an equal encoding (config and fitted mean, bit for bit).
+    """
+    if isinstance(packed, Packed):
+        same = enc.is_legacy and packed.fmt.name == enc.element and packed.scale == enc.scale
+        what = f"{packed.fmt.name}/{packed.scale}"
+    elif isinstance(packed, Encoded):
+        same = packed.encoding == enc
+        what = repr(packed.encoding)
+    else:
+        raise TypeError(f"packed must be a Packed or an Encoded, got {type(packed).__name__}")
+    if not same or packed.dim != dim:
         raise ValueError(
-            f"packed is {packed.fmt.name}/dim {packed.dim}/scale {packed.scale!r}; store {where} "
-            f"holds {fmt.name}/dim {dim}/scale {scale!r}; nothing was stored"
+            f"packed holds {what} of dim {packed.dim}; store {where} holds {enc!r} of dim {dim}; nothing was stored"
         )
     return packed

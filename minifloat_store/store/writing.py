@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from minifloat_store.codec import Packed, encode
+from minifloat_store.encoding import Encoded
 from minifloat_store.store.backend import SCAN_ROWS
 from minifloat_store.store.digests import BlockDigests
 from minifloat_store.store.ids import MAX_ROWS, encode_ids
@@ -72,7 +73,7 @@ class StoreWriting(StoreState):
         ids : sequence of str, length n
             New, unique, non-empty ids.
         vectors : array_like of shape (n, dim), floating point
-            Encoded in the store's format and scale mode.
+            Encoded with the store's encoding.
 
         Raises
         ------
@@ -89,16 +90,17 @@ class StoreWriting(StoreState):
             return  # an empty batch is a no-op, not an error
         x = check_vectors(vectors, id_list, self._dim, self.path)
         blob, ends = self._check_new_ids(id_list)
-        packed = encode(x, self._fmt, self._scale)
-        self._append(blob, ends, packed)
+        self._append(blob, ends, encode(x, self.encoding))
 
-    def add_packed(self, ids: Sequence[str], packed: Packed) -> None:
-        """Store vectors already encoded in this store's format (no re-encoding).
+    def add_packed(self, ids: Sequence[str], packed: Packed | Encoded) -> None:
+        """Store vectors already encoded in this store's encoding (no re-encoding).
 
-        ``packed.fmt``, ``packed.dim`` and ``packed.scale`` must match the store.
+        ``packed`` is a ``Packed`` of the store's format, dim and scale mode
+        (a study format), or an ``Encoded`` of exactly the store's encoding
+        (config and fitted mean) and dim.
         """
         self._check_writable()
-        check_packed(packed, self._fmt, self._dim, self._scale, self.path)
+        check_packed(packed, self.encoding, self._dim, self.path)
         id_list = check_ids(ids, "ids")
         if len(id_list) != packed.n:
             raise ValueError(f"{len(id_list)} ids but {packed.n} packed vectors; nothing was stored")
@@ -135,23 +137,42 @@ class StoreWriting(StoreState):
         except Exception:
             pass
 
-    def _append(self, blob: np.ndarray, ends: np.ndarray, packed: Packed) -> None:
+    def _row_arrays(self, packed: Packed | Encoded) -> list[tuple[str, np.ndarray]]:
+        """The ``codes`` rows (codes, then block-scale bytes) and, where the layout has one, the scale column."""
+        if isinstance(packed, Packed):
+            codes, scales = packed.codes, packed.scales
+        else:
+            codes = packed.codes if packed.block_scales is None else np.hstack((packed.codes, packed.block_scales))
+            scales = packed.scales if packed.scales is not None else np.ones(packed.n, dtype=np.float32)
+        out = [("codes", codes)]
+        if self._layout.scale_column:
+            out.append(("scales", scales))
+        return out
+
+    def _scale_rows(self, rows: int) -> int:
+        """The committed length of ``scales`` for ``rows`` rows (0 without a scale column)."""
+        return rows if self._layout.scale_column else 0
+
+    def _append(self, blob: np.ndarray, ends: np.ndarray, packed: Packed | Encoded) -> None:
         n = packed.n
         base = self._ids.nbytes
         rec = next_record(
-            self._record, codes=self._rows + n, scales=self._rows + n, id_ends=self._rows + n, id_blob=base + len(blob)
+            self._record,
+            codes=self._rows + n,
+            scales=self._scale_rows(self._rows + n),
+            id_ends=self._rows + n,
+            id_blob=base + len(blob),
         )
-        self._transaction(
-            [("codes", packed.codes), ("scales", packed.scales), ("id_ends", ends + base), ("id_blob", blob)], rec
-        )
+        self._transaction([*self._row_arrays(packed), ("id_ends", ends + base), ("id_blob", blob)], rec)
         self._record = self._backend.record
         self._ids.append(blob, ends)
         self._live_buf.append(np.ones(n, dtype=bool))
         self._rows += n
         self._cache.clear()
 
-    def _stage_external_rows(self, n: int) -> tuple[str, str]:
-        """Grow ``codes`` and ``scales`` by ``n`` rows that other processes write; return where the two arrays are.
+    def _stage_external_rows(self, n: int) -> tuple[str, str | None]:
+        """Grow ``codes`` and ``scales`` by ``n`` rows that other processes write; return where the two arrays are
+        (None for ``scales`` in a layout without a scale column).
 
         For ``minifloat_store.dask.convert``: its tasks write whole shards there,
         then :meth:`_commit_external_rows` commits them with their ids.
@@ -160,7 +181,11 @@ class StoreWriting(StoreState):
         stage = getattr(self._backend, "stage_external", None)
         if stage is None:
             raise ValueError(f"store {self.path}: the {self.backend} backend cannot take rows written elsewhere")
+        if self._layout.fmt is None:
+            raise ValueError(f"store {self.path}: rows written elsewhere must be of a study format")
         stage("codes", self._rows + n)
+        if not self._layout.scale_column:
+            return self._backend.array_url("codes"), None  # type: ignore[attr-defined]
         stage("scales", self._rows + n)
         return self._backend.array_url("codes"), self._backend.array_url("scales")  # type: ignore[attr-defined]
 
@@ -177,11 +202,15 @@ class StoreWriting(StoreState):
         blob, ends = self._check_new_ids(id_list)
         base = self._ids.nbytes
         rec = next_record(
-            self._record, codes=self._rows + n, scales=self._rows + n, id_ends=self._rows + n, id_blob=base + len(blob)
+            self._record,
+            codes=self._rows + n,
+            scales=self._scale_rows(self._rows + n),
+            id_ends=self._rows + n,
+            id_blob=base + len(blob),
         )
         # The digests bind the rows the workers wrote, read back here block by block.
         digests = self._digests_for([])
-        for name in ("codes", "scales"):
+        for name in ("codes", "scales") if self._layout.scale_column else ("codes",):
             for lo in range(self._rows, self._rows + n, SCAN_ROWS):
                 hi = min(self._rows + n, lo + SCAN_ROWS)
                 digests = digests.extended(name, lo, self._backend.read_staged(name, lo, hi))  # type: ignore[attr-defined]
@@ -239,16 +268,24 @@ class StoreWriting(StoreState):
             nbytes = 0
             for i in range(0, len(live), SCAN_ROWS):
                 rows = live[i : i + SCAN_ROWS]
-                codes, scales = read_rows(self._reads, rows, self._fmt, self._scale, self._row_bytes, self._where)
+                codes, scales = read_rows(self._reads, rows, self._layout, self._where)
                 blob, ends = encode_ids(self._ids.ids_of(rows))
-                for name, data, start in (("codes", codes, i), ("scales", scales, i), ("id_ends", ends + nbytes, i)):
+                writes = [("codes", codes, i), ("id_ends", ends + nbytes, i)]
+                if self._layout.scale_column:
+                    writes.append(("scales", scales, i))
+                for name, data, start in writes:
                     digests = digests.extended(name, start, data)
                     be.append(name, data)
                 digests = digests.extended("id_blob", nbytes, blob)
                 be.append("id_blob", blob)
                 nbytes += len(blob)
             rec = next_record(
-                self._record, codes=len(live), scales=len(live), id_ends=len(live), id_blob=nbytes, deleted=0
+                self._record,
+                codes=len(live),
+                scales=self._scale_rows(len(live)),
+                id_ends=len(live),
+                id_blob=nbytes,
+                deleted=0,
             )
             rec["generation"] = int(rec["generation"]) + 1
             rec["digests"] = digests.to_record()

@@ -46,14 +46,14 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import zarr
-from zarr.codecs import Crc32cCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.errors import ContainsArrayError, ContainsGroupError
 
 from minifloat_store.store.backend import Backend, register_backend
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
-from minifloat_store.store.record import ARRAYS, RECORD_KEY, unwrap_record, wrap_record
+from minifloat_store.store.record import ARRAYS, RECORD_KEY, record_version, unwrap_record, wrap_record
 from minifloat_store.store.remote import RemoteRecordFile, is_url
 from minifloat_store.store.zarr_confined import (
     BLOB_BYTES_PER_ROW,
@@ -61,8 +61,11 @@ from minifloat_store.store.zarr_confined import (
     FILL,
     MAX_CHUNK_ROWS,
     MAX_METADATA_BYTES,
+    ZSTD_LEVEL,
     ConfinedStore,
     check_array_meta,
+    check_compressed_shard,
+    compressed,
     min_shard_bytes,
     read_confined,
     scan_tree,
@@ -142,7 +145,7 @@ def _open_group(path: str, mode: Literal["r", "r+", "w-"], storage_options: dict
     return zarr.open_group(path, mode=mode, storage_options=storage_options if is_url(path) else None)
 
 
-def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int) -> None:
+def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int, version: int) -> None:
     inner = min(INNER_ROWS, chunk_rows)
     inner_1d = min(INNER_ROWS_1D, chunk_rows)
     for name in ARRAYS:
@@ -162,7 +165,8 @@ def _create_arrays(group: zarr.Group, gen: int, row_bytes: int, chunk_rows: int)
             shards=shards,
             chunks=chunks,
             filters=None,
-            compressors=Crc32cCodec(),  # bytes-to-bytes, last in each inner chunk's chain
+            # bytes-to-bytes, CRC32C last in each inner chunk's chain (so it covers the compressed bytes)
+            compressors=[ZstdCodec(level=ZSTD_LEVEL), Crc32cCodec()] if compressed(name, version) else Crc32cCodec(),
             fill_value=FILL[name],
             # Write every in-bounds chunk, even all-fill ones: a missing chunk is then always an error.
             config={"write_empty_chunks": True},
@@ -272,7 +276,7 @@ class ZarrBackend(Backend):
                 group = _open_group(path, "w-", storage_options)
             except (ContainsArrayError, ContainsGroupError, FileExistsError):
                 raise FileExistsError(f"{path} already exists; choose a new path for the store") from None
-            _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
+            _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows, record_version(record))
             group.update_attributes({RECORD_KEY: wrap_record(record)})
             return cls(path, writable=True, storage_options=storage_options)
         if local.exists():
@@ -282,7 +286,7 @@ class ZarrBackend(Backend):
         tmp = local.parent / f".{local.name}.creating-{uuid.uuid4().hex}"
         try:
             group = zarr.open_group(str(tmp), mode="w-")
-            _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows)
+            _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows, record_version(record))
             group.update_attributes({RECORD_KEY: wrap_record(record)})
             _fsync_all(Path(d) / f for d, _, files in os.walk(tmp) for f in files)
             os.rename(tmp, local)
@@ -335,6 +339,10 @@ class ZarrBackend(Backend):
         except (ValueError, RecursionError) as exc:
             raise StoreCorruptedError(f"store {self.path}: {key} is not valid JSON ({exc})") from None
 
+    @property
+    def _version(self) -> int:
+        return record_version(self.record)
+
     def _open_generation(self) -> None:
         gen = int(self.record["generation"])
         lengths = self.record["lengths"]
@@ -348,7 +356,7 @@ class ZarrBackend(Backend):
             if doc is None:
                 raise StoreCorruptedError(f"store {self.path}: array 'g{gen}/{name}' is missing")
             length, self._inner[name], max_shard = check_array_meta(
-                doc, f"store {self.path}", name, row_bytes, chunk_rows
+                doc, f"store {self.path}", name, row_bytes, chunk_rows, self._version
             )
             if length < int(lengths[name]):
                 raise StoreCorruptedError(
@@ -410,7 +418,9 @@ class ZarrBackend(Backend):
                     raise StoreCorruptedError(
                         f"store {self.path}: array '{name}' is missing its chunk file g{gen}/{key} ({rows})"
                     )
-                need = min_shard_bytes(name, min(n, (s + 1) * per) - s * per, self._inner[name], row_bytes, per)
+                need = min_shard_bytes(
+                    name, min(n, (s + 1) * per) - s * per, self._inner[name], row_bytes, per, self._version
+                )
                 if size < need:
                     raise StoreCorruptedError(
                         f"store {self.path}: array '{name}' chunk file g{gen}/{key} has {size:,} bytes, too few "
@@ -432,6 +442,8 @@ class ZarrBackend(Backend):
         arr = self._arrays[name]
         if start == stop:
             return np.empty((0, *arr.shape[1:]), dtype=arr.dtype)
+        if compressed(name, self._version):
+            self._check_compressed(name, arr, start, stop)
         try:
             return np.asarray(arr[start:stop])
         except Exception as exc:
@@ -439,6 +451,21 @@ class ZarrBackend(Backend):
                 f"store {self.path}: array '{name}' elements {start}..{stop - 1} cannot be read: "
                 f"{type(exc).__name__}: {exc} (a chunk fails its CRC32C checksum or is damaged)"
             ) from None
+
+    def _check_compressed(self, name: str, arr: Any, start: int, stop: int) -> None:
+        """Before zarr decompresses shards of ``name`` holding ``[start, stop)``: each inner chunk declares
+        exactly its chunk's bytes (a hostile frame could otherwise make the decoder allocate terabytes)."""
+        gen = int(self.record["generation"])
+        per = int(arr.shards[0])
+        inner = self._inner[name]
+        chunk_bytes = inner * np.dtype(DTYPE[name]).itemsize
+        for s in range(start // per, (stop - 1) // per + 1):
+            key = f"g{gen}/{name}/c/{s}"
+            buf = sync(self._root.store.get(key, default_buffer_prototype()))
+            if buf is None:
+                raise StoreCorruptedError(f"store {self.path}: array '{name}' is missing its chunk file {key}")
+            where = f"store {self.path}: array '{name}' chunk file {key}"
+            check_compressed_shard(buf.to_bytes(), per // inner, chunk_bytes, where)
 
     def _check_generation(self) -> None:
         """Object storage, before a transaction's first write: refuse if another writer committed meanwhile."""
@@ -481,7 +508,7 @@ class ZarrBackend(Backend):
         if f"g{gen}" in self._root:
             del self._root[f"g{gen}"]
         chunk_rows = self._chunk_rows()
-        _create_arrays(self._root, gen, int(self.record["layout"]["row_bytes"]), chunk_rows)
+        _create_arrays(self._root, gen, int(self.record["layout"]["row_bytes"]), chunk_rows, self._version)
         self._next = {name: self._root[f"g{gen}/{name}"] for name in ARRAYS}
         self._next_gen = gen
         self._staged = {name: 0 for name in ARRAYS}

@@ -425,8 +425,10 @@ def extract(
     stored: set[str] = set()
     if out_path.exists():
         with EmbeddingStore.open(out_path, mode="r") as s:
-            if not s.fmt.is_identity:
-                raise ValueError(f"{out_path} is a {s.fmt.name} store; extract writes float32 (fp32) stores only")
+            if s.fmt is None or not s.fmt.is_identity:
+                raise ValueError(
+                    f"{out_path} is a {s.encoding.element} store; extract writes float32 (fp32) stores only"
+                )
             stored = set(s.ids)
     todo = [u for u in ids if u not in stored]
     missing = [u for u in todo if not (root / u).is_file()]
