@@ -244,3 +244,32 @@ def row_dots(a, b, out):
         for j in range(a.shape[1]):
             acc += np.float64(a[i, j]) * np.float64(b[i, j])
         out[i] = acc
+
+
+@njit(cache=True)
+def split_special(norms, skip, mean_norm, skip_out, special_out):
+    """Sort rows into skipped, special and scored in one pass over the norms (``encoded_scoring.special_mask``).
+
+    A row not in ``skip`` is special when its norm is above 1e30, in (0, 1e-20),
+    or below ``mean_norm / 4`` (``4 * norm < mean_norm``; pass 0 when the
+    encoding does not centre). ``skip_out`` = skip or special; the special rows
+    go to ``special_out`` in order. Returns (special count, rows scored, the
+    smallest nonzero norm among them, inf if none).
+    """
+    count = 0
+    n_valid = 0
+    low = np.inf
+    for i in range(norms.shape[0]):
+        v = norms[i]
+        s = skip[i]
+        if not s:
+            if v > 1e30 or (v < 1e-20 and v > 0.0) or 4 * v < mean_norm:
+                special_out[count] = i
+                count += 1
+                s = True
+            else:
+                n_valid += 1
+                if v > 0.0:
+                    low = min(low, v)
+        skip_out[i] = s
+    return count, n_valid, low

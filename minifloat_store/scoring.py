@@ -39,7 +39,13 @@ from minifloat_store import _scan_kernels as SK
 from minifloat_store import _score_kernels as K
 from minifloat_store._checks import check_positive_int, first_nonfinite_row
 from minifloat_store.codec import Packed, check_kernel_input, decode
-from minifloat_store.encoded_scoring import encoded_norms, encoded_pairs, encoded_search, encoded_verify
+from minifloat_store.encoded_scoring import (
+    encoded_fast_ok,
+    encoded_norms,
+    encoded_pairs,
+    encoded_search,
+    encoded_verify,
+)
 from minifloat_store.encoding import Encoded
 from minifloat_store.formats import Format, decode_table
 
@@ -584,8 +590,13 @@ def search(
     if kk == 0 or nq == 0:
         return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)
     if isinstance(packed, Encoded):
-        method = "scan" if method == "fast" else method
-    elif method == "auto":
+        fast_ok = encoded_fast_ok(packed, kk)
+        if method == "auto":
+            method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if fast_ok else BLAS_MIN_QUERIES) else "fast"
+        if method == "fast" and not fast_ok:
+            method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
+        return _top_k(*encoded_search(packed, _norms_for(packed, norms, "norms"), skip, qhat, kk, method), kk)
+    if method == "auto":
         plan = _fast_plan(packed.fmt, packed.dim)
         method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if plan == "simd4" else BLAS_MIN_QUERIES) else "fast"
     if method == "fast" and kk > FAST_MAX_K:
@@ -596,8 +607,6 @@ def search(
         return _search_fast(index, skip, qhat, kk)
     nrm = _norms_for(packed, norms, "norms")
     use_blas = method == "blas" or (method == "auto" and nq >= BLAS_MIN_QUERIES)
-    if isinstance(packed, Encoded):
-        return _top_k(*encoded_search(packed, nrm, skip, qhat, kk, use_blas), kk)
 
     special = _special_mask(nrm) & ~skip
     special_rows = np.flatnonzero(special)
