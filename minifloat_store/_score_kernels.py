@@ -14,7 +14,7 @@ float32 rounding of ``table[code] / s`` inside ``decode``: at most 2**-23 of
 ``|a||b|`` on a dot product, about 1.2e-7 on a cosine (cosines are clipped to
 [-1, 1], which only removes error). Rows with norms so small or large that
 float32 under- or overflow could matter are scored elsewhere (see
-``scoring._special_mask``).
+``exact_scan._special_mask``).
 
 A query's dot product with a row is summed in one fixed order (eight
 interleaved float64 accumulators, no fast-math) by ``row_dot_query``, the

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
-from minifloat_store import scoring
+from minifloat_store import fast_search, scoring
 from minifloat_store.formats import FORMATS
 
 FAST = [f for f in FORMATS if FORMATS[f].bits <= 16]
@@ -60,7 +60,7 @@ def adversarial(dim: int, scale: str, fmt: str) -> tuple[mfs.Packed, np.ndarray]
 def test_approximate_scores_stay_within_the_stated_bound(fmt, dim, scale):
     p, qhat = adversarial(dim, scale, fmt)
     index = scoring.search_index(p)
-    approx, bound = scoring._approx_scores(index, qhat)
+    approx, bound = fast_search._approx_scores(index, qhat)
     exact = exact_scores(p, qhat)
     ok = np.ones(p.n, bool)
     ok[index.special_rows] = False  # scored apart: the bound does not cover them
@@ -73,7 +73,7 @@ def test_the_bound_is_not_vacuous_for_the_int8_path():
     """The int8 query's bound is its measured quantisation error, well below
     the worst case, and the approximate scores do err (so the test above tests something)."""
     p, qhat = adversarial(192, "vector", "e2m1")
-    approx, bound = scoring._approx_scores(scoring.search_index(p), qhat)
+    approx, bound = fast_search._approx_scores(scoring.search_index(p), qhat)
     err = np.abs(approx.astype(np.float64) - exact_scores(p, qhat))
     assert err.max() > 1e-5
     assert (bound < 0.5 * np.sqrt(192) / 127).all()
@@ -83,7 +83,7 @@ def test_the_bound_is_not_vacuous_for_the_int8_path():
 def test_near_ties_that_overflow_the_pools_still_give_exact_results(fmt, monkeypatch):
     """600 copies of one vector in one block overflow a 256-entry pool; the query
     falls back to the exact scan and the ties come back by ascending row."""
-    monkeypatch.setattr(scoring, "FAST_BLOCK_ROWS", 2048)
+    monkeypatch.setattr(fast_search, "FAST_BLOCK_ROWS", 2048)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((5000, 40)).astype(np.float32)
     dup = np.sort(rng.choice(np.arange(1, 5000), 600, replace=False))

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minifloat_store as mfs
-from minifloat_store import scoring
+from minifloat_store import exact_scan, fast_search, scoring
 from minifloat_store.formats import FORMATS
 
 ALL = list(FORMATS)
@@ -172,7 +172,7 @@ def test_cosine_pairs_property(fmt, dim, seed, zero_frac, scale):
 def small_chunks(monkeypatch):
     """Several BLAS chunks, query batches and fast-scan blocks even on test-sized stores."""
     monkeypatch.setattr(scoring, "CHUNK_ROWS", 1000)
-    monkeypatch.setattr(scoring, "FAST_BLOCK_ROWS", 1000)
+    monkeypatch.setattr(fast_search, "FAST_BLOCK_ROWS", 1000)
     monkeypatch.setattr(scoring, "QUERY_BATCH", 5)
 
 
@@ -404,7 +404,7 @@ def test_4bit_search_without_a_lut_gives_the_same_bits(monkeypatch, dim):
     queries = rng.standard_normal((3, dim)).astype(np.float32)
     before = [scoring.search(packed, queries, k=7, method=m) for m in ("scan", "blas")]
     v_before = scoring.verify(packed, queries[0], 5)
-    monkeypatch.setattr(scoring, "MAX_LUT_ROWS", 4)
+    monkeypatch.setattr(exact_scan, "MAX_LUT_ROWS", 4)
     after = [scoring.search(packed, queries, k=7, method=m) for m in ("scan", "blas")]
     for (r0, s0), (r1, s1) in zip(before, after, strict=True):
         np.testing.assert_array_equal(r0, r1)
