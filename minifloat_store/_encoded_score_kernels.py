@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from minifloat_store._encoding_kernels import levels_row
-from minifloat_store._score_kernels import BLOCK_ROWS, heap_offer
+from minifloat_store._score_kernels import BLOCK_ROWS, heap_offer, lut_sum8
 
 LUT_BITS = (1, 2, 4)
 
@@ -41,34 +41,6 @@ def query_lut(qrot, bits, table64, lut):
                 if j < d:
                     acc += table64[(byte >> (t * bits)) & mask] * qrot[j]
             lut[k, byte] = acc
-
-
-@njit(cache=True, inline="always")
-def _lut_sum8(code_row, lut, n):
-    """``sum(lut[k, code_row[k]])`` for k < n, eight accumulators (a whole row without block scales)."""
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    a4 = 0.0
-    a5 = 0.0
-    a6 = 0.0
-    a7 = 0.0
-    k = 0
-    while k + 8 <= n:
-        a0 += lut[k, code_row[k]]
-        a1 += lut[k + 1, code_row[k + 1]]
-        a2 += lut[k + 2, code_row[k + 2]]
-        a3 += lut[k + 3, code_row[k + 3]]
-        a4 += lut[k + 4, code_row[k + 4]]
-        a5 += lut[k + 5, code_row[k + 5]]
-        a6 += lut[k + 6, code_row[k + 6]]
-        a7 += lut[k + 7, code_row[k + 7]]
-        k += 8
-    while k < n:
-        a0 += lut[k, code_row[k]]
-        k += 1
-    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
 
 
 @njit(cache=True, inline="always")
@@ -135,7 +107,7 @@ def row_dot(code_row, block_row, row_factor, bits, table, lut, qrot, block, bloc
         levels_row(code_row, bits, table, cbuf, z)
     if block == 0:
         if use_lut:
-            total = _lut_sum8(code_row, lut, code_row.shape[0])
+            total = lut_sum8(code_row, lut, code_row.shape[0], 0.0)
         else:
             total = _level_sum(z, qrot, 0, d)
     elif use_lut:

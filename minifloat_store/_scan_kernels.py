@@ -27,7 +27,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from minifloat_store._kernels import unpack_group
-from minifloat_store._score_kernels import dot4, heap_offer, raw_row
+from minifloat_store._score_kernels import dot4, heap_offer, lut_sum8, raw_row
 
 #: Rows scored for all queries of a batch before moving on (codes stay in cache).
 SUB_ROWS = 256
@@ -52,31 +52,8 @@ def pair_lut(q64, table64, lut):
 
 @njit(cache=True, inline="always")
 def _dot4(code_row, lut_t):
-    """Approximate raw dot of a 4-bit row: one float32 table read per byte, eight lanes."""
-    n = lut_t.shape[0]
-    a0 = np.float32(0.0)
-    a1 = np.float32(0.0)
-    a2 = np.float32(0.0)
-    a3 = np.float32(0.0)
-    a4 = np.float32(0.0)
-    a5 = np.float32(0.0)
-    a6 = np.float32(0.0)
-    a7 = np.float32(0.0)
-    k = 0
-    while k + 8 <= n:
-        a0 += lut_t[k, code_row[k]]
-        a1 += lut_t[k + 1, code_row[k + 1]]
-        a2 += lut_t[k + 2, code_row[k + 2]]
-        a3 += lut_t[k + 3, code_row[k + 3]]
-        a4 += lut_t[k + 4, code_row[k + 4]]
-        a5 += lut_t[k + 5, code_row[k + 5]]
-        a6 += lut_t[k + 6, code_row[k + 6]]
-        a7 += lut_t[k + 7, code_row[k + 7]]
-        k += 8
-    while k < n:
-        a0 += lut_t[k, code_row[k]]
-        k += 1
-    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+    """Approximate raw dot of a 4-bit row: one float32 table read per byte, eight float32 lanes."""
+    return lut_sum8(code_row, lut_t, lut_t.shape[0], np.float32(0.0))
 
 
 @njit(cache=True, inline="always")
