@@ -417,6 +417,6 @@ def _fast_candidates(
             else:
                 out_r[t] = cand[j]
                 out_s[t] = rows.score(_Query(e, qhat[t]), norms, cand[j])
-    for t in redo:
-        out_r[t], out_s[t] = rows.scan(_Query(e, qhat[t]), norms, skip, k)
+    for u in redo:
+        out_r[u], out_s[u] = rows.scan(_Query(e, qhat[u]), norms, skip, k)
     return out_r, out_s

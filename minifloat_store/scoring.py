@@ -389,7 +389,7 @@ def search(
             index = _index_from_norms(packed, _norms_for(packed, norms, "norms"))
         return _search_fast(index, skip, qhat, kk)
     nrm = _norms_for(packed, norms, "norms")
-    use_blas = method == "blas" or (method == "auto" and nq >= BLAS_MIN_QUERIES)
+    use_blas = method == "blas"
 
     special = _special_mask(nrm) & ~skip
     special_rows = np.flatnonzero(special)
