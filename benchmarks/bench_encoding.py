@@ -6,9 +6,14 @@ e2m1 with the per-vector scale (``mfs.encode(x, "e2m1")``), measured in the
 same run. Targets (issue 10): encode with centre+rotate >= 1 GB/s of float32
 on 2 cores; every 4-bit encoding searches within 1.25x of e2m1's time.
 
-Search: ``--queries`` single queries, each an exact scan of every row
-(``method="scan"``), and one batch of ``--batch`` queries (``method="blas"``);
-median of the per-query times and best-of-k of the batch.
+Where encode time goes: nf4 and e2m1 with scale "vector" encoded with each
+transform (none, centre, rotate, centre+rotate) in the same run; the
+differences are the cost of the mean subtraction and of the rotation.
+
+Search: ``--queries`` single queries and one batch of ``--batch`` queries,
+each with the default ``method="auto"`` (4-bit codes: the fast scan with
+exact rescoring, see docs/performance.md), the baseline too; median of the
+per-query times and best-of-k of the batch. ``--threads`` sets numba's.
 
     python benchmarks/bench_encoding.py [--rows 1000000] [--dim 192] [--repeats 3]
 """
@@ -20,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -44,7 +50,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=5)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--out", default="bench_encoding")
+    ap.add_argument("--threads", type=int, default=0, help="numba threads (0: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        numba.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
     d = args.dim
@@ -75,23 +84,33 @@ def main() -> None:
         print(f"{el + '/' + sc:<26} {row['bits_per_value']:>10.3f} {row['encode_gbps']:>11.2f} "
               f"{row['encode_vs_e2m1']:>7.2f}x {row['decode_gbps']:>11.2f} {row['decode_vs_e2m1']:>7.2f}x")  # fmt: skip
 
+    print("\nwhere encode time goes (scale vector): GB/s by transform")
+    breakdown = []
+    for el in ("e2m1", "nf4"):
+        row = {"element": el}
+        for tr in ("none", "centre", "rotate", "centre+rotate"):
+            enc = mfs.Encoding(el, "vector", tr).fit(x[:10_000])
+            row[tr] = gb / best_of(lambda enc=enc: mfs.encode(x, enc), args.repeats)
+        breakdown.append(row)
+        print(f"{el:<6} " + "  ".join(f"{tr} {row[tr]:.2f}" for tr in ("none", "centre", "rotate", "centre+rotate")))
+
     queries = x[rng.choice(args.rows, args.batch, replace=False)] + rng.standard_normal((args.batch, d)).astype(
         np.float32
     )
 
     def time_search(p, norms) -> tuple[float, float]:
-        mfs.search(p, queries[0], k=10, norms=norms, method="scan")  # warm-up
+        mfs.search(p, queries[0], k=10, norms=norms)  # warm-up
         single = []
         for q in queries[: args.queries]:
             t0 = time.perf_counter()
-            mfs.search(p, q, k=10, norms=norms, method="scan")
+            mfs.search(p, q, k=10, norms=norms)
             single.append(time.perf_counter() - t0)
-        batch = best_of(lambda: mfs.search(p, queries, k=10, norms=norms, method="blas"), args.repeats)
+        batch = best_of(lambda: mfs.search(p, queries, k=10, norms=norms), args.repeats)
         return float(np.median(single)), batch
 
     t_one0, t_batch0 = time_search(base, mfs.vector_norms(base))
-    print(f"\nsearch, k=10: baseline e2m1/vector (no transform): one query {1e3 * t_one0:.1f} ms (scan), "
-          f"{args.batch} queries {1e3 * t_batch0:.0f} ms (blas)")  # fmt: skip
+    print(f"\nsearch, k=10: baseline e2m1/vector (no transform): one query {1e3 * t_one0:.1f} ms, "
+          f"{args.batch} queries {1e3 * t_batch0:.0f} ms")  # fmt: skip
     print(f"{'4-bit encoding (centre+rotate)':<32} {'one query ms':>12} {'vs e2m1':>8} {'batch ms':>9} {'vs e2m1':>8}")
     search_rows = []
     for el, sc in SEARCH_4BIT:
@@ -104,7 +123,8 @@ def main() -> None:
         print(f"{el + '/' + sc:<32} {1e3 * t_one:>12.1f} {row['one_vs_e2m1']:>7.2f}x {1e3 * t_batch:>9.0f} "
               f"{row['batch_vs_e2m1']:>7.2f}x")  # fmt: skip
     path = save(args.out, {
-        "rows": args.rows, "dim": d, "repeats": args.repeats, "baseline": {
+        "rows": args.rows, "dim": d, "repeats": args.repeats, "threads": numba.get_num_threads(),
+        "search_method": "auto", "encode_by_transform_gbps": breakdown, "baseline": {
             "encode_gbps": gb / t_enc0, "decode_gbps": gb / t_dec0, "one_query_s": t_one0, "batch_s": t_batch0},
         "codec": codec_rows, "search": search_rows,
     })  # fmt: skip

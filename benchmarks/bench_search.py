@@ -12,6 +12,9 @@ a spread of norms; 100 queries, each a stored vector plus noise; top-10):
   (brute force, cosine) on the normalised vectors as int8 (x127) / float16.
 * ``mfs_<fmt>``: ``minifloat_store.search`` on a ``search_index`` of
   ``encode(X, fmt)`` (what a store holds), for e2m1, e4m3, fp16.
+* ``mfs_<element>_<scale>_cr``: ``minifloat_store.search`` on ``encode(X, enc)``
+  with ``enc = Encoding(element, scale, "centre+rotate")`` fitted on the first
+  100k vectors, its ``vector_norms`` passed (what a caller keeps: 8 bytes a row).
 
 Modes: ``single`` = 20 queries, one call each; ``batch10`` = 10 queries in one
 call; ``batch100`` = 100 queries in one call. Timing: one warm-up round, then
@@ -52,6 +55,7 @@ if "--threads" in sys.argv:  # before numpy/numba/faiss read them
     for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_v] = _t
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
@@ -63,6 +67,9 @@ from minifloat_store import scoring  # noqa: E402
 from minifloat_store.formats import FORMATS  # noqa: E402
 
 SEARCH_FORMATS = ("e2m1", "e4m3", "fp16")
+SEARCH_ENCODINGS = (("nf4", "vector"), ("nf4", "block32"), ("int4", "block16"), ("int8", "vector"))
+#: Thread counts of the scaling table (numba.set_num_threads, faiss, usearch and BLAS through threadpoolctl).
+THREAD_COUNTS = (1, 2)
 FAISS_TYPES = ("QT_4bit", "QT_8bit", "QT_fp16")
 USEARCH_TYPES = ("i8", "f16")
 MODES = {"single": (20, 1), "batch10": (10, 10), "batch100": (100, 100)}  # queries, per call
@@ -168,6 +175,8 @@ def searcher(name: str, index: Any, k: int, threads: int) -> Callable[[np.ndarra
             return np.asarray(keys).reshape(q.shape[0], -1)
 
         return run
+    if isinstance(index, tuple):  # (Encoded, its norms)
+        return lambda q: mfs.search(index[0], q, k, norms=index[1])[0]
     return lambda q: mfs.search(index, q, k)[0]
 
 
@@ -233,6 +242,12 @@ def build(name: str, chunks, rows: int, dim: int, k: int, threads: int = 0) -> C
         return searcher(name, build_faiss(name[len("faiss_") :], chunks, dim), k, threads)
     if name.startswith("usearch_"):
         return searcher(name, build_usearch(name[len("usearch_") :], chunks, rows, dim), k, threads)
+    if name.endswith("_cr"):
+        x = np.concatenate([c for _, c in chunks])
+        el, sc = name[4:-3].split("_")
+        enc_packed = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate").fit(x[:100_000]))
+        del x
+        return searcher(name, (enc_packed, mfs.vector_norms(enc_packed)), k, threads)
     packed, _ = build_mfs(name[len("mfs_") :], chunks, rows, dim)
     return searcher(name, scoring.search_index(packed), k, threads)
 
@@ -311,7 +326,7 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def decoded_truth(packed: mfs.Packed, q: np.ndarray, k: int) -> np.ndarray:
+def decoded_truth(packed: mfs.Packed | mfs.Encoded, q: np.ndarray, k: int) -> np.ndarray:
     """Exact top k by float64 cosine on the decoded vectors (ties by row), 65k rows at a time."""
     qn = q.astype(np.float64)
     qn /= np.linalg.norm(qn, axis=1, keepdims=True)
@@ -384,6 +399,7 @@ def main() -> None:
     ap.add_argument("--trial-pairs", type=int, default=580_000)
     ap.add_argument("--trials", action="store_true", help="also time trial scoring")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-scaling", action="store_true", help="no 1- and 2-thread table")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--queries-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -413,6 +429,8 @@ def main() -> None:
     # ---- build (timed once: not the subject, reported for context)
     names = ["numpy_f32", "faiss_Flat", *(f"faiss_{t}" for t in FAISS_TYPES), *(f"usearch_{t}" for t in USEARCH_TYPES)]
     names += [f"mfs_{f}" for f in SEARCH_FORMATS]
+    names += [f"mfs_{el}_{sc}_cr" for el, sc in SEARCH_ENCODINGS]
+    raw: dict[str, Any] = {}
     fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     build_s: dict[str, float] = {}
     packed_of: dict[str, mfs.Packed] = {}
@@ -420,10 +438,21 @@ def main() -> None:
     bytes_per_query: dict[str, int] = {}
     for name in names:
         t0 = time.perf_counter()
-        if name.startswith("mfs_"):
+        if name.endswith("_cr"):
+            el, sc = name[4:-3].split("_")
+            enc = mfs.Encoding(el, sc, "centre+rotate").fit(x[:100_000])
+            packed = mfs.encode(x, enc)
+            raw[name] = (packed, mfs.vector_norms(packed))
+            packed_of[name] = packed
+            fns[name] = searcher(name, raw[name], k, args.threads)
+            mfs.search(packed[:5000], q, k)  # compile outside the timings
+            held[name] = packed.nbytes + raw[name][1].nbytes
+            bytes_q = packed.nbytes + raw[name][1].nbytes + rows
+        elif name.startswith("mfs_"):
             packed = mfs.encode(x, name[4:])
             index = scoring.search_index(packed)
             packed_of[name] = packed
+            raw[name] = index
             fns[name] = searcher(name, index, k, args.threads)
             mfs.search(scoring.search_index(packed[:5000]), q, k)  # compile outside the timings
             held[name] = index.nbytes
@@ -431,6 +460,8 @@ def main() -> None:
             bytes_q = packed.codes.nbytes + rows
         else:
             fns[name] = build(name, iter([(0, x)]), rows, dim, k, args.threads)
+            if name.startswith("usearch_"):  # rebuilt per thread count in the scaling table
+                raw[name] = build_usearch(name[len("usearch_") :], iter([(0, x)]), rows, dim)
             width = {"numpy_f32": 4, "faiss_Flat": 4, "faiss_QT_4bit": 0.5, "faiss_QT_8bit": 1, "faiss_QT_fp16": 2,
                      "usearch_i8": 1, "usearch_f16": 2}[name]  # fmt: skip
             held[name] = int(rows * dim * width)
@@ -459,6 +490,54 @@ def main() -> None:
             results[n][f"{mode}_median_s"] = t[n]["median_s"]
             results[n][f"{mode}_bw_fraction"] = bytes_per_query[n] * qps / (bandwidth * 1e9)
             print(f"  {n:<16} {qps:9.1f} q/s   {results[n][f'{mode}_bw_fraction']:.2f} of bandwidth")
+
+    # ---- batches of 100 on encoded 4-bit vectors: the fast scan against the BLAS
+    # pre-selection that "auto" keeps for batches (what decides that choice).
+    fast_vs_blas: dict[str, dict[str, float]] = {}
+    if "batch100" in modes:
+        qq = q[:100]
+        pairs: dict[str, Callable[[], Any]] = {}
+        for n in names:
+            if n.endswith("_cr") and raw[n][0].encoding.codebook.bits == 4:
+                e, nr = raw[n]
+                pairs[f"{n} fast"] = lambda e=e, nr=nr: mfs.search(e, qq, k, norms=nr, method="fast")
+                pairs[f"{n} blas"] = lambda e=e, nr=nr: mfs.search(e, qq, k, norms=nr, method="blas")
+        print("batch of 100, encoded 4-bit: fast scan and BLAS pre-selection ...")
+        t = interleaved(pairs, args.repeats)
+        for n in names:
+            if f"{n} fast" in t:
+                f, b = t[f"{n} fast"]["best_s"], t[f"{n} blas"]["best_s"]
+                fast_vs_blas[n] = {"fast_qps": 100 / f, "blas_qps": 100 / b, "fast_time_over_blas": f / b}
+                print(f"  {n:<22} fast {100 / f:7.1f} q/s  blas {100 / b:7.1f} q/s  (time {f / b:.2f}x)")
+
+    # ---- thread scaling: the same functions with 1 and 2 threads, in the same process
+    scaling: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+    if not args.skip_scaling:
+        from threadpoolctl import threadpool_limits
+
+        for c in THREAD_COUNTS:
+            numba.set_num_threads(min(c, numba.config.NUMBA_NUM_THREADS))
+            faiss.omp_set_num_threads(c)
+            with threadpool_limits(limits=c):
+                for mode in ("single", "batch100"):
+                    nq, per_call = MODES[mode]
+                    qq = q[:nq]
+                    calls = {}
+                    for n, fn in fns.items():
+                        if n.startswith("usearch_"):
+                            fn = searcher(n, raw[n], k, c)
+                        calls[n] = lambda fn=fn, qq=qq, pc=per_call, m=nq: [fn(qq[i : i + pc]) for i in range(0, m, pc)]
+                    print(f"threads {c}, {mode} ...")
+                    t = interleaved(calls, 1)
+                    for n in names:
+                        scaling[n].setdefault(str(c), {})[f"{mode}_qps"] = nq / t[n]["best_s"]
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        faiss.omp_set_num_threads(args.threads or os.cpu_count() or 1)
+        for n in names:
+            results[n]["threads_qps"] = scaling[n]
+            print(f"  {n:<22} " + "  ".join(
+                f"{c}t: {scaling[n][str(c)]['single_qps']:.1f} / {scaling[n][str(c)]['batch100_qps']:.1f} q/s"
+                for c in THREAD_COUNTS))  # fmt: skip
 
     # ---- recall@10
     truth_f32 = fns["numpy_f32"](q)
@@ -526,6 +605,7 @@ def main() -> None:
             "trial_scoring": {"rows": args.trial_rows, "pairs": args.trial_pairs, "results": trial_rows},
             "targets": targets,
             "targets_met": met,
+            "batch100_fast_vs_blas": fast_vs_blas,
         },
     )
     print(f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}; wrote {path}")

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from minifloat_store._encoding_kernels import levels_row
-from minifloat_store._score_kernels import BLOCK_ROWS, heap_offer
+from minifloat_store._score_kernels import BLOCK_ROWS, heap_offer, lut_sum8
 
 LUT_BITS = (1, 2, 4)
 
@@ -41,34 +41,6 @@ def query_lut(qrot, bits, table64, lut):
                 if j < d:
                     acc += table64[(byte >> (t * bits)) & mask] * qrot[j]
             lut[k, byte] = acc
-
-
-@njit(cache=True, inline="always")
-def _lut_sum8(code_row, lut, n):
-    """``sum(lut[k, code_row[k]])`` for k < n, eight accumulators (a whole row without block scales)."""
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    a4 = 0.0
-    a5 = 0.0
-    a6 = 0.0
-    a7 = 0.0
-    k = 0
-    while k + 8 <= n:
-        a0 += lut[k, code_row[k]]
-        a1 += lut[k + 1, code_row[k + 1]]
-        a2 += lut[k + 2, code_row[k + 2]]
-        a3 += lut[k + 3, code_row[k + 3]]
-        a4 += lut[k + 4, code_row[k + 4]]
-        a5 += lut[k + 5, code_row[k + 5]]
-        a6 += lut[k + 6, code_row[k + 6]]
-        a7 += lut[k + 7, code_row[k + 7]]
-        k += 8
-    while k < n:
-        a0 += lut[k, code_row[k]]
-        k += 1
-    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
 
 
 @njit(cache=True, inline="always")
@@ -135,7 +107,7 @@ def row_dot(code_row, block_row, row_factor, bits, table, lut, qrot, block, bloc
         levels_row(code_row, bits, table, cbuf, z)
     if block == 0:
         if use_lut:
-            total = _lut_sum8(code_row, lut, code_row.shape[0])
+            total = lut_sum8(code_row, lut, code_row.shape[0], 0.0)
         else:
             total = _level_sum(z, qrot, 0, d)
     elif use_lut:
@@ -244,3 +216,32 @@ def row_dots(a, b, out):
         for j in range(a.shape[1]):
             acc += np.float64(a[i, j]) * np.float64(b[i, j])
         out[i] = acc
+
+
+@njit(cache=True)
+def split_special(norms, skip, mean_norm, skip_out, special_out):
+    """Sort rows into skipped, special and scored in one pass over the norms (``encoded_scoring.special_mask``).
+
+    A row not in ``skip`` is special when its norm is above 1e30, in (0, 1e-20),
+    or below ``mean_norm / 4`` (``4 * norm < mean_norm``; pass 0 when the
+    encoding does not centre). ``skip_out`` = skip or special; the special rows
+    go to ``special_out`` in order. Returns (special count, rows scored, the
+    smallest nonzero norm among them, inf if none).
+    """
+    count = 0
+    n_valid = 0
+    low = np.inf
+    for i in range(norms.shape[0]):
+        v = norms[i]
+        s = skip[i]
+        if not s:
+            if v > 1e30 or (v < 1e-20 and v > 0.0) or 4 * v < mean_norm:
+                special_out[count] = i
+                count += 1
+                s = True
+            else:
+                n_valid += 1
+                if v > 0.0:
+                    low = min(low, v)
+        skip_out[i] = s
+    return count, n_valid, low

@@ -125,6 +125,22 @@ def fwht(t, lo, p):
         h *= 2
 
 
+@njit(cache=True, inline="always")
+def _mul_span(t, lo, hi, c):
+    """``t[j] *= c`` for j in [lo, hi) (float32)."""
+    for j in range(lo, hi):
+        t[j] = t[j] * c
+
+
+@njit(cache=True, inline="always")
+def _max_abs_span(t, lo, hi):
+    """``max|t[j]|`` for j in [lo, hi) (float32; 0 for an empty span)."""
+    m = np.float32(0.0)
+    for j in range(lo, hi):
+        m = max(m, abs(t[j]))
+    return m
+
+
 @njit(cache=True)
 def rotate_forward(t, s1, s2, p, norm):
     """``R(t)`` in place (see transforms.py): signs, Hadamard on the first p, then signs, Hadamard on the last p."""
@@ -132,14 +148,12 @@ def rotate_forward(t, s1, s2, p, norm):
     for j in range(d):
         t[j] *= s1[j]
     fwht(t, 0, p)
-    for j in range(p):
-        t[j] *= norm
+    _mul_span(t, 0, p, norm)
     if p < d:
         for j in range(d):
             t[j] *= s2[j]
         fwht(t, d - p, p)
-        for j in range(d - p, d):
-            t[j] *= norm
+        _mul_span(t, d - p, d, norm)
 
 
 @njit(cache=True)
@@ -148,13 +162,11 @@ def rotate_inverse(t, s1, s2, p, norm):
     d = t.shape[0]
     if p < d:
         fwht(t, d - p, p)
-        for j in range(d - p, d):
-            t[j] *= norm
+        _mul_span(t, d - p, d, norm)
         for j in range(d):
             t[j] *= s2[j]
     fwht(t, 0, p)
-    for j in range(p):
-        t[j] *= norm
+    _mul_span(t, 0, p, norm)
     for j in range(d):
         t[j] *= s1[j]
 
@@ -383,9 +395,7 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
         for b in range(nb):
             lo = b * block
             hi = min(d, lo + block)
-            bmax = np.float32(0.0)
-            for j in range(lo, hi):
-                bmax = max(bmax, abs(t[j]))
+            bmax = _max_abs_span(t, lo, hi)
             e = -127
             if bmax > 0:
                 e = min(127, max(-127, floor_log2_f32(bmax) - emax))
@@ -399,9 +409,7 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
         for b in range(nb):
             lo = b * block
             hi = min(d, lo + block)
-            bmax = np.float32(0.0)
-            for j in range(lo, hi):
-                bmax = max(bmax, abs(t[j]))
+            bmax = _max_abs_span(t, lo, hi)
             r = np.float32(0.0)
             if g > 0:
                 r = np.float32(np.float64(bmax) / (max_level * np.float64(g)))
@@ -461,18 +469,14 @@ def scale_levels(z, scale_mode, divides, s, block, block_row, e4m3_table, g):
             for j in range(d):
                 z[j] = z[j] / s
         else:
-            for j in range(d):
-                z[j] = z[j] * s
-    elif scale_mode == SCALE_BLOCK32:
+            _mul_span(z, 0, d, s)
+    elif scale_mode == SCALE_BLOCK32 or scale_mode == SCALE_BLOCK16:
         for b in range((d + block - 1) // block):
-            f = pow2_f32(np.int64(block_row[b]) - 127)
-            for j in range(b * block, min(d, (b + 1) * block)):
-                z[j] = z[j] * f
-    elif scale_mode == SCALE_BLOCK16:
-        for b in range((d + block - 1) // block):
-            f = np.float32(np.float64(e4m3_table[block_row[b]]) * np.float64(g))
-            for j in range(b * block, min(d, (b + 1) * block)):
-                z[j] = z[j] * f
+            if scale_mode == SCALE_BLOCK32:
+                f = pow2_f32(np.int64(block_row[b]) - 127)
+            else:
+                f = np.float32(np.float64(e4m3_table[block_row[b]]) * np.float64(g))
+            _mul_span(z, b * block, min(d, (b + 1) * block), f)
 
 
 @njit(cache=True)

@@ -20,13 +20,14 @@ query of a small batch while it sits in L1/L2.
 
 from __future__ import annotations
 
+import llvmlite.binding
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from minifloat_store._kernels import unpack_group
-from minifloat_store._score_kernels import dot4, heap_offer, raw_row
+from minifloat_store._score_kernels import dot4, heap_offer, lut_sum8, raw_row
 
 #: Rows scored for all queries of a batch before moving on (codes stay in cache).
 SUB_ROWS = 256
@@ -51,31 +52,8 @@ def pair_lut(q64, table64, lut):
 
 @njit(cache=True, inline="always")
 def _dot4(code_row, lut_t):
-    """Approximate raw dot of a 4-bit row: one float32 table read per byte, eight lanes."""
-    n = lut_t.shape[0]
-    a0 = np.float32(0.0)
-    a1 = np.float32(0.0)
-    a2 = np.float32(0.0)
-    a3 = np.float32(0.0)
-    a4 = np.float32(0.0)
-    a5 = np.float32(0.0)
-    a6 = np.float32(0.0)
-    a7 = np.float32(0.0)
-    k = 0
-    while k + 8 <= n:
-        a0 += lut_t[k, code_row[k]]
-        a1 += lut_t[k + 1, code_row[k + 1]]
-        a2 += lut_t[k + 2, code_row[k + 2]]
-        a3 += lut_t[k + 3, code_row[k + 3]]
-        a4 += lut_t[k + 4, code_row[k + 4]]
-        a5 += lut_t[k + 5, code_row[k + 5]]
-        a6 += lut_t[k + 6, code_row[k + 6]]
-        a7 += lut_t[k + 7, code_row[k + 7]]
-        k += 8
-    while k < n:
-        a0 += lut_t[k, code_row[k]]
-        k += 1
-    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+    """Approximate raw dot of a 4-bit row: one float32 table read per byte, eight float32 lanes."""
+    return lut_sum8(code_row, lut_t, lut_t.shape[0], np.float32(0.0))
 
 
 @njit(cache=True, inline="always")
@@ -144,168 +122,150 @@ def approx_inv_norm(code_row, nbits, sq_lut, table32):
     return np.float32(1.0) / np.sqrt(ss) if ss > 0 else np.float32(0.0)
 
 
-@intrinsic
-def nibble_dot32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr):  # pragma: no cover - compiled
-    """int32 sum over 32 bytes ``b[p]`` at ``codes_addr``: ``tab[b & 15] * qlo[p] + tab[b >> 4] * qhi[p]``.
+class _Avx2:
+    """The AVX2 pieces every nibble kernel below is built from, declared once per LLVM module."""
 
-    AVX2: ``vpshufb`` looks 32 nibbles up in a 16-entry int8 table at once
-    (``tab`` holds it twice, once per 128-bit lane), ``vpsignb``/``vpabsb``
-    move the signs onto the int8 query so that ``vpmaddubsw`` multiplies and
-    adds pairs into int16 (|value| <= 63 and |q| <= 127, so no saturation),
-    and ``vpmaddwd`` widens to int32. All arguments are byte addresses of
-    32 readable bytes.
-    """
-    sig = types.int32(types.uintp, types.uintp, types.uintp, types.uintp)
-
-    def codegen(context, builder, signature, args):
+    def __init__(self, builder):
         i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-        v32i8, v16i16, v8i32 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+        self.v32i8, self.v16i16, self.v8i32 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+        self.builder = builder
         mod = builder.module
 
         def fn(name, ret, argtys):
             return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, argtys), name=name)
 
-        pshufb = fn("llvm.x86.avx2.pshuf.b", v32i8, [v32i8, v32i8])
-        psign = fn("llvm.x86.avx2.psign.b", v32i8, [v32i8, v32i8])
-        pabs = fn("llvm.abs.v32i8", v32i8, [v32i8, ir.IntType(1)])
-        maddubs = fn("llvm.x86.avx2.pmadd.ub.sw", v16i16, [v32i8, v32i8])
-        maddwd = fn("llvm.x86.avx2.pmadd.wd", v8i32, [v16i16, v16i16])
-        reduce = fn("llvm.vector.reduce.add.v8i32", i32, [v8i32])
+        self.pshufb = fn("llvm.x86.avx2.pshuf.b", self.v32i8, [self.v32i8, self.v32i8])
+        self.psign = fn("llvm.x86.avx2.psign.b", self.v32i8, [self.v32i8, self.v32i8])
+        self.pabs = fn("llvm.abs.v32i8", self.v32i8, [self.v32i8, ir.IntType(1)])
+        self.maddubs = fn("llvm.x86.avx2.pmadd.ub.sw", self.v16i16, [self.v32i8, self.v32i8])
+        self.maddwd = fn("llvm.x86.avx2.pmadd.wd", self.v8i32, [self.v16i16, self.v16i16])
+        self.reduce = fn("llvm.vector.reduce.add.v8i32", i32, [self.v8i32])
+        self.zero = ir.Constant(self.v8i32, [0] * 8)
 
-        def load(addr):
-            ld = builder.load(builder.inttoptr(addr, v32i8.as_pointer()))
-            ld.align = 1
-            return ld
+    def load(self, addr):
+        ld = self.builder.load(self.builder.inttoptr(addr, self.v32i8.as_pointer()))
+        ld.align = 1
+        return ld
 
-        c, ql, qh, tab = (load(a) for a in args)
-        m15 = ir.Constant(v32i8, [15] * 32)
-        lo = builder.and_(c, m15)
-        hi = builder.and_(builder.lshr(c, ir.Constant(v32i8, [4] * 32)), m15)
-        vl = builder.call(pshufb, [tab, lo])
-        vh = builder.call(pshufb, [tab, hi])
-        no_poison = ir.Constant(ir.IntType(1), 0)
-        pl = builder.call(maddubs, [builder.call(pabs, [vl, no_poison]), builder.call(psign, [ql, vl])])
-        ph = builder.call(maddubs, [builder.call(pabs, [vh, no_poison]), builder.call(psign, [qh, vh])])
-        ones = ir.Constant(v16i16, [1] * 16)
-        s32 = builder.add(builder.call(maddwd, [pl, ones]), builder.call(maddwd, [ph, ones]))
-        return builder.call(reduce, [s32])
+    def values(self, c, tab):
+        """The signed table values of the low and high nibbles of the 32 code bytes ``c``."""
+        b = self.builder
+        m15 = ir.Constant(self.v32i8, [15] * 32)
+        lo = b.and_(c, m15)
+        hi = b.and_(b.lshr(c, ir.Constant(self.v32i8, [4] * 32)), m15)
+        return b.call(self.pshufb, [tab, lo]), b.call(self.pshufb, [tab, hi])
 
-    return sig, codegen
+    def abs(self, v):
+        return self.builder.call(self.pabs, [v, ir.Constant(ir.IntType(1), 0)])
+
+    def widen(self, a, b):
+        """int32 lanes of ``a * b`` (u8 x i8 bytes): lane i sums bytes 4i .. 4i + 3."""
+        pairs = self.builder.call(self.maddubs, [a, b])
+        return self.builder.call(self.maddwd, [pairs, ir.Constant(self.v16i16, [1] * 16)])
+
+    def dot_lanes(self, c, ql, qh, tab):
+        """int32 lanes of ``tab[lo] * ql + tab[hi] * qh`` (signs moved onto the query), with |tab[lo]|, |tab[hi]|."""
+        vl, vh = self.values(c, tab)
+        al, ah = self.abs(vl), self.abs(vh)
+        b = self.builder
+        dots = b.add(self.widen(al, b.call(self.psign, [ql, vl])), self.widen(ah, b.call(self.psign, [qh, vh])))
+        return dots, al, ah
 
 
-@intrinsic
-def nibble_sq32(typingctx, codes_addr, tab_addr):  # pragma: no cover - compiled
-    """int32 sum over 32 bytes ``b[p]`` at ``codes_addr`` of ``tab[b & 15]**2 + tab[b >> 4]**2`` (AVX2).
+#: The two-table kernels return ``FINE_RATIO * dot(A) + dot(B)``: B counts steps FINE_RATIO times finer.
+FINE_RATIO = 126
 
-    |value| <= 63, so each ``vpmaddubsw`` pair sum stays below 2**15.
+
+def _row_codegen(mode, fine=False):
+    """LLVM for a whole 4-bit row: a loop over 32-byte chunks.
+
+    ``"dot"`` returns the int32 dot product with the int8 query (vector
+    accumulator, one reduction); ``"dot_sq"`` also the sum of squared values;
+    ``"lanes"`` stores each chunk's eight int32 lanes (lane i: bytes 4i ..
+    4i + 3 of the chunk) at ``out_addr`` for the caller to weigh per block.
+    ``vpshufb`` looks 32 nibbles up in a 16-entry int8 table at once (``tab``
+    holds it twice, once per 128-bit lane); ``vpsignb``/``vpabsb`` move the
+    signs onto the int8 query so that ``vpmaddubsw`` multiplies and adds pairs
+    into int16 (|value| <= 63 and |q| <= 127: no saturation), and ``vpmaddwd``
+    widens to int32. Every address is that of readable bytes (32 per chunk).
+    ``fine``: a second table (argument after ``tab``) whose products count
+    ``1 / FINE_RATIO`` as much, added lane by lane.
     """
-    sig = types.int32(types.uintp, types.uintp)
-
-    def codegen(context, builder, signature, args):
-        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-        v32i8, v16i16, v8i32 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
-        mod = builder.module
-
-        def fn(name, ret, argtys):
-            return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, argtys), name=name)
-
-        pshufb = fn("llvm.x86.avx2.pshuf.b", v32i8, [v32i8, v32i8])
-        pabs = fn("llvm.abs.v32i8", v32i8, [v32i8, ir.IntType(1)])
-        maddubs = fn("llvm.x86.avx2.pmadd.ub.sw", v16i16, [v32i8, v32i8])
-        maddwd = fn("llvm.x86.avx2.pmadd.wd", v8i32, [v16i16, v16i16])
-        reduce = fn("llvm.vector.reduce.add.v8i32", i32, [v8i32])
-
-        def load(addr):
-            ld = builder.load(builder.inttoptr(addr, v32i8.as_pointer()))
-            ld.align = 1
-            return ld
-
-        c, tab = (load(a) for a in args)
-        m15 = ir.Constant(v32i8, [15] * 32)
-        no_poison = ir.Constant(ir.IntType(1), 0)
-        al = builder.call(pabs, [builder.call(pshufb, [tab, builder.and_(c, m15)]), no_poison])
-        hi = builder.and_(builder.lshr(c, ir.Constant(v32i8, [4] * 32)), m15)
-        ah = builder.call(pabs, [builder.call(pshufb, [tab, hi]), no_poison])
-        ones = ir.Constant(v16i16, [1] * 16)
-        sl = builder.call(maddwd, [builder.call(maddubs, [al, al]), ones])
-        sh = builder.call(maddwd, [builder.call(maddubs, [ah, ah]), ones])
-        return builder.call(reduce, [builder.add(sl, sh)])
-
-    return sig, codegen
-
-
-def _row_codegen(with_sq):
-    """LLVM for a whole 4-bit row: loop over 32-byte chunks with vector accumulators, reduce once."""
 
     def codegen(context, builder, signature, args):
         from numba.core import cgutils
 
-        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-        v32i8, v16i16, v8i32 = ir.VectorType(i8, 32), ir.VectorType(i16, 16), ir.VectorType(i32, 8)
-        mod = builder.module
-
-        def fn(name, ret, argtys):
-            return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, argtys), name=name)
-
-        pshufb = fn("llvm.x86.avx2.pshuf.b", v32i8, [v32i8, v32i8])
-        psign = fn("llvm.x86.avx2.psign.b", v32i8, [v32i8, v32i8])
-        pabs = fn("llvm.abs.v32i8", v32i8, [v32i8, ir.IntType(1)])
-        maddubs = fn("llvm.x86.avx2.pmadd.ub.sw", v16i16, [v32i8, v32i8])
-        maddwd = fn("llvm.x86.avx2.pmadd.wd", v8i32, [v16i16, v16i16])
-        reduce = fn("llvm.vector.reduce.add.v8i32", i32, [v8i32])
-        codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks = args
-
-        def load(addr):
-            ld = builder.load(builder.inttoptr(addr, v32i8.as_pointer()))
-            ld.align = 1
-            return ld
-
-        zero = ir.Constant(v8i32, [0] * 8)
-        acc_d = cgutils.alloca_once_value(builder, zero)
-        acc_s = cgutils.alloca_once_value(builder, zero)
-        tab = load(tab_addr)
-        m15 = ir.Constant(v32i8, [15] * 32)
-        ones = ir.Constant(v16i16, [1] * 16)
-        no_poison = ir.Constant(ir.IntType(1), 0)
+        v = _Avx2(builder)
+        codes_addr, qlo_addr, qhi_addr, tab_addr = args[:4]
+        tab_fine = v.load(args[4]) if fine else None
+        n_chunks = args[5] if fine else args[4]
+        out_addr = args[-1]
+        ratio = ir.Constant(v.v8i32, [FINE_RATIO] * 8)
+        acc_d = cgutils.alloca_once_value(builder, v.zero)
+        acc_s = cgutils.alloca_once_value(builder, v.zero)
+        tab = v.load(tab_addr)
         with cgutils.for_range(builder, n_chunks) as loop:
             off = builder.mul(loop.index, ir.Constant(loop.index.type, 32))
             off = builder.zext(off, codes_addr.type) if off.type.width < codes_addr.type.width else off
-            c = load(builder.add(codes_addr, off))
-            ql = load(builder.add(qlo_addr, off))
-            qh = load(builder.add(qhi_addr, off))
-            vl = builder.call(pshufb, [tab, builder.and_(c, m15)])
-            vh = builder.call(pshufb, [tab, builder.and_(builder.lshr(c, ir.Constant(v32i8, [4] * 32)), m15)])
-            al = builder.call(pabs, [vl, no_poison])
-            ah = builder.call(pabs, [vh, no_poison])
-            pl = builder.call(maddubs, [al, builder.call(psign, [ql, vl])])
-            ph = builder.call(maddubs, [ah, builder.call(psign, [qh, vh])])
-            d = builder.add(builder.call(maddwd, [pl, ones]), builder.call(maddwd, [ph, ones]))
-            builder.store(builder.add(builder.load(acc_d), d), acc_d)
-            if with_sq:
-                sl = builder.call(maddwd, [builder.call(maddubs, [al, al]), ones])
-                sh = builder.call(maddwd, [builder.call(maddubs, [ah, ah]), ones])
-                builder.store(builder.add(builder.load(acc_s), builder.add(sl, sh)), acc_s)
-        dot = builder.call(reduce, [builder.load(acc_d)])
-        if not with_sq:
+            ql = v.load(builder.add(qlo_addr, off))
+            qh = v.load(builder.add(qhi_addr, off))
+            c = v.load(builder.add(codes_addr, off))
+            d, al, ah = v.dot_lanes(c, ql, qh, tab)
+            if fine:
+                d = builder.add(builder.mul(d, ratio), v.dot_lanes(c, ql, qh, tab_fine)[0])
+            if mode == "lanes":
+                ptr = builder.inttoptr(builder.add(out_addr, off), v.v8i32.as_pointer())
+                builder.store(d, ptr).align = 1
+            else:
+                builder.store(builder.add(builder.load(acc_d), d), acc_d)
+            if mode == "dot_sq":
+                sq = builder.add(v.widen(al, al), v.widen(ah, ah))
+                builder.store(builder.add(builder.load(acc_s), sq), acc_s)
+        if mode == "lanes":
+            return context.get_dummy_value()
+        dot = builder.call(v.reduce, [builder.load(acc_d)])
+        if mode == "dot":
             return dot
-        sq = builder.call(reduce, [builder.load(acc_s)])
+        sq = builder.call(v.reduce, [builder.load(acc_s)])
         return context.make_tuple(builder, signature.return_type, [dot, sq])
 
     return codegen
 
 
+_ROW_ARGS = (types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
+
+
 @intrinsic
 def row_dot32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):  # pragma: no cover - compiled
-    """``nibble_dot32`` summed over ``n_chunks`` consecutive 32-byte chunks (one reduction)."""
-    sig = types.int32(types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
-    return sig, _row_codegen(False)
+    """int32 sum over ``n_chunks`` 32-byte chunks of ``tab[b & 15] * qlo[p] + tab[b >> 4] * qhi[p]`` (AVX2)."""
+    return types.int32(*_ROW_ARGS), _row_codegen("dot")
 
 
 @intrinsic
 def row_dot_sq32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):  # pragma: no cover - compiled
     """(``row_dot32``, the sum of squared values) in one pass over the chunks."""
-    sig = types.UniTuple(types.int32, 2)(types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
-    return sig, _row_codegen(True)
+    return types.UniTuple(types.int32, 2)(*_ROW_ARGS), _row_codegen("dot_sq")
+
+
+@intrinsic
+def row_lanes32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks, out_addr):  # pragma: no cover
+    """``row_dot32``'s products as 8 int32 lanes per chunk, stored at ``out_addr`` (32 bytes per chunk)."""
+    return types.void(*_ROW_ARGS, types.uintp), _row_codegen("lanes")
+
+
+_FINE_ARGS = (types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
+
+
+@intrinsic
+def row_dot32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks):  # pragma: no cover
+    """``FINE_RATIO * row_dot32(tab) + row_dot32(fine)`` in one pass over the chunks."""
+    return types.int32(*_FINE_ARGS), _row_codegen("dot", fine=True)
+
+
+@intrinsic
+def row_lanes32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, out_addr):  # noqa: E501  # pragma: no cover
+    """``row_lanes32`` with a fine table, as ``row_dot32_fine``."""
+    return types.void(*_FINE_ARGS, types.uintp), _row_codegen("lanes", fine=True)
 
 
 # ---------------------------------------------------------------- candidate pools
@@ -390,37 +350,32 @@ def scan_pool(codes, nbits, lut, sq_lut, table32, q32, skip, k, margin2,
 
 
 @njit(cache=True, inline="always")
-def simd4_dot(code_row, addr, qlo, qhi, tab16, tab32_addr, t):
-    """Integer dot of a 4-bit row (at byte address ``addr``) with int8 query ``t``."""
-    nb = code_row.shape[0]
+def simd4_row(row, qlo, qhi, tab32, t, with_sq):
+    """(int dot with int8 query ``t``, sum of squared values or 0) of a 4-bit row: whole 32-byte
+    chunks through AVX2, the rest byte by byte."""
+    nb = row.shape[0]
     full = nb // 32
-    acc = np.int32(0)
+    addr = row.ctypes.data
     ql = qlo[t].ctypes.data
     qh = qhi[t].ctypes.data
-    for c in range(full):
-        acc += nibble_dot32(addr + 32 * c, ql + 32 * c, qh + 32 * c, tab32_addr)
-    for p in range(32 * full, nb):
-        b = code_row[p]
-        acc += np.int32(tab16[b & 0xF]) * np.int32(qlo[t, p]) + np.int32(tab16[b >> 4]) * np.int32(qhi[t, p])
-    return acc
+    sq = np.int32(0)
+    if with_sq:
+        dot, sq = row_dot_sq32(addr, ql, qh, tab32.ctypes.data, full)
+    else:
+        dot = row_dot32(addr, ql, qh, tab32.ctypes.data, full)
+    for j in range(32 * full, nb):
+        b = row[j]
+        lo = np.int32(tab32[b & 0xF])
+        hi = np.int32(tab32[b >> 4])
+        dot += lo * np.int32(qlo[t, j]) + hi * np.int32(qhi[t, j])
+        sq += lo * lo + hi * hi
+    return dot, sq
 
 
 @njit(cache=True, inline="always")
-def simd4_inv_norm(code_row, addr, tab16, tab32_addr, step):
-    """float32 ``1 / |raw row|`` of a 4-bit row from its integer sum of squares (0 for a zero row)."""
-    nb = code_row.shape[0]
-    full = nb // 32
-    acc = np.int64(0)
-    for c in range(full):
-        acc += nibble_sq32(addr + 32 * c, tab32_addr)
-    for p in range(32 * full, nb):
-        b = code_row[p]
-        lo = np.int64(tab16[b & 0xF])
-        hi = np.int64(tab16[b >> 4])
-        acc += lo * lo + hi * hi
-    if acc == 0:
-        return np.float32(0.0)
-    return np.float32(1.0 / (np.sqrt(np.float64(acc)) * step))
+def _inv_norm(sq, step):
+    """float32 ``1 / |raw row|`` from the integer sum of squares (in steps); 0 for a zero row."""
+    return np.float32(1.0 / np.sqrt(np.float64(sq)) / step) if sq > 0 else np.float32(0.0)
 
 
 @njit(cache=True, parallel=True)
@@ -434,9 +389,6 @@ def scan_pool_simd4(codes, tab32, step, qlo, qhi, qscale, skip, k, margin2,
     Score = ``float32(int dot) * qscale[t] * inv``, inv = 1 / |raw row|.
     """
     n = codes.shape[0]
-    nb = codes.shape[1]
-    full = nb // 32
-    tab_addr = tab32.ctypes.data
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
         inv = np.empty(SUB_ROWS, np.float32)
@@ -444,29 +396,12 @@ def scan_pool_simd4(codes, tab32, step, qlo, qhi, qscale, skip, k, margin2,
         for a in range(blk * block_rows, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
             for t in range(qlo.shape[0]):
-                f = qscale[t]
-                ql = qlo[t].ctypes.data
-                qh = qhi[t].ctypes.data
                 for p in range(m):
-                    row = codes[a + p]
-                    addr = row.ctypes.data
-                    if t == 0:  # the first query's pass also sums the squares: the row's norm
-                        dot, sq = row_dot_sq32(addr, ql, qh, tab_addr, full)
-                        for j in range(32 * full, nb):
-                            b = row[j]
-                            lo = np.int32(tab32[b & 0xF])
-                            hi = np.int32(tab32[b >> 4])
-                            dot += lo * np.int32(qlo[t, j]) + hi * np.int32(qhi[t, j])
-                            sq += lo * lo + hi * hi
-                        inv[p] = np.float32(1.0 / np.sqrt(np.float64(sq)) / step) if sq > 0 else np.float32(0.0)
-                    else:
-                        dot = row_dot32(addr, ql, qh, tab_addr, full)
-                        for j in range(32 * full, nb):
-                            b = row[j]
-                            dot += np.int32(tab32[b & 0xF]) * np.int32(qlo[t, j]) + np.int32(tab32[b >> 4]) * np.int32(
-                                qhi[t, j]
-                            )
-                    buf[p] = (np.float32(dot) * f) * inv[p]
+                    # The first query's pass also sums the squares: the row's norm.
+                    dot, sq = simd4_row(codes[a + p], qlo, qhi, tab32, t, t == 0)
+                    if t == 0:
+                        inv[p] = _inv_norm(sq, step)
+                    buf[p] = (np.float32(dot) * qscale[t]) * inv[p]
                 _take(buf[:m], a, skip, k, margin2, heap_s[blk, t], heap_r[blk, t],
                       pool_s[blk, t], pool_r[blk, t], state[blk, t], overflow[blk, t:])  # fmt: skip
 
@@ -483,13 +418,10 @@ def approx_all(codes, nbits, lut, sq_lut, table32, q32, out):
 @njit(cache=True, parallel=True)
 def approx_all_simd4(codes, tab32, step, qlo, qhi, qscale, out):
     """``out[t, i]`` = SIMD approximate cosine of row i with query t; for tests of the bound."""
-    tab_addr = tab32.ctypes.data
     for i in prange(codes.shape[0]):
-        row = codes[i]
-        inv = simd4_inv_norm(row, row.ctypes.data, tab32, tab_addr, step)
+        inv = _inv_norm(simd4_row(codes[i], qlo, qhi, tab32, 0, True)[1], step)
         for t in range(qlo.shape[0]):
-            dot = simd4_dot(row, row.ctypes.data, qlo, qhi, tab32, tab_addr, t)
-            out[t, i] = (np.float32(dot) * qscale[t]) * inv
+            out[t, i] = (np.float32(simd4_row(codes[i], qlo, qhi, tab32, t, False)[0]) * qscale[t]) * inv
 
 
 @njit(cache=True)
@@ -507,3 +439,68 @@ def norms_of_rows_serial(codes, scales, rows, nbits, table64, dim, out):
         for j in range(dim):
             buf[j] = np.float32(buf[j]) / s
         out[p] = np.sqrt(dot4(buf, buf))
+
+
+# ---------------------------------------------------------------- driver helpers shared by packed and encoded scans
+
+#: True when the CPU has AVX2 (the integer nibble kernels need it).
+HAS_AVX2 = bool(llvmlite.binding.get_host_cpu_features().get("avx2", False))
+
+
+def int8_queries(q: np.ndarray, row_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Queries (float64, (Q, d)) rounded to int8 for the nibble kernels: ``q_int = rint(q * S)``, ``S = 127 / max|q|``.
+
+    Returns ``qlo``, ``qhi`` (int8, (Q, 32 * ceil(row_bytes / 32))): the even
+    and odd elements, byte-aligned with 4-bit codes and zero-padded; ``inv_s``
+    (float64, (Q,)): ``1 / S`` (1 for a zero query); ``err`` (float64, (Q,)):
+    ``|q_int / S - q|``, the quantisation error that bounds the integer dot's
+    (Cauchy-Schwarz); ``qq`` (float64, (Q,)): ``|q_int / S|``.
+    """
+    nq, d = q.shape
+    amax = np.abs(q).max(axis=1)
+    scale = np.where(amax > 0, 127.0 / np.where(amax > 0, amax, 1.0), 0.0)
+    qi = np.rint(q * scale[:, None])
+    inv_s = 1.0 / np.where(scale > 0, scale, 1.0)
+    qq = qi * inv_s[:, None]
+    err = np.sqrt(np.einsum("ij,ij->i", qq - q, qq - q))
+    width = 32 * ((row_bytes + 31) // 32)
+    qlo = np.zeros((nq, width), np.int8)
+    qhi = np.zeros((nq, width), np.int8)
+    qlo[:, : (d + 1) // 2] = qi[:, 0::2]
+    qhi[:, : d // 2] = qi[:, 1::2]
+    return qlo, qhi, inv_s, err, np.sqrt(np.einsum("ij,ij->i", qq, qq))
+
+
+def pool_arrays(n: int, nq: int, k: int, block_rows: int, pool_rows: int) -> tuple[np.ndarray, ...]:
+    """Empty per-(row block, query) heaps and pools for ``scan_pool*``:
+    heap_s, heap_r, pool_s, pool_r, state, overflow."""
+    n_blocks = (n + block_rows - 1) // block_rows
+    cap = max(pool_rows, 4 * k)
+    return (
+        np.empty((n_blocks, nq, k), np.float32),
+        np.empty((n_blocks, nq, k), np.int64),
+        np.empty((n_blocks, nq, cap), np.float32),
+        np.empty((n_blocks, nq, cap), np.int64),
+        np.zeros((n_blocks, nq, 2), np.int64),
+        np.zeros((n_blocks, nq), np.bool_),
+    )
+
+
+def pool_candidates(pools: tuple[np.ndarray, ...], bound: np.ndarray, k: int) -> tuple[list[np.ndarray], list[bool]]:
+    """Per query, the pooled rows whose approximate score is within ``2 * bound[t]`` of the k-th best
+    approximate score (every row of the exact top k, see docs/performance.md), and whether its pool overflowed."""
+    heap_s, _, pool_s, pool_r, state, overflow = pools
+    n_blocks = heap_s.shape[0]
+    rows_out: list[np.ndarray] = []
+    over_out: list[bool] = []
+    for t in range(heap_s.shape[1]):
+        hn = state[:, t, 0]
+        hs = np.concatenate([heap_s[b, t, : hn[b]] for b in range(n_blocks)]).astype(np.float64)
+        kk = min(k, hs.size)
+        kth = np.partition(hs, hs.size - kk)[hs.size - kk] if kk else -np.inf
+        pn = state[:, t, 1]
+        ps = np.concatenate([pool_s[b, t, : pn[b]] for b in range(n_blocks)]).astype(np.float64)
+        pr = np.concatenate([pool_r[b, t, : pn[b]] for b in range(n_blocks)])
+        rows_out.append(pr[ps >= kth - 2 * bound[t]])
+        over_out.append(bool(overflow[:, t].any()))
+    return rows_out, over_out

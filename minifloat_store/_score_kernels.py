@@ -210,6 +210,35 @@ def _nibble_pair(byte, k, table64, qhat):
 
 
 @njit(cache=True, inline="always")
+def lut_sum8(code_row, lut, n, zero):
+    """``sum(lut[k, code_row[k]])`` for k < n on eight accumulators of ``zero``'s type, combined in a
+    fixed order: the sum of a 4-bit row through a per-(byte position, byte value) table."""
+    a0 = zero
+    a1 = zero
+    a2 = zero
+    a3 = zero
+    a4 = zero
+    a5 = zero
+    a6 = zero
+    a7 = zero
+    k = 0
+    while k + 8 <= n:
+        a0 += lut[k, code_row[k]]
+        a1 += lut[k + 1, code_row[k + 1]]
+        a2 += lut[k + 2, code_row[k + 2]]
+        a3 += lut[k + 3, code_row[k + 3]]
+        a4 += lut[k + 4, code_row[k + 4]]
+        a5 += lut[k + 5, code_row[k + 5]]
+        a6 += lut[k + 6, code_row[k + 6]]
+        a7 += lut[k + 7, code_row[k + 7]]
+        k += 8
+    while k < n:
+        a0 += lut[k, code_row[k]]
+        k += 1
+    return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+
+
+@njit(cache=True, inline="always")
 def row_dot_query(code_row, nbits, lut, table64, qhat):
     """Raw dot product ``sum(table[code_j] * qhat[j])`` of one packed row with a query."""
     d = qhat.shape[0]
@@ -258,19 +287,7 @@ def row_dot_query(code_row, nbits, lut, table64, qhat):
             k += 1
     elif nbits == 4:
         # An odd dim's last byte has a zero high nibble and lut weight 0.
-        while k + 8 <= n:
-            a0 += lut[k, code_row[k]]
-            a1 += lut[k + 1, code_row[k + 1]]
-            a2 += lut[k + 2, code_row[k + 2]]
-            a3 += lut[k + 3, code_row[k + 3]]
-            a4 += lut[k + 4, code_row[k + 4]]
-            a5 += lut[k + 5, code_row[k + 5]]
-            a6 += lut[k + 6, code_row[k + 6]]
-            a7 += lut[k + 7, code_row[k + 7]]
-            k += 8
-        while k < n:
-            a0 += lut[k, code_row[k]]
-            k += 1
+        return lut_sum8(code_row, lut, n, 0.0)
     elif nbits == 8 or nbits == 16:
         # Two groups of four codes per step feed the eight lanes in code order.
         while k + 8 <= n:

@@ -21,19 +21,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from minifloat_store import _encoded_scan_kernels as FK
 from minifloat_store import _encoded_score_kernels as K
+from minifloat_store._scan_kernels import FINE_RATIO, HAS_AVX2, int8_queries, pool_arrays, pool_candidates
 from minifloat_store._score_kernels import BLOCK_ROWS
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.encoding_codec import decode_rows_into, decode_unit_chunk
 from minifloat_store.transforms import rotation
 
-__all__ = ["encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
+__all__ = ["encoded_fast_ok", "encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
 
 #: Rows decoded at a time (norms, pairs, the BLAS pre-selection).
 CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path.
 QUERY_BATCH = 256
+#: Rows per parallel work item of the fast scan, and pool entries per (work item, query) (at least 4k).
+FAST_BLOCK_ROWS = 16384
+POOL_ROWS = 256
 
 _NO_BLOCKS = np.zeros(1, dtype=np.float64)
 _BLOCK_TABLES: dict[str, np.ndarray] = {}
@@ -183,10 +188,15 @@ def special_mask(e: Encoded, norms: np.ndarray) -> np.ndarray:
     mean cancelling, so the rounding of that addition is a large part of the
     result. Such rows are scored from ``decode`` in float64 instead.
     """
-    special = (norms > 1e30) | ((norms < 1e-20) & (norms > 0))
-    if e.encoding.centres:
-        special |= 4 * norms < float(np.linalg.norm(_mean64(e.encoding)))
-    return special
+    mask = np.empty(norms.shape[0], np.bool_)
+    K.split_special(
+        norms, np.zeros(norms.shape[0], np.bool_), _mean_norm(e.encoding), mask, np.empty(norms.shape[0], np.int64)
+    )
+    return mask
+
+
+def _mean_norm(enc: Encoding) -> float:
+    return float(np.linalg.norm(_mean64(enc))) if enc.centres else 0.0
 
 
 def exact_scores(e: Encoded, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -228,21 +238,23 @@ def _blas_margin(e: Encoded, norms: np.ndarray, skip: np.ndarray) -> float:
 
 
 def encoded_search(
-    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, use_blas: bool
+    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, method: str
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Candidate (rows, scores) per unit query (float64, (q, d)), each holding the exact top ``k``.
 
-    ``k`` is at most the number of non-skipped rows. The caller sorts.
+    ``method`` is "fast" (only where :func:`encoded_fast_ok`), "scan" or
+    "blas"; all give the same scores. ``k`` is at most the number of
+    non-skipped rows. The caller sorts.
     """
-    special = special_mask(e, norms) & ~skip
-    special_rows = np.flatnonzero(special)
-    skip = skip | special
-    n_valid = e.n - int(np.count_nonzero(skip))
+    skip_all = np.empty(e.n, np.bool_)
+    special_rows = np.empty(e.n, np.int64)
+    count, n_valid, low = K.split_special(norms, skip, _mean_norm(e.encoding), skip_all, special_rows)
+    special_rows, skip = special_rows[:count].copy(), skip_all
     if n_valid == 0:
         out_r = [np.zeros(0, np.int64)] * qhat.shape[0]
         out_s = [np.zeros(0, np.float64)] * qhat.shape[0]
     else:
-        out_r, out_s = _kernel_candidates(e, norms, skip, qhat, min(k, n_valid), n_valid, use_blas)
+        out_r, out_s = _kernel_candidates(e, norms, skip, qhat, min(k, n_valid), n_valid, method, low)
     if special_rows.size:
         extra = exact_scores(e, norms, qhat, special_rows)
         out_r = [np.concatenate([r, special_rows]) for r in out_r]
@@ -251,10 +263,13 @@ def encoded_search(
 
 
 def _kernel_candidates(
-    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, use_blas: bool
+    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, method: str, low: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``low``: the smallest nonzero norm of a scored row."""
     rows = _Rows(e)
-    if not use_blas:
+    if method == "fast":
+        return _fast_candidates(e, rows, norms, skip, qhat, k, low)
+    if method == "scan":
         out_r, out_s = [], []
         for t in range(qhat.shape[0]):
             r, s = rows.scan(_Query(e, qhat[t]), norms, skip, k)
@@ -295,4 +310,113 @@ def _kernel_candidates(
             r = heap_r[t, :c].copy()
             out_r.append(r)
             out_s.append(rows.score(q, norms, r))
+    return out_r, out_s
+
+
+# ---------------------------------------------------------------- fast scan with exact rescoring (4-bit, AVX2)
+
+
+def _int_tables(table: np.ndarray) -> tuple[np.ndarray, bool, float, float]:
+    """The 16 levels as integers times one step, ``level = step * L + r``, and ``rho``.
+
+    Levels that are small integers times their smallest magnitude (int4,
+    e2m1) give ``L = A`` (|A| <= 63) and ``r = 0``. Otherwise (nf4) ``A``
+    rounds to ``max|level| / 63`` and B (|B| <= 63) rounds what A leaves to
+    ``FINE_RATIO`` times finer: ``L = FINE_RATIO * A + B``. ``rho = max |r| /
+    |level|`` over nonzero levels (a zero level has L = r = 0) bounds the
+    residual of a row against the row itself: ``|r_row| <= rho |level_row|``.
+    Returns (tabs (2, 32) int8: A and B, each twice; fine; step; rho).
+    """
+    t = table.astype(np.float64)
+    nz = np.abs(t[t != 0])
+    step = float(nz.min())
+    a = np.rint(t / step)
+    b = np.zeros(16)
+    fine = not (np.all(t / step == a) and np.abs(a).max() <= 63)
+    if fine:
+        coarse = float(nz.max()) / 63
+        a = np.rint(t / coarse)
+        step = coarse / FINE_RATIO
+        b = np.rint((t - coarse * a) / step)
+    r = t - step * (FINE_RATIO * a + b if fine else a)
+    rho = float((np.abs(r[t != 0]) / np.abs(t[t != 0])).max())
+    tabs = np.stack([np.concatenate([a, a]), np.concatenate([b, b])]).astype(np.int8)
+    return tabs, fine, step, rho
+
+
+def encoded_fast_ok(e: Encoded, k: int) -> bool:
+    """True when the fast scan serves these vectors: 4-bit codes, an AVX2 CPU, ``k <= 256``, d <= 2048.
+
+    (d bounds the int32 sums: |L q_int| <= 8001 * 127 per value.)
+    """
+    cb = e.encoding.codebook
+    return HAS_AVX2 and cb.bits == 4 and k <= 256 and e.dim <= 2048 and bool(np.isfinite(cb.table).all())
+
+
+def _fast_tables(e: Encoded, norms: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """The arguments of ``scan_pool_enc4`` between ``codes`` and ``skip``, and each query's error bound.
+
+    Bound (float64 (Q,)) on ``|approximate - exact score|`` for every row
+    whose norm is 0 or at least ``low``. Per block, the approximate dot errs from the exact
+    ``<z, R(q)>`` by ``f f_b (sum l_j e_j - sum r_j qq_j)`` (``qq`` the int8
+    query over S, ``e = qq - R(q)``, ``r`` the level residuals), in all at
+    most ``|z| (|e| + rho |qq|)`` by Cauchy-Schwarz; over the norm,
+    ``|z| / |y| <= 1 + |mean| / |y|`` (the rounding inside decode moves that
+    by far less than 2**-10); the float64 arithmetic and the final rounding
+    to float32 add under ``2**-23 + 1e-9``.
+    """
+    enc = e.encoding
+    tabs, fine, step, rho = _int_tables(enc.codebook.table)
+    qrot = rotation(enc.seed, e.dim).forward(qhat) if enc.rotates else qhat
+    mean_dot = qhat @ _mean64(enc) if enc.centres else np.zeros(qhat.shape[0])
+    qlo, qhi, inv_s, err, qq = int8_queries(qrot, e.codes.shape[1])
+    ratio = 1.0 + (_mean_norm(enc) / low if np.isfinite(low) else 0.0)
+    bound = ratio * (1 + 2.0**-10) * (err + rho * qq) * (1 + 2.0**-20) + 2.0**-23 + 1e-9
+    lane_shift = {0: 0, 16: 1, 32: 2}[enc.block_size]
+    if e.scales is None:
+        scales, mode = np.zeros(1, np.float32), FK.FACTOR_ONE
+    else:
+        scales, mode = e.scales, FK.FACTOR_DIVIDE if enc.divides else FK.FACTOR_MULTIPLY
+    args = (_blocks(e), scales, mode, norms, tabs, fine, _block_table(enc.scale), lane_shift, qlo, qhi,
+            inv_s * step, np.ascontiguousarray(mean_dot))  # fmt: skip
+    return args, bound
+
+
+def _approx_scores(e: Encoded, norms: np.ndarray, qhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's approximate score (float32, (Q, n)) and each query's bound for the rows not in
+    ``special_mask``: what the tests check."""
+    low = norms[~special_mask(e, norms) & (norms > 0)]
+    args, bound = _fast_tables(e, norms, float(low.min()) if low.size else np.inf, qhat)
+    out = np.empty((qhat.shape[0], e.n), np.float32)
+    FK.approx_all_enc4(e.codes, *args, out)
+    return out, bound
+
+
+def _fast_candidates(
+    e: Encoded, rows: _Rows, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, low: float
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The approximate scan, then the exact scores of every row within twice the bound of the k-th best.
+
+    A zero query (every row ties at its mean term) or a pool that overflowed
+    (hundreds of near-ties in one block) takes the exact scan instead.
+    """
+    out_r: list[np.ndarray] = [np.zeros(0, np.int64)] * qhat.shape[0]
+    out_s: list[np.ndarray] = [np.zeros(0, np.float64)] * qhat.shape[0]
+    zero_q = ~(np.abs(qhat) > 0).any(axis=1)
+    live = np.flatnonzero(~zero_q)
+    redo = [int(t) for t in np.flatnonzero(zero_q)]
+    if live.size:
+        args, bound = _fast_tables(e, norms, low, qhat[live])
+        pools = pool_arrays(e.n, live.size, k, FAST_BLOCK_ROWS, POOL_ROWS)
+        margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
+        FK.scan_pool_enc4(e.codes, *args, skip, k, margin2, *pools, FAST_BLOCK_ROWS)
+        cand, over = pool_candidates(pools, bound, k)
+        for j, t in enumerate(live):
+            if over[j]:
+                redo.append(int(t))
+            else:
+                out_r[t] = cand[j]
+                out_s[t] = rows.score(_Query(e, qhat[t]), norms, cand[j])
+    for u in redo:
+        out_r[u], out_s[u] = rows.scan(_Query(e, qhat[u]), norms, skip, k)
     return out_r, out_s

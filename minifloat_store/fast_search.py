@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import llvmlite.binding
 import numpy as np
 
 from minifloat_store import _scan_kernels as SK
@@ -43,7 +42,6 @@ POOL_ROWS = 256
 FAST_MAX_K = 256
 #: Rows per parallel work item of the fast scan (each has its own heaps and pools).
 FAST_BLOCK_ROWS = 16384
-_HAS_AVX2 = bool(llvmlite.binding.get_host_cpu_features().get("avx2", False))
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,7 +152,7 @@ def _fast_plan(fmt: Format, dim: int) -> str | None:
     """Which approximate kernel serves ``fmt``: "simd4", "table" or None (fp32: exact scan instead)."""
     if fmt.bits > 16:
         return None
-    if fmt.bits == 4 and _HAS_AVX2 and _int4_table(fmt) is not None:
+    if fmt.bits == 4 and SK.HAS_AVX2 and _int4_table(fmt) is not None:
         return "simd4"
     return "table"
 
@@ -182,20 +180,11 @@ def _query_tables(fmt: Format, dim: int, qhat: np.ndarray, unit: float) -> tuple
     nq = qhat.shape[0]
     if _fast_plan(fmt, dim) == "simd4":
         tab = _int4_table(fmt)[0]  # type: ignore[index]
-        amax = np.abs(qhat).max(axis=1)
-        safe = np.where(amax > 0, amax, 1.0)
-        scale = np.where(amax > 0, 127.0 / safe, 0.0)
-        qi = np.rint(qhat * scale[:, None])
-        err = qi / np.where(scale > 0, scale, 1.0)[:, None] - qhat
+        qlo, qhi, inv_s, err, _ = SK.int8_queries(qhat, fmt.row_bytes(dim))
         # |sum t_j e_j| <= |t| |e| (Cauchy-Schwarz): the integer dot's error in
         # cosine units; 1e-6 covers the float32 roundings of the score.
-        bound = np.sqrt(np.einsum("ij,ij->i", err, err)) * (1 + 2.0**-20) + 1e-6
-        width = 32 * ((fmt.row_bytes(dim) + 31) // 32)
-        qlo = np.zeros((nq, width), np.int8)
-        qhi = np.zeros((nq, width), np.int8)
-        qlo[:, : (dim + 1) // 2] = qi[:, 0::2]
-        qhi[:, : dim // 2] = qi[:, 1::2]
-        qscale = (1.0 / np.where(scale > 0, scale, 1.0)).astype(np.float32)
+        bound = err * (1 + 2.0**-20) + 1e-6
+        qscale = inv_s.astype(np.float32)
         return "simd4", (np.concatenate([tab, tab]), 1.0, qlo, qhi, qscale), bound
     # Non-finite codes only occur in rows scored elsewhere (see _index_from_norms).
     with np.errstate(invalid="ignore"):
@@ -228,33 +217,14 @@ def _fast_candidates(
     nq = qhat.shape[0]
     plan, args, bound = _query_tables(packed.fmt, packed.dim, qhat, index.unit)
     margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
-    n_blocks = (n + FAST_BLOCK_ROWS - 1) // FAST_BLOCK_ROWS
-    heap_s = np.empty((n_blocks, nq, k), np.float32)
-    heap_r = np.empty((n_blocks, nq, k), np.int64)
-    cap = max(POOL_ROWS, 4 * k)
-    pool_s = np.empty((n_blocks, nq, cap), np.float32)
-    pool_r = np.empty((n_blocks, nq, cap), np.int64)
-    state = np.zeros((n_blocks, nq, 2), np.int64)
-    overflow = np.zeros((n_blocks, nq), np.bool_)
+    pools = SK.pool_arrays(n, nq, k, FAST_BLOCK_ROWS, POOL_ROWS)
     skip_k = skip
     if index.special_rows.size:  # scored apart, from decode
         skip_k = skip.copy()
         skip_k[index.special_rows] = True
     kernel = SK.scan_pool_simd4 if plan == "simd4" else SK.scan_pool
-    kernel(packed.codes, *args, skip_k, k, margin2, heap_s, heap_r, pool_s, pool_r, state, overflow, FAST_BLOCK_ROWS)
-    rows_out: list[np.ndarray] = []
-    over_out: list[bool] = []
-    for t in range(nq):
-        hn = state[:, t, 0]
-        hs = np.concatenate([heap_s[b, t, : hn[b]] for b in range(n_blocks)]).astype(np.float64)
-        kk = min(k, hs.size)
-        kth = np.partition(hs, hs.size - kk)[hs.size - kk] if kk else -np.inf
-        pn = state[:, t, 1]
-        ps = np.concatenate([pool_s[b, t, : pn[b]] for b in range(n_blocks)]).astype(np.float64)
-        pr = np.concatenate([pool_r[b, t, : pn[b]] for b in range(n_blocks)])
-        rows_out.append(pr[ps >= kth - 2 * bound[t]])
-        over_out.append(bool(overflow[:, t].any()))
-    return rows_out, over_out
+    kernel(packed.codes, *args, skip_k, k, margin2, *pools, FAST_BLOCK_ROWS)
+    return SK.pool_candidates(pools, bound, k)
 
 
 def _rescore(packed: Packed, qhat: np.ndarray, rows: list[np.ndarray]) -> list[np.ndarray]:

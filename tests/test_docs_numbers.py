@@ -168,6 +168,32 @@ RULES = ("library", "absmax", "gauss", "no-lsq")
 
 PINS: list[Pin | Table] = [
     # --- Encodings (centre+rotate) and their search: benchmarks/bench_encoding.py
+    # --- The new encodings against the peers, one query at a time: bench_search.py --out bench_search_encoded
+    Table(
+        "encoded search against peers",
+        PERF,
+        "| method | 1 query at a time (q/s) | MB read per query | recall@10 |",
+        lambda: {
+            r["method"]: [r["single_qps"], r["bytes_per_query"] / 1e6, r["recall_at_k"]]
+            for r in load("bench_search_encoded")["search"]
+        },
+    ),
+    Pin(
+        "encoded search run",
+        PERF,
+        r"run (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d), load average ([\d.]+) → ([\d.]+) on 2 cores, bandwidth ([\d.]+) GB/s",
+        lambda: [
+            *load("bench_search_encoded")["machine"]["date"].split(),
+            *load("bench_search_encoded")["load_average_before_after"],
+            load("bench_search_encoded")["memory_bandwidth_gb_s"],
+        ],
+    ),
+    Pin(
+        "encoded search e2m1 over peer",
+        PERF,
+        r"e2m1 in this run: ([\d.]+)x the fastest peer",
+        lambda: [load("bench_search_encoded")["targets"]["e2m1_single_qps_over_fastest_peer"]],
+    ),
     Pin(
         "encoding run size",
         PERF,
@@ -188,34 +214,49 @@ PINS: list[Pin | Table] = [
     Pin(
         "encoding date",
         PERF,
-        r"bench_encoding\.json`\), run (\d{4}-\d\d-\d\d) on",
-        lambda: [json_at("bench_encoding", "machine.date").split()[0]],
+        r"bench_encoding\.json`\), run (\d{4}-\d\d-\d\d) [\d:]+-([\d:]+) on",
+        lambda: [
+            json_at("bench_encoding", "machine.date").split()[0],
+            json_at("bench_encoding", "machine.date")[11:16],
+        ],
     ),
     Pin(
         "e2m1 in both runs",
         PERF,
-        r"printed ([\d.]+) GB/s in the Codec section's run and ([\d.]+) GB/s here",
+        r"the e2m1 encoder printed ([\d.]+) GB/s here and ([\d.]+) GB/s in the Codec section's run",
         lambda: [
-            next(r["encode_gbps"] for r in load("bench_codec")["results"] if r["format"] == "e2m1"),
             json_at("bench_encoding", "baseline.encode_gbps"),
+            next(r["encode_gbps"] for r in load("bench_codec")["results"] if r["format"] == "e2m1"),
         ],
     ),
     Pin(
         "encode range",
         PERF,
-        r"\(([\d.]+)-([\d.]+) GB/s printed on the loaded machine\)",
+        r"\(([\d.]+)-([\d.]+) GB/s printed on this overloaded machine",
         lambda: [min(r["encode_gbps"] for r in _codec_rows()), max(r["encode_gbps"] for r in _codec_rows())],
     ),
     Pin(
-        "encode vs e2m1 range",
+        "rotation cost",
         PERF,
-        r"encoders run at ([\d.]+)-([\d.]+)x of e2m1's own encoder",
-        lambda: [min(r["encode_vs_e2m1"] for r in _codec_rows()), max(r["encode_vs_e2m1"] for r in _codec_rows())],
+        r"it takes e2m1 from ([\d.]+) to ([\d.]+) GB/s",
+        lambda: [
+            load("bench_encoding")["encode_by_transform_gbps"][0]["none"],
+            load("bench_encoding")["encode_by_transform_gbps"][0]["rotate"],
+        ],
+    ),
+    Table(
+        "encode by transform",
+        PERF,
+        "| element | none | centre | rotate | centre+rotate |",
+        lambda: {
+            r["element"]: [r["none"], r["centre"], r["rotate"], r["centre+rotate"]]
+            for r in load("bench_encoding")["encode_by_transform_gbps"]
+        },
     ),
     Pin(
         "search baseline",
         PERF,
-        r"one query ([\d.]+) ms by exact scan, \d+ queries (\d+) ms by BLAS",
+        r"one query ([\d.]+) ms, \d+ queries (\d+) ms, both on its fast AVX2 scan",
         lambda: [
             json_at("bench_encoding", "baseline.one_query_s") * 1e3,
             json_at("bench_encoding", "baseline.batch_s") * 1e3,
@@ -224,17 +265,18 @@ PINS: list[Pin | Table] = [
     Pin(
         "one-query range",
         PERF,
-        r"within it in this run \(([\d.]+)-([\d.]+)x\), but the e2m1 baseline's (\d+) ms",
+        r"for every per-vector scale \(([\d.]+)-([\d.]+)x\), \*\*not\*\* for block scales \(([\d.]+)-([\d.]+)x\)",
         lambda: [
-            min(r["one_vs_e2m1"] for r in _search_rows()),
-            max(r["one_vs_e2m1"] for r in _search_rows()),
-            json_at("bench_encoding", "baseline.one_query_s") * 1e3,
+            min(r["one_vs_e2m1"] for r in _search_rows() if r["scale"] == "vector"),
+            max(r["one_vs_e2m1"] for r in _search_rows() if r["scale"] == "vector"),
+            min(r["one_vs_e2m1"] for r in _search_rows() if r["scale"] != "vector"),
+            max(r["one_vs_e2m1"] for r in _search_rows() if r["scale"] != "vector"),
         ],
     ),
     Pin(
         "batch range",
         PERF,
-        r"The batch path is at ([\d.]+)-([\d.]+)x",
+        r"shared-norm scan by ([\d.]+)-([\d.]+)x",
         lambda: [min(r["batch_vs_e2m1"] for r in _search_rows()), max(r["batch_vs_e2m1"] for r in _search_rows())],
     ),
     Table(

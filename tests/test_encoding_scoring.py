@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
+from minifloat_store import encoded_scoring
 from minifloat_store.codebooks import CODEBOOKS
 from minifloat_store.encoding import ENCODING_SCALES, TRANSFORMS
 
@@ -47,7 +48,7 @@ def data():
 
 
 @pytest.mark.parametrize(("el", "sc", "tr"), list(encodings()))
-@pytest.mark.parametrize("method", ["scan", "blas"])
+@pytest.mark.parametrize("method", ["fast", "scan", "blas"])
 def test_search_is_the_brute_force_top_k_on_decoded_vectors(data, el, sc, tr, method):
     x, q = data
     enc = mfs.Encoding(el, sc, tr, seed=11).fit(x[:500])
@@ -105,3 +106,98 @@ def test_scores_track_the_float32_cosines():
         p = mfs.encode(x, mfs.Encoding(el, "vector", "centre+rotate").fit(x))
         c = ref_cosines(mfs.decode(p), mfs.decode(p))
         assert np.sqrt(np.mean((c - ref) ** 2)) < bound
+
+
+# ---------------------------------------------------------------- the fast scan (4-bit codes)
+
+FAST4 = [(el, sc, tr) for el in ("e2m1", "int4", "nf4") for sc in ENCODING_SCALES for tr in ("none", "centre+rotate")]
+needs_fast = pytest.mark.skipif(not encoded_scoring.HAS_AVX2, reason="the 4-bit fast scan needs AVX2")
+
+
+def adversarial(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and queries that stress the error bound: one dominant value among tiny ones, alternating
+    signs that cancel, constant rows, zero rows, rows near the mean, a huge and a tiny row."""
+    rng = np.random.default_rng(5)
+    x = embeddings(700, d, seed=3)
+    x[:100] *= np.float32(1e-3)
+    x[:100, 0] = 50.0
+    x[100:200] = np.where(np.arange(d) % 2, 1.0, -1.0).astype(np.float32) * rng.uniform(0.5, 2, (100, 1))
+    x[200:260] = 1.0
+    x[260:270] = 0.0
+    x[270:280] = x[500:].mean(axis=0) + np.float32(1e-3) * rng.standard_normal((10, d)).astype(np.float32)
+    x[280] *= np.float32(1e25)
+    x[281] *= np.float32(1e-25)
+    q = np.concatenate(
+        [
+            x[[0, 150, 230, 400, 500]] + np.float32(1e-4),
+            np.where(np.arange(d) % 2, 1.0, -1.0)[None, :],
+            rng.standard_normal((3, d)) * np.where(np.arange(d) < 2, 1e3, 1e-3),
+        ]
+    ).astype(np.float32)
+    return x, q
+
+
+def unit(q: np.ndarray) -> np.ndarray:
+    q = q.astype(np.float64)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+@needs_fast
+@pytest.mark.parametrize(("el", "sc", "tr"), FAST4)
+@pytest.mark.parametrize("d", [40, 192])
+def test_fast_scan_scores_stay_within_the_stated_bound(el, sc, tr, d):
+    x, q = adversarial(d)
+    p = mfs.encode(x, mfs.Encoding(el, sc, tr, seed=2).fit(x[300:]))
+    norms = mfs.vector_norms(p)
+    qhat = unit(q)
+    approx, bound = encoded_scoring._approx_scores(p, norms, qhat)
+    ok = ~encoded_scoring.special_mask(p, norms)  # scored from decode: the bound does not cover them
+    rows = encoded_scoring._Rows(p)
+    for t in range(len(q)):
+        exact = rows.score(encoded_scoring._Query(p, qhat[t]), norms, np.flatnonzero(ok))
+        err = np.abs(approx[t, ok].astype(np.float64) - exact)
+        assert (err <= bound[t]).all(), f"query {t}: worst error {err.max():.3g} > bound {bound[t]:.3g}"
+        assert err.max() > 0  # the approximation is an approximation: the bound is tested
+    assert bound.max() < 0.1  # small enough to keep the candidate pools small
+
+
+@needs_fast
+@pytest.mark.parametrize(("el", "sc", "tr"), FAST4)
+def test_fast_search_returns_what_the_exact_scan_returns(el, sc, tr):
+    """Rows and scores bit for bit, with adversarial rows, special norms, exclusions and a zero query."""
+    x, q = adversarial(64)
+    q = np.concatenate([q, np.zeros((1, 64), np.float32)])
+    p = mfs.encode(x, mfs.Encoding(el, sc, tr, seed=2).fit(x[300:]))
+    exclude = np.zeros(len(x), bool)
+    exclude[[0, 150, 401]] = True
+    for k in (1, 10, 40):
+        fast = mfs.search(p, q, k=k, exclude=exclude, method="fast")
+        scan = mfs.search(p, q, k=k, exclude=exclude, method="scan")
+        np.testing.assert_array_equal(fast[0], scan[0])
+        np.testing.assert_array_equal(fast[1], scan[1])
+
+
+@needs_fast
+@pytest.mark.parametrize("sc", ["vector", "block32", "block16"])
+def test_fast_search_near_ties_that_overflow_the_pools_still_give_exact_results(sc, monkeypatch):
+    """600 copies of one vector in one block overflow a 256-entry pool; the query falls
+    back to the exact scan and the ties come back by ascending row."""
+    monkeypatch.setattr(encoded_scoring, "FAST_BLOCK_ROWS", 2048)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5000, 48)).astype(np.float32)
+    dup = np.sort(rng.choice(np.arange(1, 5000), 600, replace=False))
+    x[dup] = x[0]
+    p = mfs.encode(x, mfs.Encoding("nf4", sc, "centre+rotate").fit(x))
+    rows, scores = mfs.search(p, x[0], k=20, method="fast")
+    np.testing.assert_array_equal(rows[0], np.concatenate([[0], dup])[:20])
+    r_scan, s_scan = mfs.search(p, x[0], k=20, method="scan")
+    np.testing.assert_array_equal(rows, r_scan)
+    np.testing.assert_array_equal(scores, s_scan)
+
+
+def test_nf4_levels_split_into_two_integer_tables_with_a_small_residual():
+    """nf4 levels are no integer multiple of one step: two int8 tables leave under 0.2 % of each level."""
+    tabs, fine, step, rho = encoded_scoring._int_tables(CODEBOOKS["nf4"].table)
+    assert fine and 0 < rho < 2e-3 and np.abs(tabs).max() <= 63
+    tabs, fine, step, rho = encoded_scoring._int_tables(CODEBOOKS["e2m1"].table)
+    assert not fine and rho == 0 and step == 0.5
