@@ -80,6 +80,10 @@ CANDIDATES: tuple[str, ...] = (
 )
 
 NEIGHBOURS = 10
+#: A pair "near" the threshold: float32 score within this of it (about the RMS score error of 2-bit encodings).
+NEAR = 0.05
+#: Fewer near pairs than this and the table says the flips measured little.
+MIN_NEAR = 100
 
 
 def parse_encoding(text: str, seed: int = 0) -> Encoding:
@@ -222,6 +226,11 @@ class Recommendation:
         Which pairs were scored.
     n_pairs : int
     max_flips : float
+    near_threshold : int
+        Pairs whose float32 score lies within ``NEAR`` (0.05) of the
+        threshold: the only ones a 1-bit-or-better encoding can plausibly
+        flip. Few of them (under ``MIN_NEAR``) and zero flips say little:
+        ``to_text`` then says so.
     """
 
     encoding: Encoding
@@ -231,6 +240,7 @@ class Recommendation:
     pairs: str
     n_pairs: int
     max_flips: float
+    near_threshold: int = 0
 
     @property
     def name(self) -> str:
@@ -245,6 +255,13 @@ class Recommendation:
             f"against float32, over {self.n_pairs:,} {what}; tolerance {100 * self.max_flips:.3g} %.",
             f"{'encoding':<30} {'bits/value':>10} {'RMS score err':>13} {'flips %':>8}  ok",
         ]
+        if self.near_threshold < MIN_NEAR:
+            lines.insert(
+                1,
+                f"Caution: only {self.near_threshold:,} of these pairs score within {NEAR} of the threshold, so "
+                "few decisions can flip at all; give trials, or a threshold where your genuine and impostor "
+                "scores meet.",
+            )
         for c in self.table:
             mark = "  <- recommended" if c.encoding is self.encoding else ""
             lines.append(
@@ -377,4 +394,7 @@ def recommend(
             f"{100 * best.flips:.3g} %); raise max_flips or add 'fp32' to the candidates"
         )
     chosen = min(ok, key=lambda c: (c.bits_per_value, c.flips, c.rms_score_error))
-    return Recommendation(chosen.encoding, tuple(rows), threshold, note, kind, int(left.size), float(max_flips))
+    near = int(np.count_nonzero(np.abs(ref - threshold) <= NEAR))
+    return Recommendation(
+        chosen.encoding, tuple(rows), threshold, note, kind, int(left.size), float(max_flips), near_threshold=near
+    )

@@ -76,6 +76,17 @@ def test_tighter_tolerance_moves_the_choice_to_more_bits():
         assert chosen.accepted and all(not c.accepted for c in rec.table if c.bits_per_value < chosen.bits_per_value)
 
 
+def test_a_threshold_no_pair_comes_near_is_called_out():
+    """Zero flips where no pair can flip must not read as a clean bill: the table says how few pairs were near."""
+    x, _ = _speakers()
+    far = mfs.recommend(x, threshold=0.999, candidates=["binary/vector", "fp32"])
+    ref = _cos(x, *neighbour_pairs(x))
+    assert far.near_threshold == int(np.count_nonzero(np.abs(ref - 0.999) <= 0.05)) < 100
+    assert "Caution: only" in far.to_text()
+    near = mfs.recommend(x, threshold=float(np.median(ref)), candidates=["binary/vector", "fp32"])
+    assert near.near_threshold >= 100 and "Caution" not in near.to_text()
+
+
 def _cos(x, a, b):
     u = x / np.linalg.norm(x, axis=1, keepdims=True)
     return np.einsum("ij,ij->i", u[a].astype(np.float64), u[b].astype(np.float64))

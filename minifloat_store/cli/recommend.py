@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             "threshold_note": rec.threshold_note,
             "pairs": rec.pairs,
             "n_pairs": rec.n_pairs,
+            "near_threshold": rec.near_threshold,
             "max_flips_pct": 100 * rec.max_flips,
             "table": [
                 {
