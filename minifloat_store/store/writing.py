@@ -153,22 +153,29 @@ class StoreWriting(StoreState):
         """The committed length of ``scales`` for ``rows`` rows (0 without a scale column)."""
         return rows if self._layout.scale_column else 0
 
-    def _append(self, blob: np.ndarray, ends: np.ndarray, packed: Packed | Encoded) -> None:
-        n = packed.n
-        base = self._ids.nbytes
-        rec = next_record(
+    def _grown_record(self, n: int, id_bytes: int) -> dict[str, Any]:
+        """The next commit record: ``n`` more rows and ``id_bytes`` more bytes of ids."""
+        return next_record(
             self._record,
             codes=self._rows + n,
             scales=self._scale_rows(self._rows + n),
             id_ends=self._rows + n,
-            id_blob=base + len(blob),
+            id_blob=self._ids.nbytes + id_bytes,
         )
-        self._transaction([*self._row_arrays(packed), ("id_ends", ends + base), ("id_blob", blob)], rec)
+
+    def _took_rows(self, blob: np.ndarray, ends: np.ndarray) -> None:
+        """After a commit of ``len(ends)`` new rows: the in-memory state follows it."""
         self._record = self._backend.record
         self._ids.append(blob, ends)
-        self._live_buf.append(np.ones(n, dtype=bool))
-        self._rows += n
+        self._live_buf.append(np.ones(len(ends), dtype=bool))
+        self._rows += len(ends)
         self._cache.clear()
+
+    def _append(self, blob: np.ndarray, ends: np.ndarray, packed: Packed | Encoded) -> None:
+        base = self._ids.nbytes
+        rec = self._grown_record(packed.n, len(blob))
+        self._transaction([*self._row_arrays(packed), ("id_ends", ends + base), ("id_blob", blob)], rec)
+        self._took_rows(blob, ends)
 
     def _stage_external_rows(self, n: int) -> tuple[str, str | None]:
         """Grow ``codes`` and ``scales`` by ``n`` rows that other processes write; return where the two arrays are
@@ -201,13 +208,7 @@ class StoreWriting(StoreState):
         n = len(id_list)
         blob, ends = self._check_new_ids(id_list)
         base = self._ids.nbytes
-        rec = next_record(
-            self._record,
-            codes=self._rows + n,
-            scales=self._scale_rows(self._rows + n),
-            id_ends=self._rows + n,
-            id_blob=base + len(blob),
-        )
+        rec = self._grown_record(n, len(blob))
         # The digests bind the rows the workers wrote, read back here block by block.
         digests = self._digests_for([])
         for name in ("codes", "scales") if self._layout.scale_column else ("codes",):
@@ -215,11 +216,7 @@ class StoreWriting(StoreState):
                 hi = min(self._rows + n, lo + SCAN_ROWS)
                 digests = digests.extended(name, lo, self._backend.read_staged(name, lo, hi))  # type: ignore[attr-defined]
         self._transaction([("id_ends", ends + base), ("id_blob", blob)], rec, start=digests)
-        self._record = self._backend.record
-        self._ids.append(blob, ends)
-        self._live_buf.append(np.ones(n, dtype=bool))
-        self._rows += n
-        self._cache.clear()
+        self._took_rows(blob, ends)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete live ids, all or nothing (``KeyError`` naming an unknown id).
