@@ -4,9 +4,11 @@ computation, the files and their rows, the up/down/equal markers, and the errors
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
+import warnings
 from functools import cache
 
 import numpy as np
@@ -408,3 +410,15 @@ def test_demo_real_voices_says_how_to_install_what_is_missing(monkeypatch, capsy
     monkeypatch.setattr(debian_voices, "is_available", lambda *a, **k: False)
     assert main(["demo", "--real-voices", "--out", "unused"]) == 2
     assert "apt-get install ktuberling-data klettres-data" in capsys.readouterr().err
+
+
+def test_bits_vs_eer_figure_takes_an_eer_of_zero(tmp_path):
+    """A perfectly separated (or tiny) trial list has EER 0: the figure must still be drawn, without warnings."""
+    r = small_report()
+    rows = type(r.rows)(dataclasses.replace(x, eer=0.0) for x in r.rows)
+    zero = dataclasses.replace(r, rows=rows)  # the float32 reference is one of the rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = write_report(zero, tmp_path, figure_formats=())
+    assert (tmp_path / "bits_vs_eer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(p.name == "bits_vs_eer.png" for p in out.files)

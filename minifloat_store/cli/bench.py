@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "gives, for every format, every --encodings entry and every --baselines quantiser: stored "
             "bits/value, RMS of the cosine-score error against float32, the fraction of trials whose "
             "decision flips at the float32 EER threshold and at --threshold, and ΔEER with a paired "
-            "bootstrap 95 %% interval; pareto.png draws bits against error and flips. Rates are in "
+            "bootstrap 95 % interval; pareto.png draws bits against error and flips. Rates are in "
             "percent in the files; a trial is accepted when score >= threshold."
         ),
     )
