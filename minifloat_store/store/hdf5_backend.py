@@ -42,6 +42,7 @@ import numpy as np
 
 from minifloat_store.store.backend import SCAN_ROWS, Backend, register_backend
 from minifloat_store.store.diskspace import reserve_space
+from minifloat_store.store.durable import fsync_path
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
 from minifloat_store.store.hdf5_guard import check_chunk_sizes, checked_dataset, storage_size
 from minifloat_store.store.hdf5_slots import (
@@ -141,14 +142,6 @@ def _filters(name: str, version: int) -> tuple[int, ...]:
     """The filter pipeline of array ``name``'s datasets, in order (fletcher32 last: it covers the stored bytes)."""
     extra = _COMPRESSED_FILTERS[name] if _compressed(name, version) else ()
     return (*(_FILTER_IDS[f] for f in extra), h5py.h5z.FILTER_FLETCHER32)
-
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _tmp_name(path: str, what: str) -> str:
@@ -427,12 +420,12 @@ class HDF5Backend(Backend):
                 write_slots(f, record)
             finally:
                 f.close()
-            _fsync_path(tmp)
+            fsync_path(tmp)
             os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        _fsync_path(d)
+        fsync_path(d)
         return cls.open(path, writable=True)
 
     @classmethod
@@ -508,12 +501,12 @@ class HDF5Backend(Backend):
                             dst.append(name, src.read(name, lo, min(n, lo + SCAN_ROWS)))
                         dst.dirty.add(name)
                     write_slots(dst_file, dict(record, backend=dst.write_tails()))
-                _fsync_path(tmp)
+                fsync_path(tmp)
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-        _fsync_path(os.path.dirname(os.path.abspath(path)))
+        fsync_path(os.path.dirname(os.path.abspath(path)))
 
     def close(self) -> None:
         if self._next is not None:
@@ -572,9 +565,9 @@ class HDF5Backend(Backend):
             gen.f.close()
             tmp, self._next, self._next_path = self._next_path, None, None
             assert tmp is not None
-            _fsync_path(tmp)
+            fsync_path(tmp)
             os.replace(tmp, self.path)  # the commit point of a rewrite
-            _fsync_path(os.path.dirname(os.path.abspath(self.path)))
+            fsync_path(os.path.dirname(os.path.abspath(self.path)))
             self._f.close()
             self._f = _open_writer(self.path)
             self.record = read_record(self._f, f"store {self.path}")

@@ -38,8 +38,6 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -52,6 +50,7 @@ from zarr.core.sync import sync
 from zarr.errors import ContainsArrayError, ContainsGroupError
 
 from minifloat_store.store.backend import Backend, register_backend
+from minifloat_store.store.durable import fsync_all, fsync_path, replace_durably
 from minifloat_store.store.errors import StoreChangedError, StoreCorruptedError
 from minifloat_store.store.record import ARRAYS, RECORD_KEY, record_version, unwrap_record, wrap_record
 from minifloat_store.store.remote import RemoteRecordFile, is_url
@@ -65,8 +64,8 @@ from minifloat_store.store.zarr_confined import (
     ConfinedStore,
     check_array_meta,
     check_compressed_shard,
+    check_shards,
     compressed,
-    min_shard_bytes,
     read_confined,
     scan_tree,
 )
@@ -81,57 +80,6 @@ INNER_ROWS = 1024
 #: inner chunk (measured: a 65,536-element int64 shard writes in 9 ms with
 #: 4,096-element chunks, 25 ms with 1,024) and their padding is a few bytes a row.
 INNER_ROWS_1D = 4096
-
-
-def _fsync_path(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the directory.
-
-    zarr's own write-then-rename does not fsync the temporary file, so after a
-    power cut the rename could survive and the bytes not (an empty
-    ``zarr.json`` on file systems that do not order data before a rename).
-    The ``.partial`` suffix is zarr's: a writer's next open removes a leftover.
-    """
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_path(path.parent)
-
-
-def _fsync_all(paths: Iterable[str | Path]) -> None:
-    """fsync files, then their directories (so renames into them are durable too).
-
-    In parallel: fsync releases the GIL, and the file system can fold
-    concurrent flushes into fewer journal commits (measured: about 2x faster
-    for the twenty-odd files of one commit). A pool per call, not a global
-    one, so a forked process never inherits dead worker threads.
-    """
-    files = [Path(p) for p in paths]
-    files = [p for p in files if p.exists()]
-    if not files:
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-        list(pool.map(_fsync_path, files))
-        list(pool.map(_fsync_path, {p.parent for p in files}))
 
 
 def _local(path: str) -> Path | None:
@@ -288,12 +236,12 @@ class ZarrBackend(Backend):
             group = zarr.open_group(str(tmp), mode="w-")
             _create_arrays(group, 0, record["layout"]["row_bytes"], chunk_rows, record_version(record))
             group.update_attributes({RECORD_KEY: wrap_record(record)})
-            _fsync_all(Path(d) / f for d, _, files in os.walk(tmp) for f in files)
+            fsync_all(Path(d) / f for d, _, files in os.walk(tmp) for f in files)
             os.rename(tmp, local)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_path(local.parent)
+        fsync_path(local.parent)
         return cls(path, writable=True)
 
     @classmethod
@@ -391,41 +339,8 @@ class ZarrBackend(Backend):
                 )
             self._arrays[name] = arr
         self._staged = {name: int(lengths[name]) for name in ARRAYS}
-        self._check_shards()
-
-    def _check_shards(self) -> None:
-        """Every shard a committed element lives in exists and is large enough to hold it.
-
-        A missing shard would read as fill values; a short one cannot hold what
-        the record claims. The loop stops at the first shard that is not among
-        the files really present, so a record claiming 2**40 rows costs one
-        directory listing, not 2**40 checks.
-        """
-        if self._local is None:
-            return
-        gen = int(self.record["generation"])
-        files = scan_tree(self._local / f"g{gen}")
-        row_bytes = int(self.record["layout"]["row_bytes"])
-        for name, arr in self._arrays.items():
-            n = int(self.record["lengths"][name])
-            per = int(arr.shards[0])
-            prefix = f"{name}/c/"
-            for s in range(-(-n // per)):
-                key = f"{prefix}{s}/0" if name == "codes" else f"{prefix}{s}"
-                size = files.get(key)
-                rows = f"elements {s * per}..{min(n, (s + 1) * per) - 1}"
-                if size is None:
-                    raise StoreCorruptedError(
-                        f"store {self.path}: array '{name}' is missing its chunk file g{gen}/{key} ({rows})"
-                    )
-                need = min_shard_bytes(
-                    name, min(n, (s + 1) * per) - s * per, self._inner[name], row_bytes, per, self._version
-                )
-                if size < need:
-                    raise StoreCorruptedError(
-                        f"store {self.path}: array '{name}' chunk file g{gen}/{key} has {size:,} bytes, too few "
-                        f"for its committed {rows} ({need:,} at least)"
-                    )
+        if self._local is not None:
+            check_shards(self._local, self.path, self.record, self._arrays, self._inner, self._version)
 
     def close(self) -> None:
         self._arrays = {}
@@ -514,7 +429,7 @@ class ZarrBackend(Backend):
         self._staged = {name: 0 for name in ARRAYS}
 
     def _sync_touched(self) -> None:
-        _fsync_all(self._touched)
+        fsync_all(self._touched)
         self._touched.clear()
 
     def commit(self, record: dict[str, Any]) -> None:
@@ -558,7 +473,7 @@ class ZarrBackend(Backend):
         meta = self._root.metadata
         doc = replace(meta, attributes={**meta.attributes, RECORD_KEY: wrapped})
         raw = doc.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()  # zarr's own serialisation
-        _replace_durably(self._local / "zarr.json", raw)  # the commit point
+        replace_durably(self._local / "zarr.json", raw)  # the commit point
         meta.attributes[RECORD_KEY] = wrapped  # keep the open group's view in step, as update_attributes would
 
     def _commit_remote(self, record: dict[str, Any]) -> None:

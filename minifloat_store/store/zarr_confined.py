@@ -381,3 +381,37 @@ def min_shard_bytes(name: str, elements: int, inner: int, row_bytes: int, shard:
     n_inner = shard // inner
     per_chunk = 9 if compressed(name, version) else inner * itemsize
     return -(-elements // inner) * (per_chunk + 4) + n_inner * 16 + 4
+
+
+def check_shards(
+    local: Path, path: str, record: dict[str, Any], arrays: dict[str, Any], inner: dict[str, int], version: int
+) -> None:
+    """Every shard a committed element lives in exists and is large enough to hold it.
+
+    A missing shard would read as fill values; a short one cannot hold what
+    the record claims. The loop stops at the first shard that is not among
+    the files really present, so a record claiming 2**40 rows costs one
+    directory listing, not 2**40 checks. ``arrays`` are the opened zarr
+    arrays of the record's generation, ``inner`` their inner-chunk lengths.
+    """
+    gen = int(record["generation"])
+    files = scan_tree(local / f"g{gen}")
+    row_bytes = int(record["layout"]["row_bytes"])
+    for name, arr in arrays.items():
+        n = int(record["lengths"][name])
+        per = int(arr.shards[0])
+        prefix = f"{name}/c/"
+        for s in range(-(-n // per)):
+            key = f"{prefix}{s}/0" if name == "codes" else f"{prefix}{s}"
+            size = files.get(key)
+            rows = f"elements {s * per}..{min(n, (s + 1) * per) - 1}"
+            if size is None:
+                raise StoreCorruptedError(
+                    f"store {path}: array '{name}' is missing its chunk file g{gen}/{key} ({rows})"
+                )
+            need = min_shard_bytes(name, min(n, (s + 1) * per) - s * per, inner[name], row_bytes, per, version)
+            if size < need:
+                raise StoreCorruptedError(
+                    f"store {path}: array '{name}' chunk file g{gen}/{key} has {size:,} bytes, too few "
+                    f"for its committed {rows} ({need:,} at least)"
+                )
