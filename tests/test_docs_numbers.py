@@ -27,6 +27,7 @@ from test_docs_benchmarks import ROOT, agrees, table
 from test_docs_benchmarks import load as _load
 
 import minifloat_store as mfs
+from minifloat_store import choose
 from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
 from minifloat_store.eval.report.study import published
@@ -685,6 +686,12 @@ def _readme_codec_example() -> list[Number]:
 README = "README.md"
 PINS += [
     # --- README.md: what its examples print, and the study's number it quotes
+    Pin(
+        "recommend caution",
+        README,
+        r"If fewer than (\d+) of those pairs score within ([\d.]+) of the threshold",
+        lambda: [choose.MIN_NEAR, choose.NEAR],
+    ),
     Pin(
         "study FRR (ours: test_cli_demo.py)",
         README,
