@@ -293,17 +293,23 @@ def test_bench_cli_writes_the_report_of_a_float32_store(tmp_path, capsys):
     assert (out / "far_frr_e2m1_vector.png").exists()
 
 
-def test_bench_cli_refuses_a_packed_store(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["bench", "recommend"])
+@pytest.mark.parametrize("fmt", ["e2m1", "nf4/vector/centre+rotate"])
+def test_bench_and_recommend_refuse_a_packed_store(tmp_path, capsys, command, fmt):
+    """Both need the float32 vectors; a store of a study format or of any other encoding gets a clear error."""
+    from minifloat_store.choose import parse_encoding
     from minifloat_store.cli import main
     from minifloat_store.store import EmbeddingStore
 
     c = small_corpus()
-    with EmbeddingStore.create(tmp_path / "e2m1.zarr", dim=512, fmt="e2m1") as store:
+    enc = parse_encoding(fmt).fit(c.embeddings) if "/" in fmt else fmt
+    with EmbeddingStore.create(tmp_path / "packed.zarr", dim=512, fmt=enc) as store:
         store.add(c.ids.tolist(), c.embeddings)
     trials = c.write_trials(tmp_path / "trials.txt")
-    code = main(["bench", str(tmp_path / "e2m1.zarr"), "--trials", str(trials), "--out", str(tmp_path / "r")])
+    args = ["--out", str(tmp_path / "r")] if command == "bench" else []
+    code = main([command, str(tmp_path / "packed.zarr"), "--trials", str(trials), *args])
     assert code == 2
-    assert "stored as e2m1" in capsys.readouterr().err
+    assert f"stored as {fmt.split('/')[0]}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("fmt", "scale"), [("e2m1", "none"), ("e2m1", "vector"), ("e4m3", "vector"), ("fp16", "none")])

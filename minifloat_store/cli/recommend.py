@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.max_flips < 100.0:
         raise ValueError(f"--max-flips is a percentage in [0, 100), got {args.max_flips}")
     with EmbeddingStore.open(args.store, mode="r") as store:
-        if not store.fmt.is_identity:
+        if store.fmt is None or not store.fmt.is_identity:
             raise ValueError(
-                f"{args.store} is stored as {store.fmt.name}; recommend needs the float32 vectors "
+                f"{args.store} is stored as {store.encoding.element}; recommend needs the float32 vectors "
                 "(re-encoding rounded values would hide the loss)"
             )
         ids = list(store.ids)
