@@ -80,7 +80,8 @@ CANDIDATES: tuple[str, ...] = (
 )
 
 NEIGHBOURS = 10
-#: A pair "near" the threshold: float32 score within this of it (about the RMS score error of 2-bit encodings).
+#: A pair "near" the threshold: float32 score within this of it (wider than the RMS score error of
+#: every candidate of 2 bits or more in docs/accuracy.md, so a flip of any such encoding starts here).
 NEAR = 0.05
 #: Fewer near pairs than this and the table says the flips measured little.
 MIN_NEAR = 100

@@ -394,6 +394,19 @@ class ZarrBackend(Backend):
             )
         self._checked = True
 
+    def _touch_rows(self, name: str, arr: Any, start: int, stop: int) -> None:
+        """Remember the files that rows ``[start, stop)`` of ``name`` live in, for the fsync before the commit."""
+        if self._local is None:
+            return
+        gen = self._next_gen if self._next is not None else int(self.record["generation"])
+        base = self._local / f"g{gen}" / name
+        self._touched.add(base / "zarr.json")
+        per = arr.shards[0]
+        for s in range(start // per, (stop - 1) // per + 1):
+            self._touched.add(base / "c" / str(s))
+            if name == "codes":  # a shard directory (possibly new) holding its file: sync both
+                self._touched.add(base / "c" / str(s) / "0")
+
     def append(self, name: str, data: np.ndarray) -> None:
         assert self.writable
         self._check_generation()
@@ -405,15 +418,7 @@ class ZarrBackend(Backend):
             return
         arr.resize((stop, *arr.shape[1:]))
         arr[start:stop] = data
-        if self._local is not None:
-            gen = self._next_gen if self._next is not None else int(self.record["generation"])
-            base = self._local / f"g{gen}" / name
-            self._touched.add(base / "zarr.json")
-            per = arr.shards[0]
-            for s in range(start // per, (stop - 1) // per + 1):
-                self._touched.add(base / "c" / str(s) / "0" if name == "codes" else base / "c" / str(s))
-                if name == "codes":  # its shard directory may be new: sync its entry in c/ too
-                    self._touched.add(base / "c" / str(s))
+        self._touch_rows(name, arr, start, stop)
         self._staged[name] = stop
 
     def begin_rewrite(self) -> None:
@@ -523,13 +528,7 @@ class ZarrBackend(Backend):
         if stop <= start:
             raise ValueError(f"stage_external: {name} is already staged to {start}")
         arr.resize((stop, *arr.shape[1:]))
-        if self._local is not None:
-            gen = self._next_gen if self._next is not None else int(self.record["generation"])
-            base = self._local / f"g{gen}" / name
-            self._touched.add(base / "zarr.json")
-            per = arr.shards[0]
-            for s in range(start // per, (stop - 1) // per + 1):
-                self._touched.add(base / "c" / str(s) / "0" if name == "codes" else base / "c" / str(s))
+        self._touch_rows(name, arr, start, stop)
         self._staged[name] = stop
 
     def abort(self) -> None:
