@@ -51,7 +51,16 @@ PAIRS_PER_TASK = 1 << 20
 
 def _compute(tasks: list[Any], client: Any) -> list[Any]:
     if client is not None:
-        return client.gather(client.compute(tasks))
+        futures = client.compute(tasks)
+        try:
+            return list(client.gather(futures))
+        except BaseException:
+            # gather raises at the first failed task; the rest may still be
+            # writing. Callers clean up after a failure, so let them finish.
+            from distributed import wait  # a client means distributed is installed
+
+            wait(futures)
+            raise
     return list(dask.compute(*tasks))
 
 
@@ -102,6 +111,20 @@ def _open_src(
     except Exception as exc:
         raise ValueError(f"{url} is neither a float zarr array nor a minifloat store ({exc})") from None
     return da.from_zarr(arr), url, None, {}, None
+
+
+def _encode_shard_or_error(*args: Any) -> tuple[int, float, float, int] | Exception:
+    """Run :func:`_encode_shard`, returning its exception instead of raising it.
+
+    A raised exception makes the scheduler report failure while other shards
+    are still writing; one of those writes would land after ``convert`` has
+    removed the half-built store and bring its directories back. Returned
+    errors let every shard finish first.
+    """
+    try:
+        return _encode_shard(*args)
+    except Exception as exc:
+        return exc
 
 
 def _encode_shard(
@@ -215,12 +238,16 @@ def convert(
                 x = x.rechunk((int(chunk_rows), dim))
                 starts = np.cumsum((0,) + x.chunks[0][:-1])
                 blocks = x.to_delayed().ravel()
-                enc = dask.delayed(_encode_shard, pure=False)
+                enc = dask.delayed(_encode_shard_or_error, pure=False)
                 tasks = [
                     enc(b, int(lo), f.name, scale, codes_url, scales_url, so, name)
                     for b, lo in zip(blocks, starts, strict=True)
                 ]
-                stats = _compute(tasks, client)
+                results = _compute(tasks, client)
+                errors = [r for r in results if isinstance(r, Exception)]
+                if errors:  # the first in row order, so the message does not depend on timing
+                    raise errors[0]
+                stats = [r for r in results if not isinstance(r, Exception)]
                 store._commit_external_rows(id_list)
                 info = store.info()
         except BaseException:

@@ -141,6 +141,19 @@ def test_dask_convert_refuses_nan_and_leaves_no_store(client, tmp_path):
     assert not (tmp_path / "bad.zarr").exists()
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_dask_convert_failing_early_shard_leaves_nothing_behind(client, tmp_path, attempt):
+    # The first shard fails at once while 39 others are still writing: none of
+    # their writes may land after the half-built store is removed, and the
+    # error names the first bad row whichever shard finished first.
+    x = _vectors(64 * 40, seed=attempt)
+    x[5, 0] = np.inf
+    x[2000, 1] = np.nan
+    with pytest.raises(ValueError, match="row 5 contains NaN or inf"):
+        mfs_dask.convert(da.from_array(x, chunks=(64, DIM)), tmp_path / "bad.zarr", client=client, chunk_rows=64)
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_cli_convert_on_a_dask_scheduler_into_s3(s3, client, tmp_path, capsys):
     x = _vectors(400, seed=6)
     zarr.create_array(tmp_path / "in.zarr", shape=x.shape, chunks=(100, DIM), dtype="float32")[:] = x
