@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 sf = pytest.importorskip("soundfile")
 
 from synthetic_audio import speech_like  # noqa: E402
+from tiny_models import save_tiny_redimnet  # noqa: E402
 
 from minifloat_store.cli import main  # noqa: E402
 from minifloat_store.eval.data.audio import read_audio  # noqa: E402
@@ -31,21 +32,6 @@ from minifloat_store.eval.trials import read_trials  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
 
 SR = 16000
-
-# A ReDimNet small enough to embed a second of audio in milliseconds.
-TINY_REDIMNET = {
-    "F": 24,
-    "C": 4,
-    "block_1d_type": "att",
-    "block_2d_type": "basic_resnet_fwse",
-    "stages_setup": [[1, 1, 2, [[3, 3]], 8], [2, 1, 1, [[3, 3]], None], [3, 1, 2, [[3, 3]], 4]],
-    "group_divisor": 2,
-    "out_channels": 64,
-    "embed_dim": 32,
-    "hop_length": 160,
-    "emb_bn": True,
-    "spec_params": {"norm_signal": True, "spec_norm": "mvn"},
-}
 
 
 def write_corpus(root: pathlib.Path, speakers: int = 3, per_speaker: int = 4) -> list[str]:
@@ -78,7 +64,7 @@ def corpus(tmp_path_factory):
     trials = write_trials(base / "trials.txt", ids)
     torch.manual_seed(0)
     ckpt = base / "tiny-redimnet.pt"
-    torch.save({"model_config": TINY_REDIMNET, "state_dict": redimnet.build_network(TINY_REDIMNET).state_dict()}, ckpt)
+    save_tiny_redimnet(ckpt)
     return base, ids, trials, ckpt
 
 
@@ -262,7 +248,7 @@ def test_resuming_with_other_weights_is_refused(corpus, reference, tmp_path):
     base, ids, trials, ckpt = corpus
     torch.manual_seed(1)
     other = tmp_path / "other.pt"
-    torch.save({"model_config": TINY_REDIMNET, "state_dict": redimnet.build_network(TINY_REDIMNET).state_dict()}, other)
+    save_tiny_redimnet(other)
     out = tmp_path / "e.zarr"
     extract("redimnet", base / "wav", ids[:2], out, weights=ckpt, progress=False)
     with pytest.raises(ValueError, match="weights SHA-256"):

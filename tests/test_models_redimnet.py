@@ -19,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from synthetic_audio import speech_like  # noqa: E402
+from tiny_models import TINY_REDIMNET  # noqa: E402
 
 from minifloat_store.eval.models import (  # noqa: E402
     MODELS,
@@ -81,22 +82,6 @@ B2_CONFIG = {
     "feat_type": "pt",
     "emb_bn": False,
     "spec_params": {"do_spec_aug": False, "freq_mask_width": (0, 6), "time_mask_width": (0, 8)},
-}
-
-# Exercises the other block types (basic_resnet_fwse, conv_exp != 1, 'att' 1D blocks, mfa, emb_bn)
-# at a size that runs in milliseconds.
-TINY_RESNET_CONFIG = {
-    "F": 24,
-    "C": 4,
-    "block_1d_type": "att",
-    "block_2d_type": "basic_resnet_fwse",
-    "stages_setup": [[1, 1, 2, [[3, 3]], 8], [2, 1, 1, [[3, 3]], None], [3, 1, 2, [[3, 3]], 4]],
-    "group_divisor": 2,
-    "out_channels": 64,
-    "embed_dim": 32,
-    "hop_length": 160,
-    "emb_bn": True,
-    "spec_params": {"norm_signal": True, "spec_norm": "mvn"},
 }
 
 
@@ -185,11 +170,11 @@ def empty_caches(tmp_path, monkeypatch) -> pathlib.Path:
 
 
 def test_load_from_torch_hub_directory(empty_caches):
-    network = redimnet.build_network(TINY_RESNET_CONFIG)
+    network = redimnet.build_network(TINY_REDIMNET)
     _randomise(network, seed=3)
     hub = empty_caches / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    torch.save({"model_config": TINY_RESNET_CONFIG, "state_dict": network.state_dict()}, hub / "b2-vox2-ft_lm.pt")
+    torch.save({"model_config": TINY_REDIMNET, "state_dict": network.state_dict()}, hub / "b2-vox2-ft_lm.pt")
     model = redimnet.load()
     x = speech_like(0.3, seed=11)
     with torch.inference_mode():
@@ -218,12 +203,12 @@ def test_checkpoint_needing_unpickling_is_refused(tmp_path):
 
 
 def test_mismatched_state_dict_is_an_error(tmp_path):
-    network = redimnet.build_network(TINY_RESNET_CONFIG)
+    network = redimnet.build_network(TINY_REDIMNET)
     state = network.state_dict()
     del state["linear.weight"]
     state["extra.weight"] = torch.zeros(1)
     path = tmp_path / "bad.pt"
-    torch.save({"model_config": TINY_RESNET_CONFIG, "state_dict": state}, path)
+    torch.save({"model_config": TINY_REDIMNET, "state_dict": state}, path)
     with pytest.raises(ValueError, match=r"missing \['linear.weight'\].*unexpected \['extra.weight'\]"):
         redimnet.load(weights=path)
 
@@ -242,7 +227,7 @@ def test_unknown_config_key_is_an_error():
 
 def test_other_block_types_build_and_run():
     torch.manual_seed(0)
-    network = redimnet.build_network(TINY_RESNET_CONFIG)
+    network = redimnet.build_network(TINY_REDIMNET)
     _randomise(network, seed=2)
     with torch.inference_mode():
         out = network(torch.from_numpy(np.stack([speech_like(0.3, 12), speech_like(0.3, 13)])))
@@ -328,10 +313,10 @@ def test_locate_finds_the_file_load_loads(empty_caches):
     nets = []
     places = (empty_caches / "weights" / "redimnet", empty_caches / "torch" / "hub" / "checkpoints")
     for seed, directory in enumerate(places, start=5):
-        network = redimnet.build_network(TINY_RESNET_CONFIG)
+        network = redimnet.build_network(TINY_REDIMNET)
         _randomise(network, seed=seed)
         directory.mkdir(parents=True)
-        blob = {"model_config": TINY_RESNET_CONFIG, "state_dict": network.state_dict()}
+        blob = {"model_config": TINY_REDIMNET, "state_dict": network.state_dict()}
         torch.save(blob, directory / "b2-vox2-ft_lm.pt")
         nets.append(network)
     # threshold only matters to load: locate accepts and ignores it, as extract passes all options.

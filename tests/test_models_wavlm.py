@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from synthetic_audio import speech_like  # noqa: E402
-from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector, WavLMModel  # noqa: E402
+from tiny_models import TINY_WAVLM, save_tiny_wavlm  # noqa: E402
+from transformers import WavLMConfig, WavLMForXVector, WavLMModel  # noqa: E402
 
 from minifloat_store.eval.models import (  # noqa: E402
     MODELS,
@@ -24,43 +25,11 @@ from minifloat_store.eval.models.weights import WeightsNotFoundError  # noqa: E4
 
 SR = 16000
 
-# A few-layer WavLM with the -sv head layout (weighted layer sum, TDNN, 512-dim x-vector).
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32, 32),
-    conv_kernel=(10, 3, 3),
-    conv_stride=(5, 4, 4),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4,
-    num_buckets=32,
-    max_bucket_distance=64,
-    tdnn_dim=(32, 32, 32, 32, 64),
-    xvector_output_dim=512,
-    use_weighted_layer_sum=True,
-    num_labels=7,
-)
-
-
-def _save_checkpoint(directory: pathlib.Path, do_normalize: bool | None = False, **overrides) -> WavLMForXVector:
-    torch.manual_seed(0)
-    model = WavLMForXVector(WavLMConfig(**{**TINY, **overrides})).eval()
-    with torch.no_grad():  # the default init leaves the x-vector near 0; make it a real function of the input
-        for parameter in model.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    model.save_pretrained(directory)
-    if do_normalize is not None:
-        settings = {**wavlm.PUBLISHED_FEATURE_EXTRACTOR, "do_normalize": do_normalize}
-        Wav2Vec2FeatureExtractor(**settings).save_pretrained(directory)
-    return model
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> tuple[pathlib.Path, WavLMForXVector]:
     directory = tmp_path_factory.mktemp("wavlm-sv")
-    return directory, _save_checkpoint(directory)
+    return directory, save_tiny_wavlm(directory)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +87,7 @@ def test_do_normalize_from_preprocessor_config_is_honoured(tmp_path):
     # WavLM-Base's GroupNorm encoder is nearly blind to the input's offset and scale, so this uses the
     # LayerNorm encoder with conv bias, which is not: normalising the input then shows.
     plain, normalising = tmp_path / "plain", tmp_path / "normalising"
-    _save_checkpoint(plain, do_normalize=False, feat_extract_norm="layer", conv_bias=True)
+    save_tiny_wavlm(plain, do_normalize=False, feat_extract_norm="layer", conv_bias=True)
     shutil.copytree(plain, normalising)
     config = json.loads((normalising / "preprocessor_config.json").read_text())
     config["do_normalize"] = True
@@ -132,7 +101,7 @@ def test_do_normalize_from_preprocessor_config_is_honoured(tmp_path):
 
 
 def test_missing_preprocessor_config_means_the_published_settings(tmp_path):
-    _save_checkpoint(tmp_path, do_normalize=None)
+    save_tiny_wavlm(tmp_path, do_normalize=None)
     loaded = wavlm.load(weights=tmp_path)
     assert loaded.do_normalize is False and loaded.sample_rate == 16000
 
@@ -162,7 +131,7 @@ def test_nonexistent_directory_is_an_error(tmp_path):
 
 
 def test_checkpoint_without_xvector_head_is_refused(tmp_path):
-    config = WavLMConfig(**TINY)
+    config = WavLMConfig(**TINY_WAVLM)
     config.architectures = ["WavLMModel"]
     WavLMModel(config).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="not a complete WavLMForXVector checkpoint"):
@@ -186,7 +155,7 @@ def test_published_configuration_has_the_published_size():
 
 
 def test_weights_needing_unpickling_are_refused(tmp_path):
-    network = WavLMForXVector(WavLMConfig(**TINY))
+    network = WavLMForXVector(WavLMConfig(**TINY_WAVLM))
     network.config.save_pretrained(tmp_path)
     state = dict(network.state_dict())
     state["payload"] = pathlib.PurePosixPath("/not/a/tensor")  # any non-allowlisted object

@@ -19,48 +19,17 @@ sf = pytest.importorskip("soundfile")
 pytest.importorskip("transformers")
 
 from synthetic_audio import speech_like  # noqa: E402
-from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector  # noqa: E402
+from tiny_models import save_tiny_redimnet, save_tiny_wavlm  # noqa: E402
 
 import minifloat_store as mfs  # noqa: E402
 from minifloat_store.cli import main  # noqa: E402
-from minifloat_store.eval.models import campplus, redimnet, wavlm  # noqa: E402
+from minifloat_store.eval.models import campplus, wavlm  # noqa: E402
 from minifloat_store.eval.pipelines import reproduce as rep  # noqa: E402
 from minifloat_store.eval.report import study  # noqa: E402
 from minifloat_store.eval.trials import KNOWN_LISTS  # noqa: E402
 from minifloat_store.store import EmbeddingStore  # noqa: E402
 
 SR = 16000
-
-TINY_REDIMNET = {
-    "F": 24,
-    "C": 4,
-    "block_1d_type": "att",
-    "block_2d_type": "basic_resnet_fwse",
-    "stages_setup": [[1, 1, 2, [[3, 3]], 8], [2, 1, 1, [[3, 3]], None], [3, 1, 2, [[3, 3]], 4]],
-    "group_divisor": 2,
-    "out_channels": 64,
-    "embed_dim": 32,
-    "hop_length": 160,
-    "emb_bn": True,
-    "spec_params": {"norm_signal": True, "spec_norm": "mvn"},
-}
-TINY_WAVLM = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32, 32),
-    conv_kernel=(10, 3, 3),
-    conv_stride=(5, 4, 4),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4,
-    num_buckets=32,
-    max_bucket_distance=64,
-    tdnn_dim=(32, 32, 32, 32, 64),
-    xvector_output_dim=64,
-    use_weighted_layer_sum=True,
-    num_labels=7,
-)
 
 
 @pytest.fixture
@@ -95,14 +64,8 @@ def fake_weights(wdir: pathlib.Path) -> pathlib.Path:
     (wdir / "campplus").mkdir(parents=True)
     torch.save(campplus.CAMPPlus().state_dict(), wdir / "campplus" / "campplus_voxceleb.bin")
     (wdir / "redimnet").mkdir()
-    net = redimnet.build_network(TINY_REDIMNET)
-    torch.save({"model_config": TINY_REDIMNET, "state_dict": net.state_dict()}, wdir / "redimnet" / "b2-vox2-ft_lm.pt")
-    model = WavLMForXVector(WavLMConfig(**TINY_WAVLM)).eval()
-    with torch.no_grad():
-        for prm in model.parameters():
-            prm.add_(0.1 * torch.randn_like(prm))
-    model.save_pretrained(wdir / "wavlm")
-    Wav2Vec2FeatureExtractor(**wavlm.PUBLISHED_FEATURE_EXTRACTOR).save_pretrained(wdir / "wavlm")
+    save_tiny_redimnet(wdir / "redimnet" / "b2-vox2-ft_lm.pt")
+    save_tiny_wavlm(wdir / "wavlm", wavlm.PUBLISHED_FEATURE_EXTRACTOR["do_normalize"], xvector_output_dim=64)
     return wdir
 
 
