@@ -1,7 +1,8 @@
 """A store's bytes on disk against its payload, at 1M vectors with VoxCeleb-style ids (issue 10).
 
-Same process, same vectors (Gaussian float32, ``--dim`` values, 256 by default:
-Resemblyzer's) and the same ids for every case: ``id<speaker>/<11-character
+Same process, same vectors (Gaussian float32 of each ``--dims`` width, by
+default 192, CAM++'s and ReDimNet's, and 256, Resemblyzer's; the narrower the
+vector, the more its id weighs) and the same ids for every case: ``id<speaker>/<11-character
 video id>/<5-digit utterance>.wav``, e.g. ``id10270/x6uYqmx31kE/00001.wav``,
 29 bytes, ~7 utterances per video as in VoxCeleb. Each case adds ``--rows``
 vectors in batches of 65,536 (one commit each, as ``convert`` does) to a new
@@ -18,7 +19,7 @@ store and reports, from the files:
 Cases: e2m1/vector (a study format) and nf4/vector/centre+rotate (fitted on
 the first batch), on zarr and HDF5.
 
-    python benchmarks/bench_store_size.py [--rows 1000000] [--dim 256]
+    python benchmarks/bench_store_size.py [--rows 1000000] [--dims 192 256]
 """
 
 from __future__ import annotations
@@ -98,29 +99,31 @@ def run_case(path: str, backend: str, enc: Encoding, ids: list[str], rows: int, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--dims", type=int, nargs="+", default=[192, 256])
     ap.add_argument("--dir", default=None, help="where to write the stores (default: a temporary directory)")
     args = ap.parse_args()
     ids = voxceleb_ids(args.rows)
     encodings = [Encoding("e2m1", "vector"), Encoding("nf4", "vector", "centre+rotate", seed=0)]
     results = []
-    print(f"{args.rows:,} vectors of {args.dim} values, VoxCeleb-style ids (e.g. {ids[0]})")
-    print(f"{'backend':8} {'encoding':26} {'payload MB':>11} {'on disk MB':>11} {'ratio':>7} {'id B/vec':>9} "
-          f"{'(raw)':>6} {'vec arrays':>10} {'add s':>6}")  # fmt: skip
+    print(f"{args.rows:,} vectors of {args.dims} values, VoxCeleb-style ids (e.g. {ids[0]})")
+    print(f"{'dim':>4} {'backend':8} {'encoding':26} {'payload MB':>11} {'on disk MB':>11} {'ratio':>7} "
+          f"{'id B/vec':>9} {'(raw)':>6} {'vec arrays':>10} {'add s':>6}")  # fmt: skip
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for enc in encodings:
-            for backend in ("zarr", "hdf5"):
-                path = str(Path(tmp) / f"s.{'zarr' if backend == 'zarr' else 'h5'}")
-                r = run_case(path, backend, enc, ids, args.rows, args.dim)
-                results.append(r)
-                mb = f"{r['payload_bytes'] / 1e6:11.2f} {r['bytes_on_disk'] / 1e6:11.2f}"
-                print(f"{backend:8} {r['encoding']:26} {mb} "
-                      f"{r['ratio']:7.4f} {r['id_bytes_per_vector']:9.2f} {r['raw_id_bytes_per_vector']:6.1f} "
-                      f"{r['vector_arrays_over_payload']:10.4f} {r['add_seconds']:6.1f}")  # fmt: skip
-                shutil.rmtree(path) if backend == "zarr" else Path(path).unlink()
-                Path(path + ".lock").unlink(missing_ok=True)
+        for dim in args.dims:
+            for enc in encodings:
+                for backend in ("zarr", "hdf5"):
+                    path = str(Path(tmp) / f"s.{'zarr' if backend == 'zarr' else 'h5'}")
+                    r = run_case(path, backend, enc, ids, args.rows, dim)
+                    results.append(r)
+                    mb = f"{r['payload_bytes'] / 1e6:11.2f} {r['bytes_on_disk'] / 1e6:11.2f}"
+                    print(f"{dim:4} {backend:8} {r['encoding']:26} {mb} "
+                          f"{r['ratio']:7.4f} {r['id_bytes_per_vector']:9.2f} {r['raw_id_bytes_per_vector']:6.1f} "
+                          f"{r['vector_arrays_over_payload']:10.4f} {r['add_seconds']:6.1f}")  # fmt: skip
+                    shutil.rmtree(path) if backend == "zarr" else Path(path).unlink()
+                    Path(path + ".lock").unlink(missing_ok=True)
     print(
-        "saved", save("bench_store_size", {"rows": args.rows, "dim": args.dim, "target_ratio": 1.05, "cases": results})
+        "saved",
+        save("bench_store_size", {"rows": args.rows, "dims": args.dims, "target_ratio": 1.05, "cases": results}),
     )
 
 

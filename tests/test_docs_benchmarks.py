@@ -262,14 +262,21 @@ def test_reproduce_md_extraction_times_are_the_saved_results():
 def test_store_size_table_is_the_benchmarks():
     """docs/store.md "Size on disk": each row's sizes, ratio and id bytes are bench_store_size.json's."""
     res = load("bench_store_size")
-    cases = {(c["backend"], c["encoding"].removesuffix("/none")): c for c in res["cases"]}
+    cases = {(str(c["dim"]), c["backend"], c["encoding"].removesuffix("/none")): c for c in res["cases"]}
     check = Checker()
-    for backend, enc, payload, disk, ratio, ids in table((ROOT / "docs/store.md").read_text(), "| backend | encoding"):
-        c = cases[(backend, enc)]
-        check(payload, c["payload_bytes"], f"{backend} {enc} payload", 1e6)
-        check(disk, c["bytes_on_disk"], f"{backend} {enc} on disk", 1e6)
-        check(ratio, c["ratio"], f"{backend} {enc} ratio")
-        check(ids, c["id_bytes_per_vector"], f"{backend} {enc} id bytes")
+    rows = table((ROOT / "docs/store.md").read_text(), "| dim | backend | encoding")
+    for dim, backend, enc, payload, disk, ratio, ids in rows:
+        c = cases[(dim, backend, enc)]
+        check(payload, c["payload_bytes"], f"{dim} {backend} {enc} payload", 1e6)
+        check(disk, c["bytes_on_disk"], f"{dim} {backend} {enc} on disk", 1e6)
+        check(ratio, c["ratio"], f"{dim} {backend} {enc} ratio")
+        check(ids, c["id_bytes_per_vector"], f"{dim} {backend} {enc} id bytes")
         assert c["ratio"] <= res["target_ratio"]
-    assert res["rows"] == 1_000_000
-    check.done(16)
+    assert res["rows"] == 1_000_000 and sorted(res["dims"]) == [192, 256]
+    readme = re.search(
+        r"a store takes at most ([\d.]+)x its\s+payload at 192 values and ([\d.]+)x at 256",
+        (ROOT / "README.md").read_text(),
+    )
+    for cell, dim in zip(readme.groups(), (192, 256), strict=True):
+        check(cell, max(c["ratio"] for c in res["cases"] if c["dim"] == dim), f"README's worst ratio at {dim}")
+    check.done(34)
