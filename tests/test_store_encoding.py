@@ -202,6 +202,24 @@ def test_convert_fits_on_the_first_rows_or_a_sample(tmp_path, backend):
         assert s.ids == ids
 
 
+@pytest.mark.parametrize("fit_rows", [64, None])
+def test_convert_of_a_store_into_a_centring_encoding_keeps_every_row(tmp_path, fit_rows):
+    # Fitting reads the source's first rows; a store source used to hand the conversion's batches
+    # on from where the fit sample stopped (or from nowhere), so the stored rows were not the source's.
+    x, _ = _data()
+    ids = [f"spk{i % 7}/utt{i}" for i in range(len(x))]
+    with EmbeddingStore.create(tmp_path / "src.zarr", DIM, "fp32") as src:
+        src.add(ids, x)
+    enc = parse_encoding("int8/vector/centre")
+    out = str(tmp_path / "o.zarr")
+    summary = convert(str(tmp_path / "src.zarr"), out, enc, fit_rows=fit_rows, batch_size=100, progress=False)
+    fitted = enc.fit(x[:64] if fit_rows else x)
+    with EmbeddingStore.open(out) as s:
+        assert s.ids == ids and s.encoding == fitted
+        assert s.to_numpy().tobytes() == decode(encode(x, fitted)).tobytes()
+    assert f"fitted on {64 if fit_rows else len(x)} vectors" in summary.encoding
+
+
 def test_convert_refuses_fit_options_that_do_nothing(tmp_path):
     np.save(tmp_path / "x.npy", _data()[0])
     with pytest.raises(ValueError, match="nothing to fit"):

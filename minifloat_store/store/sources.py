@@ -190,11 +190,19 @@ class _StoreSource:
         self.metadata = self.store.metadata
         self._it: Iterator[tuple[list[str], np.ndarray]] | None = None
         self._ids: list[str] = []
+        self._pos = 0
 
     def read(self, lo: int, hi: int) -> np.ndarray:
-        if self._it is None:
-            self._it = self.store.iter_batches(hi - lo)
-        self._ids, vec = next(self._it)
+        # Reads come in runs from row 0 (a fit sample, then the conversion's batches of one size):
+        # a read at row 0 starts a new pass, any other must continue the current one.
+        if lo == 0 or self._it is None:
+            self._it, self._pos = self.store.iter_batches(max(1, hi - lo)), 0
+        if lo != self._pos:
+            raise ValueError(f"{self.name}: rows of a store source are read in order ({lo} != {self._pos})")
+        self._ids, vec = next(self._it, ([], np.empty((0, self.dim), np.float32)))
+        if len(vec) != min(hi, self.n) - lo:
+            raise ValueError(f"{self.name}: read {len(vec)} rows for rows {lo}..{hi}")
+        self._pos = lo + len(vec)
         return vec
 
     def read_ids(self, lo: int, hi: int) -> list[str]:
