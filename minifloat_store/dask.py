@@ -31,12 +31,13 @@ import fsspec
 import numpy as np
 import zarr
 
-import minifloat_store
 from minifloat_store import scoring
-from minifloat_store.codec import as_float32_matrix, check_scale_mode, effective_scale, encode
+from minifloat_store._checks import check_positive_int
+from minifloat_store.codec import Packed, as_float32_matrix, check_scale_mode, effective_scale, encode
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.formats import Format, get_format
 from minifloat_store.store.backend import holds_store
-from minifloat_store.store.convert import ConvertSummary
+from minifloat_store.store.convert import DEFAULT_FIT_ROWS, ConvertSummary, describe_encoding
 from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.record import RECORD_KEY
 from minifloat_store.store.remote import is_url
@@ -65,20 +66,26 @@ def _compute(tasks: list[Any], client: Any) -> list[Any]:
 
 
 # -- convert -----------------------------------------------------------------
-def _fmt_scale(fmt: str | Format, scale: str, encoding: object) -> tuple[Format, str]:
+def _resolve_encoding(fmt: str | Format, scale: str, encoding: object) -> Encoding:
+    """What ``fmt``/``scale`` or ``encoding`` ask for, as an Encoding (a format name keeps its study meaning)."""
     if encoding is None:
         f = get_format(fmt)
-        return f, effective_scale(f, check_scale_mode(scale))
-    if not hasattr(minifloat_store, "Encoding") or not isinstance(encoding, minifloat_store.Encoding):
+        return Encoding(f, effective_scale(f, check_scale_mode(scale)))
+    if not isinstance(encoding, Encoding):
         raise TypeError(f"encoding must be a minifloat_store.Encoding, got {type(encoding).__name__}")
-    # A store holds fmt x scale layouts: an Encoding is accepted when it is one of them.
-    if not getattr(encoding, "is_legacy", False):
-        raise ValueError(
-            f"{encoding!r}: a store holds minifloat codes with scale 'none' or 'vector' and no transform; "
-            "this encoding is not one of them"
-        )
-    f = get_format(encoding.element)
-    return f, effective_scale(f, encoding.scale)
+    return encoding
+
+
+def _fit_on_first_rows(enc: Encoding, x: Any, name: str, fit_rows: int | None) -> tuple[Encoding, int]:
+    """``enc`` fitted on the first ``fit_rows`` vectors of ``x`` when it centres and is not fitted yet."""
+    if not enc.centres or enc.is_fitted:
+        if fit_rows is not None:
+            why = "is already fitted" if enc.centres else "does not centre: it has nothing to fit"
+            raise ValueError(f"{enc!r} {why}; drop fit_rows")
+        return enc, 0
+    rows = DEFAULT_FIT_ROWS if fit_rows is None else check_positive_int(fit_rows, "fit_rows")
+    sample = as_float32_matrix(np.asarray(x[: min(int(x.shape[0]), rows)].compute()), f"the first rows of {name}")
+    return enc.fit(sample), len(sample)
 
 
 def _is_store_url(url: str, storage_options: Mapping[str, Any] | None) -> bool:
@@ -130,8 +137,7 @@ def _encode_shard_or_error(*args: Any) -> tuple[int, float, float, int] | Except
 def _encode_shard(
     x: np.ndarray,
     lo: int,
-    fmt: str,
-    scale: str,
+    enc: Encoding,
     codes_url: str,
     scales_url: str | None,
     storage_options: dict[str, Any] | None,
@@ -142,12 +148,19 @@ def _encode_shard(
     bad = ~np.isfinite(x32).all(axis=1)
     if bad.any():
         raise ValueError(f"{src_name} row {lo + int(np.flatnonzero(bad)[0])} contains NaN or inf; nothing was stored")
-    packed = encode(x32, fmt, scale)
+    packed: Packed | Encoded
+    if enc.is_legacy:  # a study format: the codec's own Packed, as the store writes it
+        packed = encode(x32, enc.codebook.fmt, enc.scale)  # type: ignore[arg-type]
+        codes, scales = packed.codes, packed.scales
+    else:  # a row of codes is the element codes, then the block-scale bytes (docs/format.md)
+        packed = encode(x32, enc)
+        codes = packed.codes if packed.block_scales is None else np.hstack((packed.codes, packed.block_scales))
+        scales = packed.scales
     so = storage_options if is_url(codes_url) else None
     hi = lo + packed.n
-    zarr.open_array(codes_url, mode="r+", storage_options=so)[lo:hi] = packed.codes
-    if scales_url is not None:  # a store without a scale column (scale "none") has none to write
-        zarr.open_array(scales_url, mode="r+", storage_options=so)[lo:hi] = packed.scales
+    zarr.open_array(codes_url, mode="r+", storage_options=so)[lo:hi] = codes
+    if scales_url is not None:  # a store without a scale column has none to write
+        zarr.open_array(scales_url, mode="r+", storage_options=so)[lo:hi] = scales
     keep = np.any(x32 != 0, axis=1)
     if not keep.any():
         return 0, 0.0, float("inf"), int(len(x32))
@@ -175,6 +188,7 @@ def convert(
     ids: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     chunk_rows: int | None = None,
+    fit_rows: int | None = None,
 ) -> ConvertSummary:
     """Convert float32 vectors into a new zarr store, rows split across Dask workers.
 
@@ -189,8 +203,8 @@ def convert(
         exist; removed if the conversion fails.
     fmt, scale : as for :meth:`EmbeddingStore.create`
     encoding : minifloat_store.Encoding, optional
-        Instead of ``fmt``/``scale``, where this version has ``Encoding``: one
-        a store can hold (a minifloat, scale "none" or "vector", no transform).
+        Instead of ``fmt``/``scale``: any encoding. One that centres and is
+        not fitted yet is fitted on the first ``fit_rows`` vectors.
     client : distributed.Client, optional
         Where to run; Dask's default scheduler when omitted.
     storage_options : mapping, optional
@@ -201,6 +215,9 @@ def convert(
         Store metadata (default: the source store's).
     chunk_rows : int, optional
         Rows per shard of ``dst`` (65,536 by default): the rows one task encodes and writes.
+    fit_rows : int, optional
+        Vectors an unfitted centring ``encoding`` is fitted on (default
+        ``DEFAULT_FIT_ROWS``, as ``minifloat_store.convert``).
 
     Returns
     -------
@@ -209,7 +226,7 @@ def convert(
     """
     t0 = time.perf_counter()
     dst = os.fspath(dst)
-    f, scale = _fmt_scale(fmt, scale, encoding)
+    enc = _resolve_encoding(fmt, scale, encoding)
     so = dict(storage_options) if storage_options else None
     if chunk_rows is None:
         chunk_rows = DEFAULT_CHUNK_ROWS
@@ -231,16 +248,19 @@ def convert(
         if not is_url(dst) and os.path.exists(dst):
             raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
         meta = dict(metadata) if metadata is not None else src_meta
-        store = EmbeddingStore.create(dst, dim, f, scale, "zarr", meta, chunk_rows=int(chunk_rows), storage_options=so)
+        enc, fitted_on = _fit_on_first_rows(enc, x, name, fit_rows)
+        if enc.dim is not None and enc.dim != dim:
+            raise ValueError(f"{enc!r} was fitted on vectors of dim {enc.dim}; {name} has {dim}")
+        store = EmbeddingStore.create(dst, dim, enc, None, "zarr", meta, chunk_rows=int(chunk_rows), storage_options=so)
         try:
             with store:
                 codes_url, scales_url = store._stage_external_rows(n)
                 x = x.rechunk((int(chunk_rows), dim))
                 starts = np.cumsum((0,) + x.chunks[0][:-1])
                 blocks = x.to_delayed().ravel()
-                enc = dask.delayed(_encode_shard_or_error, pure=False)
+                shard = dask.delayed(_encode_shard_or_error, pure=False)
                 tasks = [
-                    enc(b, int(lo), f.name, scale, codes_url, scales_url, so, name)
+                    shard(b, int(lo), enc, codes_url, scales_url, so, name)
                     for b, lo in zip(blocks, starts, strict=True)
                 ]
                 results = _compute(tasks, client)
@@ -262,7 +282,7 @@ def convert(
         destination=dst,
         vectors=n,
         dim=dim,
-        format=f.name,
+        format=enc.element,
         scale=info.scale,
         backend="zarr",
         bytes_before=n * dim * x.dtype.itemsize,
@@ -273,6 +293,7 @@ def convert(
         cosine_min=min(s[2] for s in stats) if kept else float("nan"),
         zero_vectors=sum(s[3] for s in stats),
         seconds=time.perf_counter() - t0,
+        encoding=describe_encoding(enc, fitted_on),
     )
 
 

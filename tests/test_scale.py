@@ -123,6 +123,48 @@ def test_distributed_search_skips_deleted_rows_like_store_search(client, tmp_pat
         assert s.to_dask().chunks[0] == tuple(int(snap.live_mask(lo, hi).sum()) for lo, hi in snap.partitions())
 
 
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        mfs.Encoding("nf4", "vector", "centre+rotate", seed=3),
+        mfs.Encoding("int4", "block32", "rotate", seed=1),
+        mfs.Encoding("int8", "vector", "centre"),
+    ],
+    ids=["nf4-centre-rotate", "int4-block32-rotate", "int8-centre"],
+)
+def test_distributed_reads_of_an_encoded_store_are_the_stores(client, tmp_path, encoding):
+    # Stores of every encoding, not only the study's minifloats, are read by Dask workers:
+    # search, pair scores and the decoded array equal the store's own.
+    x = _vectors(700, seed=4)
+    enc = encoding.fit(x[:200]) if encoding.centres else encoding
+    ids = [f"v{i}" for i in range(700)]
+    with mfs.EmbeddingStore.create(tmp_path / "s.zarr", DIM, enc, chunk_rows=CHUNK) as s:
+        s.add(ids, x)
+        s.delete(ids[::9])
+        q = x[1:6] + 0.1
+        got, want = mfs_dask.search(s, q, k=7, client=client), s.search(q, k=7)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        live = [i for n, i in enumerate(ids) if n % 9]
+        left, right = live[:150], live[300:450]
+        assert np.array_equal(mfs_dask.score_pairs(s, left, right, client=client), s.score(left, right))
+        assert np.array_equal(s.to_dask().compute(), s.to_numpy())
+
+
+def test_dask_reader_refuses_a_store_re_created_with_another_encoding(client, tmp_path):
+    x = _vectors(300, seed=8)
+    path = tmp_path / "s.zarr"
+    with mfs.EmbeddingStore.create(path, DIM, mfs.Encoding("nf4", "vector", "rotate", seed=0)) as s:
+        s.add([f"v{i}" for i in range(300)], x)
+        lazy = s.to_dask()
+    import shutil
+
+    shutil.rmtree(path)
+    with mfs.EmbeddingStore.create(path, DIM, mfs.Encoding("nf4", "vector", "rotate", seed=5)) as s:
+        s.add([f"v{i}" for i in range(300)], x)
+    with pytest.raises(StoreChangedError, match="no longer has the snapshot's layout"):
+        lazy.compute(scheduler="sync")
+
+
 def test_convert_of_a_store_keeps_its_ids_and_re_encodes_exactly(client, tmp_path):
     x = _vectors(700, seed=4)
     with mfs.EmbeddingStore.create(tmp_path / "fp32.zarr", DIM, "fp32", chunk_rows=CHUNK) as s:
@@ -131,6 +173,32 @@ def test_convert_of_a_store_keeps_its_ids_and_re_encodes_exactly(client, tmp_pat
     mfs.convert(tmp_path / "fp32.zarr", tmp_path / "ref.zarr", "e3m2", progress=False, chunk_rows=CHUNK)
     with mfs.EmbeddingStore.open(tmp_path / "e3m2.zarr") as a, mfs.EmbeddingStore.open(tmp_path / "ref.zarr") as b:
         _same_store(a, b)
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [mfs.Encoding("nf4", "vector", "centre+rotate", seed=2), mfs.Encoding("int4", "block32", "rotate", seed=1)],
+    ids=["nf4-centre-rotate", "int4-block32-rotate"],
+)
+def test_dask_convert_with_an_encoding_equals_the_local_convert(client, tmp_path, encoding):
+    # Any encoding, fitted on the same first rows: the same store, code for code, block scales included.
+    with mfs.EmbeddingStore.create(tmp_path / "fp32.zarr", DIM, "fp32", chunk_rows=CHUNK) as s:
+        s.add([f"u{i}" for i in range(700)], _vectors(700, seed=9))
+    fit = {"fit_rows": 300} if encoding.centres else {}
+    summary = mfs_dask.convert(
+        tmp_path / "fp32.zarr", tmp_path / "d.zarr", encoding=encoding, client=client, chunk_rows=CHUNK, **fit
+    )
+    mfs.convert(tmp_path / "fp32.zarr", tmp_path / "ref.zarr", encoding, progress=False, chunk_rows=CHUNK, **fit)
+    with mfs.EmbeddingStore.open(tmp_path / "d.zarr") as a, mfs.EmbeddingStore.open(tmp_path / "ref.zarr") as b:
+        assert a.encoding == b.encoding and a.encoding.is_fitted
+        pa, ia = a.get_packed_all()
+        pb, ib = b.get_packed_all()
+        assert ia == ib and pa.codes.tobytes() == pb.codes.tobytes()
+        for name in ("scales", "block_scales"):
+            va, vb = getattr(pa, name), getattr(pb, name)
+            assert (va is None and vb is None) or va.tobytes() == vb.tobytes()
+    assert summary.encoding.startswith(f"{encoding.element}/{encoding.scale}/{encoding.transform}")
+    assert ("fitted on 300 vectors" in summary.encoding) == encoding.centres
 
 
 def test_dask_convert_refuses_nan_and_leaves_no_store(client, tmp_path):
@@ -167,6 +235,18 @@ def test_cli_convert_on_a_dask_scheduler_into_s3(s3, client, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["vectors"] == 400
     with mfs.EmbeddingStore.open("s3://bkt/cli.zarr", storage_options=s3) as s:
         assert np.array_equal(s.get(["0", "399"]), mfs.quantize(x[[0, 399]], "e5m2"))
+
+
+def test_cli_convert_on_a_dask_scheduler_with_an_encoding(client, tmp_path, capsys):
+    x = _vectors(400, seed=7)
+    zarr.create_array(tmp_path / "in.zarr", shape=x.shape, chunks=(100, DIM), dtype="float32")[:] = x
+    args = ["convert", str(tmp_path / "in.zarr"), str(tmp_path / "o.zarr"), "--encoding", "nf4/vector/centre+rotate"]
+    assert cli_main([*args, "--fit-rows", "150", "--dask", client.scheduler.address, "--json"]) == 0
+    assert "fitted on 150 vectors" in json.loads(capsys.readouterr().out)["encoding"]
+    enc = mfs.Encoding("nf4", "vector", "centre+rotate").fit(x[:150])
+    with mfs.EmbeddingStore.open(tmp_path / "o.zarr") as s:
+        assert s.encoding == enc
+        assert np.array_equal(s.to_numpy(), mfs.quantize(x, enc))
 
 
 def test_two_writers_against_the_bucket_one_is_refused(s3):

@@ -108,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
     if args.encoding is None and (args.fit_rows is not None or args.fit_sample is not None):
         raise ValueError("--fit-rows/--fit-sample fit an --encoding that centres; give one")
     if args.dask is not None:
-        if args.encoding is not None:
-            raise ValueError("--dask writes the study formats (--format/--scale); drop --encoding")
         args.fmt = args.fmt or "e4m3"
         args.scale = args.scale or "vector"
         if args.ids is not None or args.backend != "zarr" or args.batch_size is not None:
@@ -117,13 +115,22 @@ def run(args: argparse.Namespace) -> int:
                 "--dask writes a zarr store (ids: the source store's or row numbers); drop --ids, "
                 "--backend and --batch-size"
             )
+        if args.fit_sample is not None:
+            raise ValueError("--dask fits on the source's first rows (--fit-rows); drop --fit-sample")
         # dask is an optional dependency (the "scale" extra).
         from minifloat_store import dask as mfs_dask
 
         with ExitStack() as stack:
             client = _client(args.dask, stack)
             summary = mfs_dask.convert(
-                args.src, args.dst, fmt=args.fmt, scale=args.scale, client=client, storage_options=options or None
+                args.src,
+                args.dst,
+                fmt=args.fmt,
+                scale=args.scale,
+                encoding=parse_encoding(args.encoding) if args.encoding is not None else None,
+                client=client,
+                storage_options=options or None,
+                fit_rows=args.fit_rows,
             )
         print(json.dumps(summary.as_dict(), indent=2, sort_keys=True) if args.json else summary)
         return 0

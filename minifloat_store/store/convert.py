@@ -140,7 +140,8 @@ def parse_encoding(spec: str) -> Encoding:
     return Encoding(element, scale, transform, int(seed))
 
 
-def _describe(enc: Encoding, fitted_on: int) -> str:
+def describe_encoding(enc: Encoding, fitted_on: int) -> str:
+    """``element/scale/transform``, with the seed when it rotates and the sample size when fitted."""
     out = f"{enc.element}/{enc.scale}/{enc.transform}"
     if enc.rotates:
         out += f", seed {enc.seed}"
@@ -501,5 +502,5 @@ def _convert(
         cosine_min=cos_min if cos_n else float("nan"),
         zero_vectors=zero,
         seconds=time.perf_counter() - t0,
-        encoding=_describe(enc, fitted_on),
+        encoding=describe_encoding(enc, fitted_on),
     )

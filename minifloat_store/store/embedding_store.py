@@ -189,21 +189,14 @@ class EmbeddingStore(StoreWriting):
     def snapshot(self) -> StoreSnapshot:
         """What another process (a Dask worker) needs to read the committed rows this handle sees."""
         self._check_open()
-        fmt = self._layout.fmt
-        if fmt is None:
-            raise ValueError(
-                f"store {self.path} holds {self.encoding!r}; snapshots (and minifloat_store.dask) read the study "
-                "formats only (a minifloat with scale 'none' or 'vector', no transform)"
-            )
         zarr_rows = self._record.get("backend", {}).get("zarr", {}).get("chunk_rows")
         return StoreSnapshot(
             path=self.path,
             backend=self.backend,
             storage_options=getattr(self._backend, "storage_options", None),
             generation=int(self._record["generation"]),
-            fmt=fmt.name,
+            encoding=self._layout.encoding,
             dim=self._dim,
-            scale=self.scale,  # type: ignore[arg-type]
             row_bytes=self._layout.row_bytes,
             rows=self._rows,
             partition_rows=int(zarr_rows) if zarr_rows else SCAN_ROWS,

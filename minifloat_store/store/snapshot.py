@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from minifloat_store._checks import ScaleMode
 from minifloat_store.codec import Packed, decode
+from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.store.backend import Backend, backend_class
 from minifloat_store.store.digests import BlockDigests, VerifiedReads
 from minifloat_store.store.errors import StoreChangedError
@@ -43,7 +43,9 @@ class StoreSnapshot:
         fsspec options for a URL.
     generation : int
         The record's generation; a reader refuses a store compacted since.
-    fmt, scale : str
+    encoding : Encoding
+        How the rows are encoded (with its fitted mean); a reader refuses a
+        store whose record says otherwise.
     dim, row_bytes : int
     rows : int
         Committed rows (live and deleted), the rows a reader may read.
@@ -57,9 +59,8 @@ class StoreSnapshot:
     backend: str
     storage_options: dict[str, Any] | None
     generation: int
-    fmt: str
+    encoding: Encoding
     dim: int
-    scale: ScaleMode
     row_bytes: int
     rows: int
     partition_rows: int
@@ -118,22 +119,15 @@ def _reads(snap: StoreSnapshot) -> VerifiedReads:
 
 
 def _layout(be: Backend, snap: StoreSnapshot) -> StoreLayout:
-    """The layout of the opened store, which must be the snapshot's study format (Dask reads no other)."""
+    """The layout of the opened store, which must be the snapshot's (encoding, fitted mean and width)."""
     layout = read_layout(be.record, f"store {snap.path}")
-    fmt = layout.fmt
-    if fmt is None or fmt.name != snap.fmt or layout.scale != snap.scale or layout.dim != snap.dim:
-        raise StoreChangedError(f"store {snap.path} no longer has the snapshot's layout ({snap.fmt}/{snap.scale})")
+    if layout.encoding != snap.encoding or layout.dim != snap.dim or layout.row_bytes != snap.row_bytes:
+        raise StoreChangedError(f"store {snap.path} no longer has the snapshot's layout ({snap.encoding!r})")
     return layout
 
 
-def _packed(codes: np.ndarray, scales: np.ndarray, layout: StoreLayout) -> Packed:
-    batch = rows_batch(codes, scales, layout)
-    assert isinstance(batch, Packed)  # _layout admits study formats only
-    return batch
-
-
-def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed:
-    """Rows ``[lo, hi)`` (live and deleted), packed, checked."""
+def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed | Encoded:
+    """Rows ``[lo, hi)`` (live and deleted), encoded as stored (a ``Packed`` for a study format), checked."""
     if not 0 <= lo <= hi <= snap.rows:
         raise IndexError(f"rows {lo}..{hi} outside the snapshot's {snap.rows} rows")
     reads = _reads(snap)
@@ -141,18 +135,18 @@ def read_partition(snap: StoreSnapshot, lo: int, hi: int) -> Packed:
     codes = reads.read("codes", lo, hi)
     scales = read_scales(reads, lo, hi, layout)
     check_rows(reads, codes, scales, np.arange(lo, hi), layout, f"store {snap.path}")
-    return _packed(codes, scales, layout)
+    return rows_batch(codes, scales, layout)
 
 
-def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed:
-    """The rows ``rows`` (int64, any order), packed, checked."""
+def read_scattered(snap: StoreSnapshot, rows: np.ndarray) -> Packed | Encoded:
+    """The rows ``rows`` (int64, any order), encoded as stored, checked."""
     rows = np.asarray(rows, dtype=np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= snap.rows):
         raise IndexError(f"rows outside the snapshot's {snap.rows} rows")
     reads = _reads(snap)
     layout = _layout(reads.backend, snap)
     codes, scales = read_rows(reads, rows, layout, f"store {snap.path}")
-    return _packed(codes, scales, layout)
+    return rows_batch(codes, scales, layout)
 
 
 def read_live_decoded(snap: StoreSnapshot, lo: int, hi: int, live: np.ndarray) -> np.ndarray:

@@ -188,8 +188,6 @@ class StoreWriting(StoreState):
         stage = getattr(self._backend, "stage_external", None)
         if stage is None:
             raise ValueError(f"store {self.path}: the {self.backend} backend cannot take rows written elsewhere")
-        if self._layout.fmt is None:
-            raise ValueError(f"store {self.path}: rows written elsewhere must be of a study format")
         stage("codes", self._rows + n)
         if not self._layout.scale_column:
             return self._backend.array_url("codes"), None  # type: ignore[attr-defined]
