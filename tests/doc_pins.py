@@ -6,7 +6,7 @@ function giving the numbers in group order. A ``Table`` names a markdown
 table by the start of its header and gives the expected row for each key.
 ``matches`` decides whether a printed number is its source's value: to half a
 unit of the last digit shown unless the value says otherwise (``F32``,
-``Derived``, ``AtMost``, ``AtLeast``, or a ``str`` compared exactly).
+``Derived``, ``Exact``, ``AtMost``, ``AtLeast``, or a ``str`` compared exactly).
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ class AtMost(float):
 
 class AtLeast(float):
     """A floor the doc states ("at least 3"): the source's value must not be below the printed one."""
+
+
+class Exact(float):
+    """A number the doc states exactly (a count, "contains 0"): no rounding allowed."""
 
 
 Number = float | str  # a str is compared exactly (dates, names); an F32 as float32
@@ -94,6 +98,8 @@ def matches(printed: str, value: Number) -> bool:
         return np.float32(number) == np.float32(value)
     if isinstance(value, Derived):
         return abs(number - value) <= value.slack + 1e-9
+    if isinstance(value, Exact):
+        return number == float(value)
     if isinstance(value, AtMost):
         return float(value) <= number + 1e-12
     if isinstance(value, AtLeast):
