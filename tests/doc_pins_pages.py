@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import json
 import math
+import re
+from fractions import Fraction
 
 import numpy as np
 from doc_pins import F32, Derived, Number, Pin, Table, from_test_module
 from test_docs_benchmarks import ROOT, table
 
 import minifloat_store as mfs
-from minifloat_store import choose
+from minifloat_store import choose, metrics
 from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
+from minifloat_store.eval.data.synthetic import make_corpus
+from minifloat_store.eval.report.results import FormatResult
 from minifloat_store.eval.report.study import published
+from minifloat_store.eval.trials import KNOWN_LISTS
 from minifloat_store.formats import get_format
 from minifloat_store.store import hdf5_backend, hdf5_slots, ids, zarr_backend, zarr_confined
 from minifloat_store.transforms import splitmix64
@@ -317,5 +324,160 @@ PINS += [
             _eval_rows("nonorm")["float32"]["thr_none"],
             _eval_rows("nonorm")["e2m3"]["thr_none"],
         ],
+    ),
+]
+
+
+def _frac(x: float) -> str:
+    """``x`` as the doc writes a small exact fraction ("2/7"), or its repr when it is not one."""
+    f = Fraction(x).limit_denominator(100)
+    return str(f) if abs(float(f) - x) < 1e-12 else repr(x)
+
+
+def _labels(text: str) -> tuple[list[float], list[bool]]:
+    """The doc's ``1 (n), 2 (t)`` notation."""
+    pairs = re.findall(r"([\d.]+) \(([nt])\)", text)
+    return [float(s) for s, _ in pairs], [lab == "t" for _, lab in pairs]
+
+
+def _bracket(example: str) -> list[Number]:
+    """The two operating points around the EER, the weight, the EER and its threshold, as fractions."""
+    scores, labels = _labels(example)
+    far, frr, thr = metrics.det_curve(scores, labels)
+    d = frr - far
+    j = int(np.flatnonzero(d >= 0)[0])
+    w = -d[j - 1] / (d[j] - d[j - 1])
+    e, t = metrics.eer(scores, labels)
+    return [
+        thr[j - 1],
+        _frac(far[j - 1]),
+        _frac(frr[j - 1]),
+        thr[j],
+        _frac(far[j]),
+        _frac(frr[j]),
+        _frac(w),
+        _frac(e),
+        t,
+    ]
+
+
+def _min_dcf_example(example: str, p_target: float) -> list[Number]:
+    scores, labels = _labels(example)
+    far, frr, thr = metrics.det_curve(scores, labels)
+    dcf = p_target * frr + (1 - p_target) * far
+    i = int(np.argmin(dcf))
+    norm = min(p_target, 1 - p_target)
+    return [p_target, thr[i], far[i], _frac(frr[i]), p_target, p_target / dcf[i], p_target, 1 - p_target, norm,
+            _frac(metrics.min_dcf(scores, labels, p_target=p_target))]  # fmt: skip
+
+
+METRICS = "docs/metrics.md"
+EX2 = "1 (n), 2 (t), 3 (n), 4 (t), 5 (t)"
+PINS += [
+    # --- docs/metrics.md: the worked examples are what minifloat_store.metrics computes
+    Pin(
+        "tie-aware example",
+        METRICS,
+        r"Example: scores `0 1 1 1 2`,.*?The tie-aware EER is (\d+/\d+) \(worked out below\)",
+        lambda: [_frac(metrics.eer([0, 1, 1, 1, 2], [False, False, True, True, True])[0])],
+    ),
+    Pin(
+        "edge cases",
+        METRICS,
+        r"All scores equal: .*?so the EER is ([\d.]+)\. \* Perfectly separated scores: EER (\d+)\. Perfectly inverted "
+        r"scores \(every target below every non-target\): EER (\d+)\.",
+        lambda: [
+            metrics.eer([1.0, 1.0, 1.0, 1.0], [False, True, False, True])[0],
+            metrics.eer([0.0, 1.0, 2.0, 3.0], [False, False, True, True])[0],
+            metrics.eer([0.0, 1.0, 2.0, 3.0], [True, True, False, False])[0],
+        ],
+    ),
+    Pin(
+        "worked example 1",
+        METRICS,
+        r"\* Scores `0\.1 \(n\), 0\.35 \(t\), 0\.4 \(n\), 0\.8 \(t\)`\. At t = ([\d.]+), FAR = (\d+/\d+) and "
+        r"FRR = (\d+/\d+), so the EER is exactly ([\d.]+) at threshold ([\d.]+)\.",
+        lambda: [
+            metrics.eer(*_labels("0.1 (n), 0.35 (t), 0.4 (n), 0.8 (t)"))[1],
+            *map(_frac, metrics.far_frr(*_labels("0.1 (n), 0.35 (t), 0.4 (n), 0.8 (t)"), 0.4)),
+            *metrics.eer(*_labels("0.1 (n), 0.35 (t), 0.4 (n), 0.8 (t)")),
+        ],
+    ),
+    Pin(
+        "worked example 2",
+        METRICS,
+        r"\* Scores `1 \(n\), 2 \(t\), 3 \(n\), 4 \(t\), 5 \(t\)`\. At t = (\d+), FAR = (\d+/\d+) and FRR = (\d+/\d+); "
+        r"at t = (\d+), FAR = (\d+) and FRR = (\d+/\d+)\. The weight is w = (\d+/\d+), so the EER is (\d+/\d+) at "
+        r"threshold (\d+)/(\d+)\.",
+        lambda: [
+            *_bracket(EX2)[:-1],
+            *(lambda f: [f.numerator, f.denominator])(Fraction(_bracket(EX2)[-1]).limit_denominator(100)),
+        ],  # fmt: skip
+    ),
+    Pin(
+        "worked example 3",
+        METRICS,
+        r"\* Scores `0 \(n\), 1 \(n\), 1 \(t\), 1 \(t\), 2 \(t\)`\. At t = (\d+), \(FAR, FRR\) is "
+        r"\((\d+/\d+), (\d+)\); at t = (\d+) it is \((\d+), (\d+/\d+)\)\. The weight is w = (\d+/\d+), "
+        r"so the EER is (\d+/\d+) at threshold (\d+) \+ (\d+/\d+)\.",
+        lambda: [
+            *_bracket("0 (n), 1 (n), 1 (t), 1 (t), 2 (t)")[:-1],
+            math.floor(_bracket("0 (n), 1 (n), 1 (t), 1 (t), 2 (t)")[-1]),
+            _frac(_bracket("0 (n), 1 (n), 1 (t), 1 (t), 2 (t)")[-1] % 1),
+        ],
+    ),
+    Pin(
+        "min_dcf defaults",
+        METRICS,
+        r"`min_dcf\(scores, labels, p_target=([\d.]+), c_miss=(\d+), c_fa=(\d+)\)` returns a float\.",
+        lambda: [inspect.signature(metrics.min_dcf).parameters[k].default for k in ("p_target", "c_miss", "c_fa")],
+    ),
+    Pin(
+        "report's p_target",
+        METRICS,
+        r"The report shows p_target = ([\d.]+) and ([\d.]+)\.",
+        lambda: [
+            int(f.name.removeprefix("min_dcf_")) / 100
+            for f in dataclasses.fields(FormatResult)
+            if f.name.startswith("min_dcf_")
+        ],
+    ),
+    Pin(
+        "minDCF example",
+        METRICS,
+        r"Worked example: scores `1 \(n\), 2 \(t\), 3 \(n\), 4 \(t\), 5 \(t\)` with p_target = ([\d.]+)\. The cheapest "
+        r"point is t = (\d+), where FAR = (\d+), FRR = (\d+/\d+) and DCF = ([\d.]+)/(\d+)\. The normaliser is "
+        r"min\(([\d.]+), ([\d.]+)\) = ([\d.]+), so minDCF = (\d+/\d+)\.",
+        lambda: _min_dcf_example(EX2, 0.01),
+    ),
+    Table(
+        "known lists",
+        METRICS,
+        "| name | file | trials | MD5 |",
+        lambda: {k.name: [f"`{k.filename}`", None, k.md5.join("``")] for k in KNOWN_LISTS.values()},
+    ),
+    Pin(
+        "Vox1-O counts",
+        METRICS,
+        r"\| ([\d,]+) \(([\d,]+) target, ([\d,]+) non-target; ([\d,]+) utterances, (\d+) speakers\) \|.*?\| Vox1-E \| "
+        r"`list_test_all2\.txt` \| ([\d,]+) \|.*?\| Vox1-H \| `list_test_hard2\.txt` \| ([\d,]+) \|",
+        lambda: [
+            KNOWN_LISTS["Vox1-O"].n_trials,
+            # the synthetic corpus mirrors Vox1-O's design; test_trials.py checks these against the real list
+            *(
+                inspect.signature(make_corpus).parameters[k].default
+                for k in ("n_targets", "n_nontargets", "n_utterances")
+            ),
+            int(re.search(r"\((\d+) test speakers\)", KNOWN_LISTS["Vox1-O"].description).group(1)),
+            KNOWN_LISTS["Vox1-E"].n_trials,
+            KNOWN_LISTS["Vox1-H"].n_trials,
+        ],
+    ),
+    Pin(
+        "the study's names",
+        METRICS,
+        r"its \"VoxCeleb-E\" \(([\d,]+) pairs\) is Vox1-O, \"VoxCeleb-O\" \(([\d,]+)\) is Vox1-H and \"VoxCeleb-H\" "
+        r"\(([\d,]+)\) is Vox1-E\.",
+        lambda: [KNOWN_LISTS[n].n_trials for n in ("Vox1-O", "Vox1-H", "Vox1-E")],
     ),
 ]
