@@ -9,7 +9,8 @@ header and gives the expected row for each key. Printed numbers must agree to
 half a unit of the last digit shown (``agrees`` in test_docs_benchmarks.py)
 unless a pin says why not. performance.md's pins are here; README.md and the
 other pages' are in doc_pins_pages.py, accuracy.md's in doc_pins_accuracy.py;
-performance.md's run set-ups, targets and probed limits in doc_pins_performance.py.
+performance.md's run set-ups, targets and probed limits in doc_pins_performance.py,
+scaling.md's prose in doc_pins_scaling.py.
 To pin a new number, add a row to ``PINS``; no benchmark runs here.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Callable
 import doc_pins_accuracy
 import doc_pins_pages
 import doc_pins_performance
+import doc_pins_scaling
 import numpy as np
 import pytest
 from doc_pins import Number, Pin, Table, constant, json_at, load, matches
@@ -518,7 +520,7 @@ PINS += [
 ]
 
 
-PINS += doc_pins_performance.PINS + doc_pins_pages.PINS + doc_pins_accuracy.PINS
+PINS += doc_pins_performance.PINS + doc_pins_pages.PINS + doc_pins_scaling.PINS + doc_pins_accuracy.PINS
 
 
 def _id(pin: Pin | Table) -> str:
