@@ -15,12 +15,15 @@ from doc_pins import F32, Derived, Number, Pin, Table, from_test_module
 from test_docs_benchmarks import ROOT, table
 
 import minifloat_store as mfs
-from minifloat_store import choose, metrics
+from minifloat_store import choose, fidelity, metrics
 from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
+from minifloat_store.eval.baselines import DEFAULT_BASELINES
 from minifloat_store.eval.data.synthetic import make_corpus
+from minifloat_store.eval.pipelines.extract import extract
+from minifloat_store.eval.pipelines.reproduce import reproduce
 from minifloat_store.eval.report.results import FormatResult
-from minifloat_store.eval.report.study import published
+from minifloat_store.eval.report.study import STUDY_ORDER, published
 from minifloat_store.eval.trials import KNOWN_LISTS
 from minifloat_store.formats import get_format
 from minifloat_store.store import hdf5_backend, hdf5_slots, ids, zarr_backend, zarr_confined
@@ -479,5 +482,141 @@ PINS += [
         r"its \"VoxCeleb-E\" \(([\d,]+) pairs\) is Vox1-O, \"VoxCeleb-O\" \(([\d,]+)\) is Vox1-H and \"VoxCeleb-H\" "
         r"\(([\d,]+)\) is Vox1-E\.",
         lambda: [KNOWN_LISTS[n].n_trials for n in ("Vox1-O", "Vox1-H", "Vox1-E")],
+    ),
+]
+
+
+def _pyproject_pin(package: str) -> str:
+    """The version ``pyproject.toml`` pins ``package`` to, without a trailing ``.0`` the docs may drop."""
+    return re.search(rf'"{package}==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+
+
+def _family(prefix: str) -> list[str]:
+    """Bit counts of ``bench --baselines``' FAISS quantisers named ``prefix<bits>``, as listed."""
+    return [s.removeprefix(prefix) for s in DEFAULT_BASELINES if re.fullmatch(rf"{re.escape(prefix)}\d+", s)]
+
+
+def _shrink(fmt: str, d: int = 192) -> Derived:
+    """How many times smaller than float32 ``fmt`` with a per-vector scale is ("shrinks 4-8x"): an integer printed."""
+    return Derived.of(mfs.storage_bytes(1, d, "fp32", "none") / mfs.storage_bytes(1, d, fmt, "vector"), 0.5)
+
+
+def _size_ratio(backend: str) -> float:
+    return next(
+        c["ratio"] for c in json.loads((ROOT / "benchmarks/results/bench_store_size.json").read_text())["cases"]
+        if c["backend"] == backend and c["encoding"] == "e2m1/vector/none"
+    )  # fmt: skip
+
+
+def _bench(name: str) -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+
+
+PINS += [
+    # --- README.md: versions, defaults and the benchmark numbers its prose quotes
+    Pin("torch pin", README, r"installs the CPU build of `torch==([\d.]+)`", lambda: [_pyproject_pin("torch")]),
+    Pin("shrinks", README, r"database shrinks (\d+)-(\d+)x while", lambda: [_shrink("e4m3"), _shrink("e2m1")]),
+    Pin(
+        "block sizes",
+        README,
+        r"shared power of two per (\d+) values; `block16`, NVFP4's E4M3 scale per (\d+) values",
+        lambda: [mfs.Encoding("int4", scale=s).block_size for s in ("block32", "block16")],
+    ),
+    Pin(
+        "store size",
+        README,
+        r"at 1M vectors of (\d+) values with VoxCeleb-style ids, a store takes ([\d.]+)x \(zarr\) and ([\d.]+)x "
+        r"\(HDF5\)",
+        lambda: [_bench("bench_store_size")["dim"], _size_ratio("zarr"), _size_ratio("hdf5")],
+    ),
+    Pin(
+        "search run",
+        README,
+        r"On (\d+) M x (\d+) vectors, on a (\d+)-core machine .*?with recall@(\d+) = ([\d.]+) against brute force",
+        lambda: [
+            _bench("bench_search")["rows"] / 1e6,
+            _bench("bench_search")["dim"],
+            _bench("bench_search")["machine"]["cores"],
+            _bench("bench_search")["k"],
+            _bench("bench_search")["targets"]["e2m1_recall_at_10_vs_decoded"],
+        ],
+    ),
+    Pin(
+        "bench baselines",
+        README,
+        r"`SQ(\d+)`, `SQ(\d+)`, `SQ(\d+)`, `RR,SQtqmse\{(\d+),(\d+),(\d+)\}`, `EDEN\{(\d+),(\d+),(\d+)\}` and PQ",
+        lambda: [*_family("SQ"), *_family("RR,SQtqmse"), *_family("EDEN")],
+    ),
+    Pin(
+        "interval",
+        README,
+        r"paired-bootstrap (\d+) % interval",
+        lambda: [100 * inspect.signature(fidelity.paired_bootstrap_delta_eer).parameters["confidence"].default],
+    ),
+    Pin(
+        "recommend defaults",
+        README,
+        r"within `max_flips` \(([\d.]+) % by default\).*?its (\d+) nearest neighbours",
+        lambda: [100 * inspect.signature(choose.recommend).parameters["max_flips"].default, choose.NEIGHBOURS],
+    ),
+]
+
+REPRO = "docs/reproduce.md"
+PINS += [
+    # --- docs/reproduce.md: versions, defaults, thresholds and list sizes
+    Pin("torch", REPRO, r"# CPU torch ([\d.]+), transformers", lambda: [_pyproject_pin("torch").removesuffix(".0")]),
+    Table(
+        "trial lists",
+        REPRO,
+        "| file | list | trials | MD5 |",
+        lambda: {f"`{k.filename}`": [f"{k.name} (cleaned)", k.n_trials, f"`{k.md5}`"] for k in KNOWN_LISTS.values()},
+    ),
+    Pin(
+        "batch size",
+        REPRO,
+        r"`--batch-size N` \(default (\d+)\)",
+        lambda: [inspect.signature(reproduce).parameters["batch_size"].default],
+    ),
+    Pin(
+        "failures",
+        REPRO,
+        r"More than (\d+) such files stop the run",
+        lambda: [inspect.signature(extract).parameters["max_failures"].default],
+    ),
+    Pin(
+        "bench example threshold",
+        REPRO,
+        r"minifloat-store bench campplus\.zarr --trials \"\$V/veri_test2\.txt\" --threshold ([\d.]+)",
+        lambda: [importlib.import_module("minifloat_store.eval.models.campplus").THRESHOLD],
+    ),
+    Pin(
+        "extraction machine",
+        REPRO,
+        r"torch on one thread; a shared (\d+)-core",
+        lambda: [_bench("bench_extract")["machine"]["cores"]],
+    ),
+    Pin(
+        "report rows",
+        REPRO,
+        r"Each report \((\d+) format x scale rows\)",
+        lambda: [2 * len(STUDY_ORDER) - 1],  # float32 once, every other format with and without a scale
+    ),
+    Pin(
+        "study thresholds",
+        REPRO,
+        r"at the study's threshold \(CAM\+\+ ([\d.]+), ReDimNet ([\d.]+), WavLM ([\d.]+)\)",
+        lambda: [
+            importlib.import_module("minifloat_store.eval.models.campplus").THRESHOLD,
+            importlib.import_module("minifloat_store.eval.models.redimnet").DEFAULT_THRESHOLD,
+            importlib.import_module("minifloat_store.eval.models.wavlm").DEFAULT_THRESHOLD,
+        ],
+    ),
+    Pin(
+        "columns by trial count",
+        REPRO,
+        r"matched by trial count: ([\d,]+) = Vox1-O, ([\d,]+) = Vox1-H, ([\d,]+) = Vox1-E\. For CAM\+\+ and ReDimNet "
+        r"the "
+        r"study's ([\d,]+) column",
+        lambda: [KNOWN_LISTS[n].n_trials for n in ("Vox1-O", "Vox1-H", "Vox1-E", "Vox1-E")],
     ),
 ]
