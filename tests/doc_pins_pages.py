@@ -11,7 +11,7 @@ import re
 from fractions import Fraction
 
 import numpy as np
-from doc_pins import F32, Derived, Number, Pin, Table, from_test_module
+from doc_pins import F32, AtMost, Derived, Number, Pin, Table, from_test_module
 from test_docs_benchmarks import ROOT, table
 
 import minifloat_store as mfs
@@ -20,13 +20,15 @@ from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
 from minifloat_store.eval.baselines import DEFAULT_BASELINES
 from minifloat_store.eval.data.synthetic import make_corpus
+from minifloat_store.eval.models import frontends
 from minifloat_store.eval.pipelines.extract import extract
 from minifloat_store.eval.pipelines.reproduce import reproduce
 from minifloat_store.eval.report.results import FormatResult
 from minifloat_store.eval.report.study import STUDY_ORDER, published
 from minifloat_store.eval.trials import KNOWN_LISTS
 from minifloat_store.formats import get_format
-from minifloat_store.store import hdf5_backend, hdf5_slots, ids, zarr_backend, zarr_confined
+from minifloat_store.store import hdf5_backend, hdf5_guard, hdf5_slots, ids, zarr_backend, zarr_confined
+from minifloat_store.store.record import LAYOUT_VERSION
 from minifloat_store.transforms import splitmix64
 
 PINS: list[Pin | Table] = []
@@ -618,5 +620,149 @@ PINS += [
         r"the "
         r"study's ([\d,]+) column",
         lambda: [KNOWN_LISTS[n].n_trials for n in ("Vox1-O", "Vox1-H", "Vox1-E", "Vox1-E")],
+    ),
+]
+
+
+def _model(name: str):
+    return importlib.import_module(f"minifloat_store.eval.models.{name}")
+
+
+def _resemblyzer_parameters() -> int:
+    """The GE2E encoder's parameters from its sizes: LSTM, linear layer, GE2E's similarity weight and bias."""
+    rz, n_mels = _model("resemblyzer"), frontends.RESEMBLYZER_N_MELS
+    h = rz.HIDDEN_SIZE
+    lstm = sum(4 * h * ((n_mels if i == 0 else h) + h) + 2 * 4 * h for i in range(rz.NUM_LAYERS))
+    return lstm + h * rz.EMBEDDING_SIZE + rz.EMBEDDING_SIZE + 2
+
+
+MODELS = "docs/models.md"
+PINS += [
+    # --- docs/models.md: the prose's constants (the table's are pinned above)
+    Pin("torch", MODELS, r"\(CPU torch ([\d.]+),", lambda: [_pyproject_pin("torch").removesuffix(".0")]),
+    Pin(
+        "CAM++",
+        MODELS,
+        r"- \*\*Frontend\*\*: (\d+)-bin Kaldi fbank.*?(\d[\d,]+) parameters in `campplus_voxceleb\.bin`.*?- "
+        r"\*\*Output\*\*: "
+        r"(\d+) values\. The final BatchNorm.*?- \*\*Threshold\*\*: ([\d.]+) \(the authors'\)\.",
+        lambda: [
+            _model("campplus").FEAT_DIM,
+            _model("campplus").N_PARAMETERS,
+            _model("campplus").EMBEDDING_SIZE,
+            _model("campplus").THRESHOLD,
+        ],
+    ),
+    Pin(
+        "ReDimNet",
+        MODELS,
+        r"(\d[\d,]+) parameters \(the paper: [\d.]+ M\)\..*?which is why fp8 E3M4 \(largest finite value ([\d.]+)\) "
+        r"saturates for this model\. - \*\*Threshold\*\*: ([\d.]+), found by the study",
+        lambda: [
+            json.loads((ROOT / "tests/fixtures/redimnet/official_layout.json").read_text())["b2"]["n_parameters"],
+            float(get_format("e3m4").max_value),
+            _model("redimnet").DEFAULT_THRESHOLD,
+        ],
+    ),
+    Pin(
+        "WavLM threshold",
+        MODELS,
+        r"- \*\*Threshold\*\*: ([\d.]+) \(the model card's\)\.",
+        lambda: [_model("wavlm").DEFAULT_THRESHOLD],
+    ),  # fmt: skip
+    Pin(
+        "Resemblyzer",
+        MODELS,
+        r"- \*\*Frontend\*\*: (\d+)-band power mel spectrogram, (\d+) ms window, (\d+) ms hop, after raising quiet "
+        r"audio "
+        r"to (-\d+) dBFS\..*?a (\d+)-layer LSTM \((\d+) hidden\), a (\d+)x(\d+) linear layer and a ReLU, on ([\d.]+) s "
+        r"partial utterances;.*?(\d[\d,]+) parameters\. - \*\*Output\*\*: (\d+) values,.*?- \*\*Threshold\*\*: "
+        r"([\d.]+), "
+        r"a rough default",
+        lambda: [
+            frontends.RESEMBLYZER_N_MELS,
+            1e3 * frontends.RESEMBLYZER_N_FFT / frontends.RESEMBLYZER_SAMPLE_RATE,
+            1e3 * frontends.RESEMBLYZER_HOP / frontends.RESEMBLYZER_SAMPLE_RATE,
+            _model("resemblyzer").TARGET_DBFS,
+            _model("resemblyzer").NUM_LAYERS,
+            _model("resemblyzer").HIDDEN_SIZE,
+            _model("resemblyzer").HIDDEN_SIZE,
+            _model("resemblyzer").EMBEDDING_SIZE,
+            _model("resemblyzer").PARTIAL_FRAMES * frontends.RESEMBLYZER_HOP / frontends.RESEMBLYZER_SAMPLE_RATE,
+            _resemblyzer_parameters(),
+            _model("resemblyzer").EMBEDDING_SIZE,
+            _model("resemblyzer").THRESHOLD,
+        ],
+    ),
+]
+
+PINS += [
+    # --- docs/store.md: more of the layout's constants and defaults
+    Pin("current layout", STORE, r"Every store created today has layout version (\d+):", lambda: [LAYOUT_VERSION]),
+    Pin("newer versions", STORE, r"raises `StoreVersionError` for versions > (\d+)\)", lambda: [LAYOUT_VERSION]),
+    Pin(
+        "fit rows",
+        STORE,
+        r"fitting one that centres on the first N vectors of SRC \(default ([\d,]+)\)",
+        lambda: [importlib.import_module("minifloat_store.store.convert").DEFAULT_FIT_ROWS],
+    ),
+    Pin(
+        "zstd",
+        STORE,
+        r"then `zstd` \(`\{\"level\": (\d+), \"checksum\": false\}`\).*?exactly the inner chunk's bytes \(([\d,]+) × "
+        r"(\d+) "
+        r"for `id_ends`, ([\d,]+) for `id_blob`\)",
+        lambda: [
+            zarr_confined.ZSTD_LEVEL,
+            zarr_backend.INNER_ROWS_1D,
+            np.dtype(np.int64).itemsize,
+            zarr_backend.INNER_ROWS_1D * zarr_confined.BLOB_BYTES_PER_ROW,
+        ],
+    ),
+    Pin(
+        "hdf5 compression",
+        STORE,
+        r"`id_ends` in chunks of (\d+)·C with the filters shuffle, deflate \(level (\d+)\), fletcher32; `id_blob` in "
+        r"chunks of (\d+)·C bytes with deflate \(level (\d+)\).*?raw size plus (\d+) bytes \(what deflate adds to "
+        r"incompressible data, and fletcher32's (\d+)\), so inflating one can allocate at most deflate's 1032:1 of "
+        r"that "
+        r"\(under (\d+) MB at C = (\d+)\)",
+        lambda: [
+            hdf5_backend._COMPRESSED_CHUNK_FACTOR,
+            hdf5_backend.DEFLATE_LEVEL,
+            hdf5_backend._COMPRESSED_CHUNK_FACTOR * hdf5_backend.BLOB_BYTES_PER_ROW,
+            hdf5_backend.DEFLATE_LEVEL,
+            hdf5_guard._DEFLATE_SLACK + 4,
+            4,  # fletcher32's checksum
+            AtMost(
+                1032  # zlib's largest expansion ratio
+                * (
+                    hdf5_backend._COMPRESSED_CHUNK_FACTOR * hdf5_backend.BLOB_BYTES_PER_ROW * 512
+                    + hdf5_guard._DEFLATE_SLACK
+                    + 4
+                )
+                / 1e6
+            ),
+            hdf5_backend.DEFAULT_CHUNK_ROWS,
+        ],
+    ),
+    Pin(
+        "HDF5 version",
+        STORE,
+        r"file-format bounds `\(\"(v\d+)\", \"(v\d+)\"\)` \(superblock version 3\), readable by HDF5 ≥ ([\d.]+)\.",
+        lambda: [*hdf5_backend.LIBVER, f"{hdf5_backend.LIBVER[0][1]}.{hdf5_backend.LIBVER[0][2:]}"],
+    ),
+    Pin(
+        "compressed ids bound",
+        STORE,
+        r"with a stored size of at most its raw size plus (\d+) bytes\.",
+        lambda: [hdf5_guard._DEFLATE_SLACK + 4],
+    ),
+    Pin(
+        "digest blocks",
+        STORE,
+        r"a block is one zarr inner chunk of `codes`, ([\d,]+) rows, or one HDF5 chunk, (\d+) rows; ×(\d+) bytes for "
+        r"`id_blob`\)",
+        lambda: [zarr_backend.INNER_ROWS, hdf5_backend.DEFAULT_CHUNK_ROWS, hdf5_backend.BLOB_BYTES_PER_ROW],
     ),
 ]
