@@ -19,8 +19,9 @@ from minifloat_store import choose, fidelity, metrics
 from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
 from minifloat_store.eval.baselines import DEFAULT_BASELINES
-from minifloat_store.eval.data.synthetic import make_corpus
+from minifloat_store.eval.data.synthetic import PROFILES, make_corpus
 from minifloat_store.eval.models import frontends
+from minifloat_store.eval.pipelines import demo
 from minifloat_store.eval.pipelines.extract import extract
 from minifloat_store.eval.pipelines.reproduce import reproduce
 from minifloat_store.eval.report.results import FormatResult
@@ -764,5 +765,166 @@ PINS += [
         r"a block is one zarr inner chunk of `codes`, ([\d,]+) rows, or one HDF5 chunk, (\d+) rows; ×(\d+) bytes for "
         r"`id_blob`\)",
         lambda: [zarr_backend.INNER_ROWS, hdf5_backend.DEFAULT_CHUNK_ROWS, hdf5_backend.BLOB_BYTES_PER_ROW],
+    ),
+]
+
+
+def _source_numbers(path: str, pattern: str) -> list[str]:
+    """Literals of a source file the doc describes (the synthetic design's draws, a test's bounds), as written."""
+    return list(re.search(pattern, (ROOT / path).read_text()).groups())
+
+
+def _format_row(name: str) -> list[Number]:
+    f = get_format(name)
+    sub = f.min_subnormal
+    return [
+        None,  # the ml_dtypes name (test_formats.py checks the codec against it)
+        f.bits,
+        f.exponent_bits,
+        f.mantissa_bits,
+        f.bias,
+        float(f.max_value),
+        f"2^{int(math.log2(sub))}" if sub < 0.05 else float(sub),
+        None,  # inf/NaN codes: text
+    ]
+
+
+FORMAT_NAMES = ("e2m1", "e3m2", "e2m3", "e4m3", "e5m2", "e3m4", "fp16", "bf16", "fp32")
+SYNTH = "minifloat_store/eval/data/synthetic.py"
+PINS += [
+    Table(
+        "formats",
+        FORMAT,
+        "| name | ml_dtypes / numpy dtype | bits |",
+        lambda: {f"`{n}`": _format_row(n) for n in FORMAT_NAMES},
+    ),
+    # --- docs/evaluation.md: defaults, the synthetic design's parameters and e2m1's facts
+    Pin(
+        "bench defaults",
+        EVAL,
+        r"`--n-boot` \(bootstrap resamples, default (\d+)\)",
+        lambda: [
+            importlib.import_module("minifloat_store.cli")
+            .build_parser()
+            .parse_args(["bench", "s", "--trials", "t", "--out", "o"])
+            .n_boot
+        ],  # fmt: skip
+    ),
+    Pin(
+        "real voices",
+        EVAL,
+        r"\(about (\d+) utterances of (\d+) voices on a full install;.*?at Resemblyzer's own threshold, ([\d.]+)\.",
+        lambda: [
+            # "about": the corpus benchmarks/bench_accuracy.py read on this machine, to the nearest ten
+            Derived.of(_bench("bench_accuracy")["datasets"]["real-relu"]["n_vectors"], 5),
+            int(
+                re.search(r"of (\d+) Debian voices", _bench("bench_accuracy")["datasets"]["real-relu"]["description"])[
+                    1
+                ]
+            ),
+            _model("resemblyzer").THRESHOLD,
+        ],
+    ),
+    Pin(
+        "Table 1 example",
+        EVAL,
+        r"as the study's Table 1 counts \(([\d,]+) x (\d+) float32 = ([\d.]+) MiB\)",
+        lambda: [KNOWN_LISTS["Vox1-O"].n_trials, 512, KNOWN_LISTS["Vox1-O"].n_trials * 512 * 4 / 2**20],
+    ),
+    Pin(
+        "4.06 bits",
+        EVAL,
+        r"\((\d+)-bit codes with a (\d+)-byte scale per (\d+) values are ([\d.]+) bits\)",
+        lambda: [4, np.dtype(np.float32).itemsize, 512, 8 * mfs.storage_bytes(1, 512, "e2m1", "vector") / 512],
+    ),
+    Pin(
+        "demo stores",
+        EVAL,
+        r"to one packed store per format x scale mode \((\d+)\)",
+        lambda: [2 * (len(STUDY_ORDER) - 1)],  # every format but float32, with and without a scale
+    ),
+    Pin(
+        "generative model",
+        EVAL,
+        r"A latent space of rank (\d+) is mapped to (\d+) values.*?`a` \(speaker, std (\d+)\).*?log-normal quality "
+        r"factor \(sigma ([\d.]+)\).*?isotropic \(std ([\d.]+)\).*?\(([\d.]+) / ([\d.]+) for `batchnorm`, ([\d.]+) / "
+        r"([\d.]+) for `nonorm`\).*?\(tests hold it in ([\d.]+)-([\d.]+) %\)",
+        lambda: [
+            PROFILES["batchnorm"].rank,
+            PROFILES["batchnorm"].dim,
+            PROFILES["batchnorm"].speaker_std,
+            PROFILES["batchnorm"].quality_sigma,
+            PROFILES["batchnorm"].residual_std,
+            *(getattr(PROFILES[p], k) for p in ("batchnorm", "nonorm") for k in ("session_std", "utterance_std")),
+            *(100 * float(v) for v in _source_numbers("tests/test_synthetic.py", r"assert ([\d.]+) < rate < ([\d.]+)")),
+        ],
+    ),
+    Pin(
+        "profiles",
+        EVAL,
+        r"gamma log-uniform in \[([\d.]+), ([\d.]+)\], beta ~ N\(0, ([\d.]+)\^2\).*?`m_j \+ ([\d.]+) \* skew\(z\)`, "
+        r"m_j ~ "
+        r"N\((-[\d.]+), ([\d.]+)\^2\), positive side scaled by ([\d.]+)",
+        lambda: [
+            *PROFILES["batchnorm"].gamma_range,
+            PROFILES["batchnorm"].beta_std,
+            PROFILES["nonorm"].spread,
+            PROFILES["nonorm"].offset,
+            PROFILES["nonorm"].offset_std,
+            PROFILES["nonorm"].positive_slope,
+        ],
+    ),
+    Pin(
+        "e2m1 without scaling",
+        EVAL,
+        r"e2m1's smallest non-zero magnitude is ([\d.]+), and ([\d.]+) rounds to 0 \(a tie, to even\), so only values "
+        r"below (-[\d.]+) survive, as (-[\d.]+)\..*?each vector's largest magnitude to (\d+), e2m1's maximum, and the "
+        r"values spread over all (\d+) codes again\.",
+        lambda: [
+            get_format("e2m1").min_subnormal,
+            get_format("e2m1").min_subnormal / 2,
+            -get_format("e2m1").min_subnormal / 2,
+            -get_format("e2m1").min_subnormal,
+            float(get_format("e2m1").max_value),
+            np.unique(decode_table(get_format("e2m1"))).size,  # +0 and -0 are one value
+        ],
+    ),
+    Pin(
+        "trial design",
+        EVAL,
+        r"(\d+) \+ Poisson\((\d+)\) sessions per speaker, at most (\d+).*?about 1 target in (\d+) drawn from the "
+        r"enrolment's own session",
+        lambda: [
+            *_source_numbers(SYNTH, r"n_sess = int\(min\((\d+) \+ rng\.poisson\((\d+)\), (\d+),"),
+            _source_numbers(SYNTH, r"rng\.binomial\(n_tar\[u\], 1 / (\d+)\)")[0],
+        ],
+    ),
+    Pin(
+        "enrolment",
+        EVAL,
+        r"every utterance enrolled in (\d+) trials \((\d+) target, (\d+) non-target;",
+        lambda: (
+            [2 * int(_source_numbers(SYNTH, r"per_enroll = (\d+)")[0])]
+            + _source_numbers(SYNTH, r"per_enroll = (\d+)") * 2
+        ),  # fmt: skip
+    ),
+    Pin(
+        "model thresholds",
+        EVAL,
+        r"\(the authors' ([\d.]+) for CAM\+\+, ([\d.]+) for WavLM\).*?the lowest float32 threshold with FAR <= (\d+) "
+        r"%, "
+        r"rounded up to (\d+) decimals",
+        lambda: [
+            _model("campplus").THRESHOLD,
+            _model("wavlm").DEFAULT_THRESHOLD,
+            100 * demo.MODEL_FAR,
+            inspect.signature(demo.threshold_at_far).parameters["decimals"].default,
+        ],
+    ),
+    Pin(
+        "demo stores' size",
+        EVAL,
+        r"Every store is ([\d,]+) vectors of (\d+) values\.",
+        lambda: [inspect.signature(make_corpus).parameters["n_utterances"].default, PROFILES["nonorm"].dim],
     ),
 ]
