@@ -88,6 +88,16 @@ def from_test_module(module: str, name: str) -> Number:
     return getattr(importlib.import_module(module), name)
 
 
+def model(name: str):
+    """A model module of the registry (``campplus``, ``redimnet``, ``wavlm``, ``resemblyzer``)."""
+    return importlib.import_module(f"minifloat_store.eval.models.{name}")
+
+
+def pyproject_pin(package: str) -> str:
+    """The version ``pyproject.toml`` pins ``package`` to."""
+    return re.search(rf'"{package}==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+
+
 def matches(printed: str, value: Number) -> bool:
     """Whether ``printed`` (as the doc shows it) is ``value`` (as its source gives it)."""
     if isinstance(value, str):

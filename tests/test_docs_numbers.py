@@ -8,7 +8,8 @@ number comes from. A table pin names a markdown table by the start of its
 header and gives the expected row for each key. Printed numbers must agree to
 half a unit of the last digit shown (``agrees`` in test_docs_benchmarks.py)
 unless a pin says why not. performance.md's pins are here; README.md and the
-other pages' are in doc_pins_pages.py, accuracy.md's in doc_pins_accuracy.py;
+reference pages' (store, format, models) in doc_pins_pages.py, evaluation.md's,
+metrics.md's and reproduce.md's in doc_pins_evaluation.py, accuracy.md's in doc_pins_accuracy.py;
 performance.md's run set-ups, targets and probed limits in doc_pins_performance.py,
 scaling.md's prose in doc_pins_scaling.py.
 To pin a new number, add a row to ``PINS``; no benchmark runs here.
@@ -20,6 +21,7 @@ import math
 from collections.abc import Callable
 
 import doc_pins_accuracy
+import doc_pins_evaluation
 import doc_pins_pages
 import doc_pins_performance
 import doc_pins_scaling
@@ -520,7 +522,13 @@ PINS += [
 ]
 
 
-PINS += doc_pins_performance.PINS + doc_pins_pages.PINS + doc_pins_scaling.PINS + doc_pins_accuracy.PINS
+PINS += (
+    doc_pins_performance.PINS
+    + doc_pins_pages.PINS
+    + doc_pins_evaluation.PINS
+    + doc_pins_scaling.PINS
+    + doc_pins_accuracy.PINS
+)
 
 
 def _id(pin: Pin | Table) -> str:
