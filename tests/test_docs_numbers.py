@@ -1,18 +1,19 @@
-"""Numbers quoted in docs/ prose and tables, pinned to the benchmark JSON, library constant or formula behind them.
+"""Numbers quoted in README.md and docs/, pinned to the benchmark JSON, library constant or formula behind them.
 
 test_docs_benchmarks.py checks the big benchmark tables one test each; this
-module is one table of pins, parametrised (the machinery is in doc_pins.py):
-a pin names a doc, a regular expression over its text (whitespace collapsed,
-so line breaks do not matter) with one group per number, and where each
-number comes from. A table pin names a markdown table by the start of its
-header and gives the expected row for each key. Printed numbers must agree to
-half a unit of the last digit shown (``agrees`` in test_docs_benchmarks.py)
-unless a pin says why not. performance.md's pins are here; README.md and the
-reference pages' (store, format, models) in doc_pins_pages.py, evaluation.md's,
-metrics.md's and reproduce.md's in doc_pins_evaluation.py, accuracy.md's in doc_pins_accuracy.py;
-performance.md's run set-ups, targets and probed limits in doc_pins_performance.py,
-scaling.md's prose in doc_pins_scaling.py.
-To pin a new number, add a row to ``PINS``; no benchmark runs here.
+test is one table of pins, parametrised (the machinery is in doc_pins.py): a
+pin names a doc, a regular expression over its text (whitespace collapsed, so
+line breaks do not matter) with one group per number, and where each number
+comes from; a table pin names a markdown table by the start of its header and
+gives the expected row for each key. Printed numbers must agree to half a unit
+of the last digit shown (``agrees`` in test_docs_benchmarks.py) unless a pin
+says why not. No benchmark runs here.
+
+Where the pins are: performance.md's measured numbers here, its run set-ups,
+targets and probed limits in doc_pins_performance.py; accuracy.md's in
+doc_pins_accuracy.py; scaling.md's prose in doc_pins_scaling.py; evaluation.md,
+metrics.md and reproduce.md in doc_pins_evaluation.py; README.md, store.md,
+format.md and models.md in doc_pins_pages.py.
 """
 
 from __future__ import annotations
