@@ -431,6 +431,12 @@ PINS += [
         ],
     ),
     Pin(
+        "the study's FRR",
+        EVAL,
+        r"as in the study's Table 4 \(FRR ([\d.]+) % for WavLM\)",
+        lambda: [published("wavlm", "Vox1-O", "e2m1", "none").frr_pct],
+    ),
+    Pin(
         "trial design",
         EVAL,
         r"(\d+) \+ Poisson\((\d+)\) sessions per speaker, at most (\d+).*?about 1 target in (\d+) drawn from the "

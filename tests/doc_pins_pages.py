@@ -18,6 +18,7 @@ from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
 from minifloat_store.eval.baselines import DEFAULT_BASELINES
 from minifloat_store.eval.models import frontends
+from minifloat_store.eval.pipelines import demo
 from minifloat_store.eval.report.study import published
 from minifloat_store.formats import get_format
 from minifloat_store.store import hdf5_backend, hdf5_guard, hdf5_slots, ids, zarr_backend, zarr_confined
@@ -257,6 +258,12 @@ def _size_ratio(backend: str) -> float:
 PINS += [
     # --- README.md: versions, defaults and the benchmark numbers its prose quotes
     Pin("torch pin", README, r"installs the CPU build of `torch==([\d.]+)`", lambda: [pyproject_pin("torch")]),
+    Pin(
+        "demo seed",
+        README,
+        r"`minifloat-store demo` prints \(synthetic data, seed (\d+),",
+        lambda: [inspect.signature(demo.run_demo).parameters["seed"].default],
+    ),
     Pin("shrinks", README, r"database shrinks (\d+)-(\d+)x while", lambda: [_shrink("e4m3"), _shrink("e2m1")]),
     Pin(
         "block sizes",

@@ -14,7 +14,7 @@ import math
 import re
 
 import numpy as np
-from doc_pins import AtMost, Derived, Number, Pin, Table, from_test_module, json_at, load
+from doc_pins import AtMost, Derived, Number, Pin, Table, constant, from_test_module, json_at, load
 from test_docs_benchmarks import ROOT
 
 import minifloat_store as mfs
@@ -457,6 +457,12 @@ PINS: list[Pin | Table] = [
         r"Rows with a norm outside \[([\d.e-]+), ([\d.e+-]+)\] or below a quarter of the mean's are scored from "
         r"`decode` as before, so `\|mean\| / \|y\| <= (\d+)`",
         lambda: [*_norm_bounds(_encoded_special), _mean_ratio_bound()],
+    ),
+    Pin(
+        "search heaps",
+        PERF,
+        r"A search allocates per query ([\d,]+)-row-block heaps and pools",
+        lambda: [constant("FAST_BLOCK_ROWS")],
     ),
     Pin(
         "BLAS from 6 queries for wider encodings",
