@@ -320,6 +320,14 @@ def _resemblyzer_parameters() -> int:
 
 
 MODELS = "docs/models.md"
+REDIMNET_ROWS = (
+    "b0-vox2-ft_lm",
+    "b1-vox2-ft_lm",
+    "**b2-vox2-ft_lm** (default)",
+    *(f"b{i}-vox2-ft_lm" for i in (3, 4, 5, 6)),
+    "M-vb2+vox2+cnc-ft_mix",
+    "S-vb2+vox2+cnc-ft_mix",
+)
 PINS += [
     # --- docs/models.md: the prose's constants (the table's are pinned above)
     Pin("torch", MODELS, r"\(CPU torch ([\d.]+),", lambda: [pyproject_pin("torch").removesuffix(".0")]),
@@ -345,6 +353,30 @@ PINS += [
             json.loads((ROOT / "tests/fixtures/redimnet/official_layout.json").read_text())["b2"]["n_parameters"],
             float(get_format("e3m4").max_value),
             model("redimnet").DEFAULT_THRESHOLD,
+        ],
+    ),
+    Pin(
+        "ReDimNet frontend",
+        MODELS,
+        r"pre-emphasis ([\d.]+) with reflect padding; centred (\d+)-point STFT with a (\d+)-sample periodic Hamming "
+        r"window.*?HTK mel filterbank, (\d+) bands over (\d+)-(\d+) Hz, no area normalisation;",
+        lambda: [
+            inspect.signature(model("redimnet").PreEmphasis.__init__).parameters["coef"].default,
+            model("redimnet")._MEL_DEFAULTS["n_fft"],
+            model("redimnet")._MEL_DEFAULTS["win_length"],
+            model("redimnet")._WRAP_DEFAULTS["F"],
+            model("redimnet")._MEL_DEFAULTS["f_min"],
+            model("redimnet")._MEL_DEFAULTS["f_max"],
+        ],
+    ),
+    Pin(
+        "ReDimNet published EERs",  # an indented table: read as text, row by row
+        MODELS,
+        "".join(rf"\| {re.escape(key)} \| ([\d.*]+) \| ([\d.*]+) \| ([\d.*]+) \| " for key in REDIMNET_ROWS),
+        lambda: [
+            v
+            for key in REDIMNET_ROWS
+            for v in model("redimnet").PUBLISHED_EER[tuple(key.replace("**", "").removesuffix(" (default)").split("-"))]
         ],
     ),
     Pin(
