@@ -1,85 +1,38 @@
-"""Numbers quoted in docs/ prose and tables, pinned to the benchmark JSON, library constant or formula behind them.
+"""Numbers quoted in README.md and docs/, pinned to the benchmark JSON, library constant or formula behind them.
 
 test_docs_benchmarks.py checks the big benchmark tables one test each; this
-module is one table of pins, parametrised: a pin names a doc, a regular
-expression over its text (whitespace collapsed, so line breaks do not
-matter) with one group per number, and where each number comes from. A
-table pin names a markdown table by the start of its header and gives the
-expected row for each key. Printed numbers must agree to half a unit of the
-last digit shown (``agrees`` in test_docs_benchmarks.py). To pin a new
-number, add a row to ``PINS`` or ``TABLES``; no benchmark runs here.
+test is one table of pins, parametrised (the machinery is in doc_pins.py): a
+pin names a doc, a regular expression over its text (whitespace collapsed, so
+line breaks do not matter) with one group per number, and where each number
+comes from; a table pin names a markdown table by the start of its header and
+gives the expected row for each key. Printed numbers must agree to half a unit
+of the last digit shown (``agrees`` in test_docs_benchmarks.py) unless a pin
+says why not. No benchmark runs here.
+
+Where the pins are: performance.md's measured numbers here, its run set-ups,
+targets and probed limits in doc_pins_performance.py; accuracy.md's in
+doc_pins_accuracy.py; scaling.md's prose in doc_pins_scaling.py; evaluation.md,
+metrics.md and reproduce.md in doc_pins_evaluation.py; README.md, store.md,
+format.md and models.md in doc_pins_pages.py.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import math
-import pkgutil
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Callable
 
+import doc_pins_accuracy
+import doc_pins_evaluation
+import doc_pins_pages
+import doc_pins_performance
+import doc_pins_scaling
 import numpy as np
 import pytest
-from test_docs_benchmarks import ROOT, agrees, table
-from test_docs_benchmarks import load as _load
+from doc_pins import Number, Pin, Table, constant, json_at, load, matches
 
 import minifloat_store as mfs
-from minifloat_store import choose
-from minifloat_store.codebooks import GAUSSIAN_STEP, get_codebook
 from minifloat_store.codec import decode_table
-from minifloat_store.eval.report.study import published
 from minifloat_store.formats import get_format
-from minifloat_store.store import hdf5_backend, hdf5_slots, ids, zarr_backend, zarr_confined
-from minifloat_store.transforms import splitmix64
-
-
-class F32(float):
-    """A float32 the doc prints as the decimal whose nearest float32 it is."""
-
-
-class Derived(float):
-    """A value computed from other printed (rounded) numbers: agrees within ``slack`` more than the last digit."""
-
-    slack: float = 0.0
-
-    @classmethod
-    def of(cls, value: float, slack: float) -> Derived:
-        out = cls(value)
-        out.slack = slack
-        return out
-
-
-Number = float | str  # a str is compared exactly (dates, names); an F32 as float32
-load = cache(_load)  # read-only: every pin reads the same few files
-
-
-# ------------------------------------------------------------------ where numbers come from
-
-
-def json_at(bench: str, path: str) -> float:
-    """``bench``'s JSON at a dotted path (list items by index): ``json_at("bench_encoding", "baseline.batch_s")``."""
-    node = load(bench)
-    for part in path.split("."):
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    return node
-
-
-@cache
-def constant(name: str) -> Number:
-    """A module-level constant of the scoring/search code, wherever the modules now keep it."""
-    candidates = ["minifloat_store.scoring"] + [
-        f"minifloat_store.{m.name}"
-        for m in pkgutil.iter_modules(mfs.__path__)
-        if any(w in m.name for w in ("scor", "search", "scan"))
-    ]
-    for modname in candidates:
-        module = importlib.import_module(modname)
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AssertionError(f"no constant {name} in {candidates}")
 
 
 def choices(data: str) -> dict:
@@ -113,55 +66,6 @@ def _table_bound(bits: int, d: int) -> float:
     m = (d + 1) // 2 if bits == 4 else d
     c = math.ceil(m / 8) + 3
     return 2 * ((c + 2) + (c + 1) / 2 + 3) * 2.0**-24
-
-
-# ------------------------------------------------------------------ the pins
-
-
-@dataclass(frozen=True)
-class Pin:
-    """``pattern`` found in ``doc``; group i is ``values()[i]`` as printed."""
-
-    label: str
-    doc: str
-    pattern: str
-    values: Callable[[], list[Number | None]]
-
-    def triples(self) -> Iterator[tuple[str, Number, str]]:
-        text = " ".join((ROOT / self.doc).read_text().split())
-        m = re.search(self.pattern, text)
-        assert m, f"{self.doc}: the text this pin reads is gone or changed: /{self.pattern}/"
-        values = self.values()
-        assert len(values) == len(m.groups()), f"{self.label}: {len(m.groups())} numbers in the doc, {len(values)}"
-        for i, (printed, value) in enumerate(zip(m.groups(), values, strict=True)):
-            if value is not None:  # None: a number another test checks (named where the pin is)
-                yield printed, value, f"{self.label} #{i + 1}"
-
-
-@dataclass(frozen=True)
-class Table:
-    """The markdown table whose header starts with ``header``: row ``key`` (first ``keys`` cells) is ``rows()[key]``.
-
-    ``None`` in an expected row leaves that cell unchecked; the table's keys must be the expected keys.
-    """
-
-    label: str
-    doc: str
-    header: str
-    rows: Callable[[], dict[str, list[Number | None]]]
-    keys: int = 1
-
-    def triples(self) -> Iterator[tuple[str, Number, str]]:
-        expected = self.rows()
-        got = table((ROOT / self.doc).read_text(), self.header)
-        assert sorted(" ".join(c[: self.keys]) for c in got) == sorted(expected), f"{self.label}: rows differ"
-        for cells in got:
-            key = " ".join(cells[: self.keys])
-            values = expected[key]
-            assert len(cells) - self.keys == len(values), f"{self.label} {key}: column count"
-            for cell, value in zip(cells[self.keys :], values, strict=True):
-                if value is not None:
-                    yield cell, value, f"{self.label} {key}"
 
 
 PERF = "docs/performance.md"
@@ -532,195 +436,6 @@ PINS: list[Pin | Table] = [
 ]
 
 
-def _test_constant(module: str, name: str) -> Number:
-    """A constant of a test module (the docs quote how hard the tests try)."""
-    return getattr(importlib.import_module(module), name)
-
-
-STORE = "docs/store.md"
-PINS += [
-    # --- docs/store.md: the layout's constants and the tests' sizes
-    Pin(
-        "zarr inner chunks",
-        STORE,
-        r"\| codes \| uint8 \| \(R, row_bytes\) \| \(min\(R, (\d+)\), row_bytes\) \| 0 \| "
-        r"\| scales \| float32 \| \(R,\) \| \(min\(R, (\d+)\),\) \| NaN \| \| id_ends \| int64 \| \(R,\) \| "
-        r"\(min\(R, (\d+)\),\) \| -1 \| \| id_blob \| uint8 \| \((\d+)·R,\) \| \((\d+)·min\(R, (\d+)\),\) \| 0 \| "
-        r"\| deleted \| int64 \| \(R,\) \| \(min\(R, (\d+)\),\) \| -1 \|",
-        lambda: [
-            zarr_backend.INNER_ROWS,
-            *[zarr_backend.INNER_ROWS_1D] * 2,
-            zarr_confined.BLOB_BYTES_PER_ROW,
-            zarr_confined.BLOB_BYTES_PER_ROW,
-            zarr_backend.INNER_ROWS_1D,
-            zarr_backend.INNER_ROWS_1D,
-        ],
-    ),
-    Pin("zarr shard rows", STORE, r"R is ([\d,]+) by default\.", lambda: [zarr_backend.DEFAULT_CHUNK_ROWS]),
-    Pin(
-        "hdf5 commit slots",
-        STORE,
-        r"/commit0, /commit1 uint8 \(L,\), chunks \((\d+),\)",
-        lambda: [hdf5_slots.COMMIT_CHUNK],
-    ),
-    Pin(
-        "hdf5 chunks",
-        STORE,
-        r"`record\.backend\.hdf5\.chunk_rows`, (\d+) by default\), (\d+)·C bytes for `id_blob`",
-        lambda: [hdf5_backend.DEFAULT_CHUNK_ROWS, hdf5_backend.BLOB_BYTES_PER_ROW],
-    ),
-    Pin(
-        "crash kills",
-        STORE,
-        r"kills a writer (\d+) \(zarr\) and (\d+) \(HDF5\) times",
-        lambda: [
-            _test_constant("test_store_crash", "ITERATIONS")["zarr"],
-            _test_constant("test_store_crash", "ITERATIONS")["hdf5"],
-        ],
-    ),
-    Pin(
-        "bit flips",
-        STORE,
-        r"store, (\d+) times per backend: each time",
-        lambda: [_test_constant("test_store_bitflips", "FLIPS")],
-    ),
-    Pin("SWMR attempts", STORE, r"The store sets (\d+) attempts", lambda: [hdf5_backend.SWMR_READ_ATTEMPTS]),
-    Pin(
-        "metadata bound",
-        STORE,
-        r"no larger than a metadata document \((\d+) MiB\)",
-        lambda: [zarr_confined.MAX_METADATA_BYTES / 2**20],
-    ),
-    Pin("slot bound", STORE, r"a commit slot at most (\d+) MiB", lambda: [hdf5_slots.MAX_SLOT_BYTES / 2**20]),
-    Pin(
-        "reader memory",
-        STORE,
-        r"under a timeout and `RLIMIT_AS` \(([\d.]+) GiB\)",
-        lambda: [_test_constant("store_reader", "MEMORY_LIMIT") / 2**30],
-    ),
-    Pin(
-        "fuzz size",
-        STORE,
-        r"Each example mutates (\d+) copies of a small store",
-        lambda: [_test_constant("test_store_fuzz", "BATCH")],
-    ),
-    Pin(
-        "fuzz examples",
-        STORE,
-        r"(\d+) examples per backend and store in CI;",
-        lambda: [_test_constant("test_store_fuzz", "EXAMPLES")],
-    ),
-    Pin("row limit", STORE, r"At most 2\^(\d+) − 1 rows per store", lambda: [math.log2(ids.MAX_ROWS + 1)]),
-    Pin(
-        "small add",
-        STORE,
-        r"A small `add` rewrites the last chunk \(zarr: up to a ([\d,]+)-row shard; "
-        r"HDF5: up to a (\d+)-row tail\)",
-        lambda: [zarr_backend.DEFAULT_CHUNK_ROWS, hdf5_backend.DEFAULT_CHUNK_ROWS],
-    ),
-]
-
-
-def _positive_levels(name: str) -> list[float]:
-    levels = np.asarray(get_codebook(name).levels, dtype=np.float64)
-    return [F32(v) for v in levels[levels > 0]]
-
-
-def _packed_bytes(values: list[float]) -> list[str]:
-    codes = mfs.encode(np.array([values], np.float32), "e2m1", scale="none").codes[0]
-    return [f"0x{b:02X}" for b in codes.tobytes()]
-
-
-FORMAT = "docs/format.md"
-PINS += [
-    # --- docs/format.md: worked examples and the constants of the encodings
-    Pin(
-        "e2m1 packing example",
-        FORMAT,
-        r"Example: e2m1 values `0\.5, 1, 1\.5, 2, 3` \(codes (\d), (\d), (\d), (\d), (\d)\) "
-        r"pack to bytes `(0x[0-9A-F]{2}) (0x[0-9A-F]{2}) (0x[0-9A-F]{2})`",
-        lambda: [
-            *[int(np.flatnonzero(decode_table(get_format("e2m1")) == v)[0]) for v in (0.5, 1, 1.5, 2, 3)],
-            *_packed_bytes([0.5, 1, 1.5, 2, 3]),
-        ],
-    ),
-    Pin(
-        "Table 1",
-        FORMAT,
-        r"e\.g\. ([\d,]+) x (\d+) values take ([\d.]+) MiB in float32 and ([\d.]+) MiB in e2m1",
-        lambda: [
-            37_611,
-            512,
-            mfs.storage_bytes(37_611, 512, "fp32", "none") / 2**20,
-            mfs.storage_bytes(37_611, 512, "e2m1", "none") / 2**20,
-        ],
-    ),
-    Pin(
-        "nf levels",
-        FORMAT,
-        r"nf2 `([\d.]+), ([\d.]+)`; nf3 `([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+)`; nf4 `([\d.]+), "
-        r"([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+)`",
-        lambda: _positive_levels("nf2") + _positive_levels("nf3") + _positive_levels("nf4"),
-    ),
-    Pin(
-        "Gaussian steps",
-        FORMAT,
-        r"\(int4: g = ([\d.]+), int3: ([\d.]+), int2: ([\d.]+), the MSE-optimal",
-        lambda: [GAUSSIAN_STEP[7], GAUSSIAN_STEP[3], GAUSSIAN_STEP[1]],
-    ),
-    Pin(
-        "SplitMix64 of seed 0",
-        FORMAT,
-        r"\(Seed 0 starts `(0x[0-9A-F]+), (0x[0-9A-F]+)`\.\)",
-        lambda: [f"0x{int(v):016X}" for v in splitmix64(0, 2)],
-    ),
-]
-
-
-def _readme_codec_example() -> list[Number]:
-    x = np.random.default_rng(0).standard_normal((1000, 192)).astype(np.float32)
-    packed = mfs.encode(x, "e2m1")
-    return [*packed.codes.shape, packed.nbytes]
-
-
-README = "README.md"
-PINS += [
-    # --- README.md: what its examples print, and the study's number it quotes
-    Pin(
-        "recommend caution",
-        README,
-        r"If fewer than (\d+) of those pairs score within ([\d.]+) of the threshold",
-        lambda: [choose.MIN_NEAR, choose.NEAR],
-    ),
-    Pin(
-        "study FRR (ours: test_cli_demo.py)",
-        README,
-        r"rejects ([\d.]+) % of genuine trials \(the study: ([\d.]+) %\)",
-        lambda: [None, published("wavlm", "Vox1-O", "e2m1", "none").frr_pct],
-    ),
-    Pin("codec example", README, r"# \((\d+), (\d+)\) uint8; ([\d,]+) bytes with the scales", _readme_codec_example),
-    Pin(
-        "Table 1 example",
-        README,
-        r"storage_bytes\(37_611, 512, \"e2m1\", \"none\"\) / 2\*\*20 # ([\d.]+) MiB: the "
-        r"study's Table 1",
-        lambda: [mfs.storage_bytes(37_611, 512, "e2m1", "none") / 2**20],
-    ),
-    Pin(
-        "bits per value example",
-        README,
-        r"enc\.bits_per_value\((\d+)\) # ([\d.]+): codes \+ one float32 per vector",
-        lambda: [256, mfs.Encoding("nf4", scale="vector", transform="centre+rotate", seed=0).bits_per_value(256)],
-    ),
-    Pin(
-        "search state",
-        README,
-        r"\(([\d.]+)x less than float32 for e2m1 at d = (\d+)\)",
-        lambda: [mfs.storage_bytes(1, 192, "fp32", "none") / mfs.storage_bytes(1, 192, "e2m1", "vector"), 192],
-    ),
-]
-
-
 def _search(method: str, name: str = "bench_search") -> dict:
     return next(r for r in load(name)["search"] if r["method"] == method)
 
@@ -808,120 +523,13 @@ PINS += [
 ]
 
 
-def _models_table() -> dict[str, list[Number | None]]:
-    def m(name: str):
-        return importlib.import_module(f"minifloat_store.eval.models.{name}")
-
-    redimnet_layout = json.loads((ROOT / "tests" / "fixtures" / "redimnet" / "official_layout.json").read_text())
-    # network, checkpoint, parameters, input, dim, threshold (None: text, or a number no constant holds)
-    return {
-        "`campplus`": [
-            None,
-            None,
-            m("campplus").N_PARAMETERS,
-            None,
-            m("campplus").EMBEDDING_SIZE,
-            m("campplus").THRESHOLD,
-        ],
-        "`redimnet`": [None, None, redimnet_layout["b2"]["n_parameters"], None, None, m("redimnet").DEFAULT_THRESHOLD],
-        "`wavlm`": [None, None, None, None, None, m("wavlm").DEFAULT_THRESHOLD],
-        "`resemblyzer`": [None, None, None, None, m("resemblyzer").EMBEDDING_SIZE, m("resemblyzer").THRESHOLD],
-    }
-
-
-PINS += [
-    # --- docs/models.md: the registry's constants
-    Table("models table", "docs/models.md", "| registry name | network | checkpoint |", _models_table),
-]
-
-
-def _eval_rows(profile: str) -> dict[str, dict[str, float]]:
-    """docs/evaluation.md's results table of ``profile`` (test_cli_demo.py checks it against the demo)."""
-    text = (ROOT / "docs" / "evaluation.md").read_text()
-    text = text[text.index(f"**`{profile}`**") :]
-    out = {}
-    for cells in table(text, "| format | FAR / FRR % none |"):
-        far_n, frr_n = map(float, cells[1].split(" / "))
-        far_v, frr_v = map(float, cells[2].split(" / "))
-        out[cells[0]] = dict(
-            far_none=far_n,
-            frr_none=frr_n,
-            far_vector=far_v,
-            frr_vector=frr_v,
-            eer_none=float(cells[3]),
-            eer_vector=float(cells[4]),
-            thr_none=float(cells[5]),
-        )
-    return out
-
-
-def _largest_change(profile: str, keys: tuple[str, ...], unit: float = 0.01) -> Derived:
-    """The largest difference from float32 in the table: two rounded cells, so within ``unit`` of the true one."""
-    rows = _eval_rows(profile)
-    return Derived.of(max(abs(r[k] - rows["float32"][k]) for r in rows.values() for k in keys), unit)
-
-
-def _study(fmt: str) -> list[float]:
-    r = published("wavlm", "Vox1-O", fmt, "none")
-    return [r.far_pct, r.frr_pct]
-
-
-EVAL = "docs/evaluation.md"
-PINS += [
-    # --- docs/evaluation.md: the findings quote its own results tables (which test_cli_demo.py checks)
-    Pin(
-        "batchnorm finding",
-        EVAL,
-        r"keeps EER within ([\d.]+) points of float32 and FAR/FRR at the fixed threshold within "
-        r"([\d.]+) points; the EER threshold moves by at most ([\d.]+)\.",
-        lambda: [
-            _largest_change("batchnorm", ("eer_none", "eer_vector")),
-            _largest_change("batchnorm", ("far_none", "frr_none", "far_vector", "frr_vector")),
-            _largest_change("batchnorm", ("thr_none",), unit=0.001),
-        ],
-    ),
-    Pin(
-        "nonorm collapse",
-        EVAL,
-        r"FAR / FRR ([\d.]+) / ([\d.]+) % at the fixed threshold, EER ([\d.]+) %\), e2m3 rejects "
-        r"(\d+) % of targets and e3m2 ([\d.]+) %",
-        lambda: [
-            _eval_rows("nonorm")["e2m1"]["far_none"],
-            _eval_rows("nonorm")["e2m1"]["frr_none"],
-            _eval_rows("nonorm")["e2m1"]["eer_none"],
-            _eval_rows("nonorm")["e2m3"]["frr_none"],
-            _eval_rows("nonorm")["e3m2"]["frr_none"],
-        ],
-    ),
-    Pin(
-        "study's Table 4",
-        EVAL,
-        r"\(e2m1 ([\d.]+) / ([\d.]+) %, e2m3 ([\d.]+) / ([\d.]+) %, e3m2 ([\d.]+) / ([\d.]+) %\)",
-        lambda: [*_study("e2m1"), *_study("e2m3"), *_study("e3m2")],
-    ),
-    Pin(
-        "nonorm with scaling",
-        EVAL,
-        r"back within ([\d.]+) points of the float32 EER \(e2m1: ([\d.]+) % against ([\d.]+) %\)",
-        lambda: [
-            _largest_change("nonorm", ("eer_vector",)),
-            _eval_rows("nonorm")["e2m1"]["eer_vector"],
-            _eval_rows("nonorm")["float32"]["eer_vector"],
-        ],
-    ),
-    Pin(
-        "lower EER, wrecked FRR",
-        EVAL,
-        r"\(e2m3 here: EER ([\d.]+) %, FRR (\d+) %\).*?the EER threshold moves from "
-        r"([\d.]+) to ([\d.]+)\)",
-        lambda: [
-            _eval_rows("nonorm")["e2m3"]["eer_none"],
-            _eval_rows("nonorm")["e2m3"]["frr_none"],
-            _eval_rows("nonorm")["float32"]["thr_none"],
-            _eval_rows("nonorm")["e2m3"]["thr_none"],
-        ],
-    ),
-]
+PINS += (
+    doc_pins_performance.PINS
+    + doc_pins_pages.PINS
+    + doc_pins_evaluation.PINS
+    + doc_pins_scaling.PINS
+    + doc_pins_accuracy.PINS
+)
 
 
 def _id(pin: Pin | Table) -> str:
@@ -933,15 +541,7 @@ def test_a_number_in_the_docs_is_the_one_its_source_gives(pin):
     problems, count = [], 0
     for printed, value, what in pin.triples():
         count += 1
-        if isinstance(value, str):
-            ok = printed == value
-        elif isinstance(value, F32):
-            ok = np.float32(printed) == np.float32(value)
-        elif isinstance(value, Derived):
-            ok = abs(float(printed) - value) <= value.slack + 1e-9
-        else:
-            ok = agrees(printed, float(value))
-        if not ok:
+        if not matches(printed, value):
             problems.append(f"{what}: the doc says {printed}, its source gives {value!r}")
     assert count, f"{pin.label}: no numbers read"
     assert not problems, "\n".join(problems)
