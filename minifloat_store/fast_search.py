@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minifloat_store import _scan_kernels as SK
+from minifloat_store import _wide_scan_kernels as WK
 from minifloat_store.codec import Packed
 from minifloat_store.encoded_scoring import norms32_of, special_rows
 from minifloat_store.encoding import Encoded
@@ -164,12 +165,30 @@ def _int4_table(fmt: Format) -> tuple[np.ndarray, float] | None:
     return np.round(v).astype(np.int8), step
 
 
+def _wide_args(fmt: Format, unit: float) -> tuple[int, int, np.float32] | None:
+    """(kind, shift, multiplier) of ``_wide_scan_kernels`` for ``fmt``'s codes times ``unit``, or None."""
+    if not SK.HAS_AVX2:
+        return None
+    if fmt.bits == 8 and fmt.exponent_bits + fmt.mantissa_bits == 7:
+        kind, shift, mult = WK.KIND_F8, 23 - fmt.mantissa_bits, 2.0 ** (127 - fmt.bias) * unit
+    elif fmt.bits == 16 and fmt.name == "fp16" and WK.HAS_F16C:
+        kind, shift, mult = WK.KIND_F16, 0, unit
+    elif fmt.bits == 16 and fmt.name == "bf16":
+        kind, shift, mult = WK.KIND_BF16, 0, unit
+    else:
+        return None
+    # The multiplier must be a float32 power of two (exact products); else the table path.
+    return (kind, shift, np.float32(mult)) if 2.0**-126 <= mult < 2.0**127 else None
+
+
 def _fast_plan(fmt: Format, dim: int) -> str | None:
-    """Which approximate kernel serves ``fmt``: "simd4", "table" or None (fp32: exact scan instead)."""
+    """Which approximate kernel serves ``fmt``: "simd4", "wide", "table" or None (fp32: exact scan instead)."""
     if fmt.bits > 16:
         return None
     if fmt.bits == 4 and SK.HAS_AVX2 and _int4_table(fmt) is not None:
         return "simd4"
+    if _wide_args(fmt, 1.0) is not None:  # (a unit outside float32's range takes the table path)
+        return "wide"
     return "table"
 
 
@@ -206,6 +225,11 @@ def _query_tables(fmt: Format, dim: int, qhat: np.ndarray, unit: float) -> tuple
     with np.errstate(invalid="ignore"):
         t64 = decode_table(fmt).astype(np.float64)
     t64 = np.nan_to_num(t64, nan=0.0, posinf=0.0, neginf=0.0) * unit
+    wide = _wide_args(fmt, unit)
+    if wide is not None:
+        # Eight lanes of dim // 8 adds, three to sum them, then the dim % 8 last codes one by one.
+        wide_args = (*wide, t64.astype(np.float32), qhat.astype(np.float32))
+        return "wide", wide_args, np.full(nq, _table_bound(fmt.bits, dim, dim // 8 + 3 + dim % 8))
     lut, sq_lut = _float_luts(fmt, dim, qhat, t64)
     args = (fmt.bits, lut, sq_lut, t64.astype(np.float32), qhat.astype(np.float32))
     return "table", args, np.full(nq, _table_bound(fmt.bits, dim))
@@ -217,7 +241,7 @@ def _approx_scores(index: SearchIndex, qhat: np.ndarray) -> tuple[np.ndarray, np
     assert isinstance(packed, Packed)  # Encoded indexes are searched by encoded_scoring
     plan, args, bound = _query_tables(packed.fmt, packed.dim, qhat, index.unit)
     out = np.empty((qhat.shape[0], packed.n), np.float32)
-    {"simd4": SK.approx_all_simd4, "table": SK.approx_all}[plan](packed.codes, *args, out)
+    {"simd4": SK.approx_all_simd4, "wide": WK.approx_all_wide, "table": SK.approx_all}[plan](packed.codes, *args, out)
     return out, bound
 
 
@@ -240,7 +264,7 @@ def _fast_candidates(
     if index.special_rows.size:  # scored apart, from decode
         skip_k = skip.copy()
         skip_k[index.special_rows] = True
-    kernel = {"simd4": SK.scan_pool_simd4, "table": SK.scan_pool}[plan]
+    kernel = {"simd4": SK.scan_pool_simd4, "wide": WK.scan_pool_wide, "table": SK.scan_pool}[plan]
     kernel(packed.codes, *args, skip_k, k, margin2, *pools, FAST_BLOCK_ROWS)
     return SK.pool_candidates(pools, bound, k)
 
