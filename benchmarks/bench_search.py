@@ -12,9 +12,10 @@ a spread of norms; 100 queries, each a stored vector plus noise; top-10):
   (brute force, cosine) on the normalised vectors as int8 (x127) / float16.
 * ``mfs_<fmt>``: ``minifloat_store.search`` on a ``search_index`` of
   ``encode(X, fmt)`` (what a store holds), for e2m1, e4m3, fp16.
-* ``mfs_<element>_<scale>_cr``: ``minifloat_store.search`` on ``encode(X, enc)``
-  with ``enc = Encoding(element, scale, "centre+rotate")`` fitted on the first
-  100k vectors, its ``vector_norms`` passed (what a caller keeps: 8 bytes a row).
+* ``mfs_<element>_<scale>_cr``: ``minifloat_store.search`` on a ``search_index``
+  of ``encode(X, enc)`` with ``enc = Encoding(element, scale, "centre+rotate")``
+  fitted on the first 100k vectors (what a store holds: the payload and one
+  float32 norm a row).
 
 Modes: ``single`` = 20 queries, one call each; ``batch10`` = 10 queries in one
 call; ``batch100`` = 100 queries in one call. Timing: one warm-up round, then
@@ -175,8 +176,6 @@ def searcher(name: str, index: Any, k: int, threads: int) -> Callable[[np.ndarra
             return np.asarray(keys).reshape(q.shape[0], -1)
 
         return run
-    if isinstance(index, tuple):  # (Encoded, its norms)
-        return lambda q: mfs.search(index[0], q, k, norms=index[1])[0]
     return lambda q: mfs.search(index, q, k)[0]
 
 
@@ -247,7 +246,7 @@ def build(name: str, chunks, rows: int, dim: int, k: int, threads: int = 0) -> C
         el, sc = name[4:-3].split("_")
         enc_packed = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate").fit(x[:100_000]))
         del x
-        return searcher(name, (enc_packed, mfs.vector_norms(enc_packed)), k, threads)
+        return searcher(name, scoring.search_index(enc_packed), k, threads)
     packed, _ = build_mfs(name[len("mfs_") :], chunks, rows, dim)
     return searcher(name, scoring.search_index(packed), k, threads)
 
@@ -442,12 +441,13 @@ def main() -> None:
             el, sc = name[4:-3].split("_")
             enc = mfs.Encoding(el, sc, "centre+rotate").fit(x[:100_000])
             packed = mfs.encode(x, enc)
-            raw[name] = (packed, mfs.vector_norms(packed))
+            raw[name] = scoring.search_index(packed)
             packed_of[name] = packed
             fns[name] = searcher(name, raw[name], k, args.threads)
             mfs.search(packed[:5000], q, k)  # compile outside the timings
-            held[name] = packed.nbytes + raw[name][1].nbytes
-            bytes_q = packed.nbytes + raw[name][1].nbytes + rows
+            held[name] = raw[name].nbytes
+            # The scan reads codes, scales, the float32 norms and the exclusion mask.
+            bytes_q = raw[name].nbytes + rows
         elif name.startswith("mfs_"):
             packed = mfs.encode(x, name[4:])
             index = scoring.search_index(packed)
@@ -498,10 +498,10 @@ def main() -> None:
         qq = q[:100]
         pairs: dict[str, Callable[[], Any]] = {}
         for n in names:
-            if n.endswith("_cr") and raw[n][0].encoding.codebook.bits == 4:
-                e, nr = raw[n]
-                pairs[f"{n} fast"] = lambda e=e, nr=nr: mfs.search(e, qq, k, norms=nr, method="fast")
-                pairs[f"{n} blas"] = lambda e=e, nr=nr: mfs.search(e, qq, k, norms=nr, method="blas")
+            if n.endswith("_cr") and raw[n].packed.encoding.codebook.bits == 4:
+                ix = raw[n]
+                pairs[f"{n} fast"] = lambda ix=ix: mfs.search(ix, qq, k, method="fast")
+                pairs[f"{n} blas"] = lambda ix=ix: mfs.search(ix, qq, k, method="blas")
         print("batch of 100, encoded 4-bit: fast scan and BLAS pre-selection ...")
         t = interleaved(pairs, args.repeats)
         for n in names:

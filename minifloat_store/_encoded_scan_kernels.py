@@ -3,14 +3,14 @@
 Private module; ``encoded_scoring.py`` builds the tables and states the error
 bound. A stored row is ``z_j = level(code_j) * f_b * f`` in the transformed
 space (``f_b`` its block's factor, ``f`` the row's), and the exact score is
-``(<z, R(q)> + <mean, q>) / |y|`` with ``|y|`` the decoded norm the caller
-passes. Here each 16-entry codebook is written as one or two int8 tables
-times a step (``level ~= step_0 * A + step_1 * B``), the rotated query is
-rounded to int8, and the nibble kernels of ``_scan_kernels`` give integer
-dot products per 32-byte chunk: whole rows at once without block scales,
-eight int32 lanes per chunk (4 bytes each) with them, summed per block
-(blocks of 16 or 32 4-bit values are 8 or 16 bytes) and weighed by the
-block's factor in float64.
+``(<z, R(q)> + <mean, q>) / |y|`` with ``|y|`` the decoded norm (float32,
+from the search index). Here each 16-entry codebook is written as one or
+two int8 tables times a step (``level ~= step_0 * A + step_1 * B``), the
+rotated query is rounded to int8, and the nibble kernels of
+``_scan_kernels`` give integer dot products per 32-byte chunk: whole rows at once without block scales,
+with them four int32 sums per chunk (8 bytes each, added in the vector
+registers), one per block of 16 values or two per block of 32, each block
+weighed by its factor in float64.
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from minifloat_store._encoded_score_kernels import factor_of
 from minifloat_store._scan_kernels import (
     FINE_RATIO,
     SUB_ROWS,
     _take,
     row_dot32,
     row_dot32_fine,
-    row_lanes32,
-    row_lanes32_fine,
+    row_pairs32,
+    row_pairs32_fine,
 )
-
-#: How a row's factor comes from its stored scale: none (1), the study's divisor (1 / s), a multiplier (s).
-FACTOR_ONE, FACTOR_DIVIDE, FACTOR_MULTIPLY = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
@@ -45,13 +43,14 @@ def _tail(row, qlo, qhi, tabs, fine, t, j):
 
 
 @njit(cache=True, inline="always")
-def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, lane_shift, lanes, acc):
+def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs_per_block, sums):
     """``sum_b f_b <L[codes in b], q_int>`` (float64) of one 4-bit row with int8 query ``t``.
 
     ``L = A`` (``tabs[0]``), or ``FINE_RATIO * A + B`` with ``fine``: integer
-    levels. ``lane_shift`` is log2 of the int32 lanes per block (1: 8-byte
-    blocks, 2: 16-byte blocks); without block scales (``block_row`` empty)
-    the row is summed at once. ``lanes`` (int32) and ``acc`` (int64) are scratch.
+    levels. ``pairs_per_block``: 8-byte groups per block (1: blocks of 16
+    values, 2: of 32); without block scales (``block_row`` empty) the row is
+    summed at once. ``sums`` (int32, (4 * ceil(bytes / 32),)) is scratch:
+    the kernel's integer sums per 8 bytes, exact (|sum| < 2**24).
     """
     nb = row.shape[0]
     full = nb // 32
@@ -67,18 +66,20 @@ def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, lane_shift, l
             dot += _tail(row, qlo, qhi, tabs, fine, t, j)
         return np.float64(dot)
     if fine:
-        row_lanes32_fine(addr, ql, qh, ta, tb, full, lanes.ctypes.data)
+        row_pairs32_fine(addr, ql, qh, ta, tb, full, sums.ctypes.data)
     else:
-        row_lanes32(addr, ql, qh, ta, full, lanes.ctypes.data)
-    for b in range(n_blocks):
-        acc[b] = 0
-    for g in range(8 * full):
-        acc[g >> lane_shift] += lanes[g]
+        row_pairs32(addr, ql, qh, ta, full, sums.ctypes.data)
+    for g in range(4 * full, sums.shape[0]):
+        sums[g] = 0
     for j in range(32 * full, nb):
-        acc[j >> (lane_shift + 2)] += _tail(row, qlo, qhi, tabs, fine, t, j)
+        sums[j >> 3] += _tail(row, qlo, qhi, tabs, fine, t, j)
     total = 0.0
-    for b in range(n_blocks):
-        total += block_table[block_row[b]] * np.float64(acc[b])
+    if pairs_per_block == 1:
+        for b in range(n_blocks):
+            total += block_table[block_row[b]] * np.float64(sums[b])
+    else:
+        for b in range(n_blocks):
+            total += block_table[block_row[b]] * np.float64(sums[2 * b] + sums[2 * b + 1])
     return total
 
 
@@ -87,38 +88,33 @@ def _row_terms(scales, factor_mode, norm, i):
     """(f / norm, 1 / norm) of row i in float64: f the row's factor; zeros for a zero row."""
     if norm <= 0.0:
         return 0.0, 0.0
-    f = 1.0
-    if factor_mode == FACTOR_DIVIDE:
-        f = 1.0 / np.float64(scales[i])
-    elif factor_mode == FACTOR_MULTIPLY:
-        f = np.float64(scales[i])
-    return f / norm, 1.0 / norm
+    nrm = np.float64(norm)
+    return factor_of(scales, factor_mode, i) / nrm, 1.0 / nrm
 
 
 @njit(cache=True, parallel=True)
-def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, block_table, lane_shift, qlo, qhi,
+def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, block_table, pairs, qlo, qhi,
                    q_step, mean_dot, skip, k, margin2, heap_s, heap_r, pool_s, pool_r, state, overflow,
                    block_rows):  # fmt: skip
     """Approximate cosines of every 4-bit encoded row with every query; per row block, a candidate pool.
 
     ``tabs`` (2, 32) int8: the integer levels A (and B with ``fine``) of the
     16 codes, each twice; ``scales`` (n,) float32 (any shape with
-    FACTOR_ONE) and ``norms`` (n,) float64: the row's stored scale and
-    decoded norm; ``block_table`` float64: the factor of each block-scale
-    code; ``qlo``/``qhi`` from ``int8_queries``; ``q_step`` (Q,) float64:
-    the level step over the query's S; ``mean_dot`` (Q,) float64. Score =
+    FACTOR_ONE) and ``norms`` (n,) float32: the row's stored scale and
+    decoded norm (rounded to float32, as a search index holds it);
+    ``block_table`` float64: the factor of each block-scale code;
+    ``qlo``/``qhi`` from ``int8_queries``; ``q_step`` (Q,) float64: the level
+    step over the query's S; ``mean_dot`` (Q,) float64. Score =
     ``clip((f * dot * q_step + mean_dot) / norm)``, rounded to float32 (0 for a
     zero row). Heaps and pools as in ``_scan_kernels.scan_pool``.
     """
     n = codes.shape[0]
-    n_lanes = max(1, codes.shape[1] // 32) * 8
-    n_blocks = max(1, block_scales.shape[1])
+    n_sums = 4 * ((codes.shape[1] + 31) // 32)
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
         f_n = np.empty(SUB_ROWS, np.float64)
         i_n = np.empty(SUB_ROWS, np.float64)
-        lanes = np.empty(n_lanes, np.int32)
-        acc = np.empty(n_blocks, np.int64)
+        sums = np.empty(n_sums, np.int32)
         r_end = min(n, (blk + 1) * block_rows)
         for a in range(blk * block_rows, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
@@ -127,8 +123,7 @@ def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, 
             for t in range(qlo.shape[0]):
                 for p in range(m):
                     i = a + p
-                    dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, lane_shift,
-                                   lanes, acc)  # fmt: skip
+                    dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs, sums)
                     s = dot * q_step[t] * f_n[p] + mean_dot[t] * i_n[p]
                     buf[p] = np.float32(min(max(s, -1.0), 1.0))
                 _take(buf[:m], a, skip, k, margin2, heap_s[blk, t], heap_r[blk, t],
@@ -136,15 +131,14 @@ def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, 
 
 
 @njit(cache=True, parallel=True)
-def approx_all_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, block_table, lane_shift, qlo, qhi,
+def approx_all_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, block_table, pairs, qlo, qhi,
                     q_step, mean_dot, out):  # fmt: skip
     """``out[t, i]``: the score ``scan_pool_enc4`` gives row i for query t (float32); for tests of the bound."""
-    n_lanes = max(1, codes.shape[1] // 32) * 8
+    n_sums = 4 * ((codes.shape[1] + 31) // 32)
     for i in prange(codes.shape[0]):
-        lanes = np.empty(n_lanes, np.int32)
-        acc = np.empty(max(1, block_scales.shape[1]), np.int64)
+        sums = np.empty(n_sums, np.int32)
         f_n, i_n = _row_terms(scales, factor_mode, norms[i], i)
         for t in range(qlo.shape[0]):
-            dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, lane_shift, lanes, acc)
+            dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs, sums)
             s = dot * q_step[t] * f_n + mean_dot[t] * i_n
             out[t, i] = np.float32(min(max(s, -1.0), 1.0))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from minifloat_store._encoding_kernels import levels_row
+from minifloat_store._encoding_kernels import decode_one, levels_row
 from minifloat_store._score_kernels import BLOCK_ROWS, heap_offer, lut_sum8
 
 LUT_BITS = (1, 2, 4)
@@ -126,6 +126,20 @@ def row_dot(code_row, block_row, row_factor, bits, table, lut, qrot, block, bloc
     return total * row_factor
 
 
+#: How a row's factor comes from its stored scale: none (1), the study's divisor (1 / s), a multiplier (s).
+FACTOR_ONE, FACTOR_DIVIDE, FACTOR_MULTIPLY = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def factor_of(scales, factor_mode, i):
+    """float64 factor of row i from its float32 scale (no per-row array of factors is built)."""
+    if factor_mode == FACTOR_DIVIDE:
+        return 1.0 / np.float64(scales[i])
+    if factor_mode == FACTOR_MULTIPLY:
+        return np.float64(scales[i])
+    return 1.0
+
+
 @njit(cache=True, inline="always")
 def _cosine(dot, norm):
     if norm == 0.0:
@@ -134,9 +148,13 @@ def _cosine(dot, norm):
 
 
 @njit(cache=True, parallel=True)
-def scan_topk(codes, block_scales, row_factors, bits, table, lut, qrot, mean_dot, block, block_table, norms, skip,
-              k, out_s, out_r, out_n):  # fmt: skip
-    """Exact cosine of every non-skipped row with one query; best ``k`` per block of rows (unsorted)."""
+def scan_topk(codes, block_scales, scales, factor_mode, bits, table, lut, qrot, mean_dot, block, block_table,
+              norms, skip, k, out_s, out_r, out_n):  # fmt: skip
+    """Cosine of every non-skipped row with one query; best ``k`` per block of rows (unsorted).
+
+    Exact with float64 ``norms``; with the float32 norms a search index holds,
+    within ``2**-23`` of exact (``encoded_scoring.NORM32_ERR``).
+    """
     n = codes.shape[0]
     d = qrot.shape[0]
     for blk in prange(out_n.shape[0]):
@@ -149,9 +167,8 @@ def scan_topk(codes, block_scales, row_factors, bits, table, lut, qrot, mean_dot
         for i in range(blk * BLOCK_ROWS, min(n, (blk + 1) * BLOCK_ROWS)):
             if skip[i]:
                 continue
-            dot = row_dot(
-                codes[i], block_scales[i], row_factors[i], bits, table, lut, qrot, block, block_table, cbuf, z, fb
-            )
+            f = factor_of(scales, factor_mode, i)
+            dot = row_dot(codes[i], block_scales[i], f, bits, table, lut, qrot, block, block_table, cbuf, z, fb)
             s = _cosine(dot + mean_dot, norms[i])
             if count == k and s < hs[0]:
                 continue
@@ -160,19 +177,18 @@ def scan_topk(codes, block_scales, row_factors, bits, table, lut, qrot, mean_dot
 
 
 @njit(cache=True)
-def score_rows(codes, block_scales, row_factors, bits, table, lut, qrot, mean_dot, block, block_table, norms,
+def score_rows(codes, block_scales, scales, factor_mode, bits, table, lut, qrot, mean_dot, block, block_table, norms,
                rows, count, out):  # fmt: skip
-    """Exact cosine of one query with ``rows[:count]`` into ``out[:count]``."""
+    """Exact cosine of one query with ``rows[:count]`` into ``out[:count]``; ``norms[p]`` is row ``rows[p]``'s."""
     d = qrot.shape[0]
     cbuf = np.empty(d, np.int64)
     z = np.empty(d, np.float32)
     fb = np.empty(max(1, block_scales.shape[1]), np.float64)
     for p in range(count):
         i = rows[p]
-        dot = row_dot(
-            codes[i], block_scales[i], row_factors[i], bits, table, lut, qrot, block, block_table, cbuf, z, fb
-        )
-        out[p] = _cosine(dot + mean_dot, norms[i])
+        f = factor_of(scales, factor_mode, i)
+        dot = row_dot(codes[i], block_scales[i], f, bits, table, lut, qrot, block, block_table, cbuf, z, fb)
+        out[p] = _cosine(dot + mean_dot, norms[p])
 
 
 @njit(cache=True)
@@ -206,6 +222,24 @@ def row_norms(decoded, out):
             v = np.float64(decoded[i, j])
             acc += v * v
         out[i] = np.sqrt(acc)
+
+
+@njit(cache=True)
+def decoded_norms(codes, bits, table, scale_mode, divides, scales, block, block_scales, e4m3_table,
+                  mean, centre, rotate, s1, s2, p, norm, rows, buf, out):  # fmt: skip
+    """float64 norm of decoded row ``rows[k]`` into ``out[k]``, one row at a time (no threads to wake
+    for a few candidates); ``buf`` (float32, (d,)) is scratch. Same values as ``row_norms`` of
+    ``decode_rows``' output: the same ``decode_one``, the same summation order."""
+    cbuf = np.empty(buf.shape[0], np.int64)
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        decode_one(codes[i], bits, table, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table,
+                   mean, centre, rotate, s1, s2, p, norm, cbuf, buf)  # fmt: skip
+        acc = 0.0
+        for j in range(buf.shape[0]):
+            v = np.float64(buf[j])
+            acc += v * v
+        out[k] = np.sqrt(acc)
 
 
 @njit(cache=True, parallel=True)

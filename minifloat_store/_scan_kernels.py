@@ -181,8 +181,9 @@ def _row_codegen(mode, fine=False):
 
     ``"dot"`` returns the int32 dot product with the int8 query (vector
     accumulator, one reduction); ``"dot_sq"`` also the sum of squared values;
-    ``"lanes"`` stores each chunk's eight int32 lanes (lane i: bytes 4i ..
-    4i + 3 of the chunk) at ``out_addr`` for the caller to weigh per block.
+    ``"pairs"`` stores each chunk's four int32 sums of 8 bytes (sum i:
+    bytes 8i .. 8i + 7 of the chunk, one block of 16 values) at ``out_addr``
+    for the caller to weigh per block.
     ``vpshufb`` looks 32 nibbles up in a 16-entry int8 table at once (``tab``
     holds it twice, once per 128-bit lane); ``vpsignb``/``vpabsb`` move the
     signs onto the int8 query so that ``vpmaddubsw`` multiplies and adds pairs
@@ -213,15 +214,20 @@ def _row_codegen(mode, fine=False):
             d, al, ah = v.dot_lanes(c, ql, qh, tab)
             if fine:
                 d = builder.add(builder.mul(d, ratio), v.dot_lanes(c, ql, qh, tab_fine)[0])
-            if mode == "lanes":
-                ptr = builder.inttoptr(builder.add(out_addr, off), v.v8i32.as_pointer())
-                builder.store(d, ptr).align = 1
+            if mode == "pairs":
+                # Lane i holds bytes 4i .. 4i + 3: add lanes 2i and 2i + 1 (vphaddd-like shuffles).
+                v4 = ir.VectorType(ir.IntType(32), 4)
+                even = builder.shuffle_vector(d, d, ir.Constant(v4, [0, 2, 4, 6]))
+                odd = builder.shuffle_vector(d, d, ir.Constant(v4, [1, 3, 5, 7]))
+                half = builder.lshr(off, ir.Constant(off.type, 1))  # 16 output bytes per 32-byte chunk
+                ptr = builder.inttoptr(builder.add(out_addr, half), v4.as_pointer())
+                builder.store(builder.add(even, odd), ptr).align = 1
             else:
                 builder.store(builder.add(builder.load(acc_d), d), acc_d)
             if mode == "dot_sq":
                 sq = builder.add(v.widen(al, al), v.widen(ah, ah))
                 builder.store(builder.add(builder.load(acc_s), sq), acc_s)
-        if mode == "lanes":
+        if mode == "pairs":
             return context.get_dummy_value()
         dot = builder.call(v.reduce, [builder.load(acc_d)])
         if mode == "dot":
@@ -248,9 +254,9 @@ def row_dot_sq32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):
 
 
 @intrinsic
-def row_lanes32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks, out_addr):  # pragma: no cover
-    """``row_dot32``'s products as 8 int32 lanes per chunk, stored at ``out_addr`` (32 bytes per chunk)."""
-    return types.void(*_ROW_ARGS, types.uintp), _row_codegen("lanes")
+def row_pairs32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks, out_addr):  # pragma: no cover
+    """``row_dot32``'s products summed per 8 bytes (4 int32 per chunk, stored at ``out_addr``, 16 bytes per chunk)."""
+    return types.void(*_ROW_ARGS, types.uintp), _row_codegen("pairs")
 
 
 _FINE_ARGS = (types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
@@ -263,9 +269,9 @@ def row_dot32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_add
 
 
 @intrinsic
-def row_lanes32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, out_addr):  # noqa: E501  # pragma: no cover
-    """``row_lanes32`` with a fine table, as ``row_dot32_fine``."""
-    return types.void(*_FINE_ARGS, types.uintp), _row_codegen("lanes", fine=True)
+def row_pairs32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, out_addr):  # noqa: E501  # pragma: no cover
+    """``row_pairs32`` with a fine table, as ``row_dot32_fine``."""
+    return types.void(*_FINE_ARGS, types.uintp), _row_codegen("pairs", fine=True)
 
 
 # ---------------------------------------------------------------- candidate pools

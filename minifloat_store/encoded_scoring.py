@@ -27,7 +27,13 @@ from minifloat_store._scan_kernels import FINE_RATIO, HAS_AVX2, int8_queries, po
 from minifloat_store._score_kernels import BLOCK_ROWS
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.encoding import Encoded, Encoding
-from minifloat_store.encoding_codec import decode_rows_into, decode_unit_chunk
+from minifloat_store.encoding_codec import (
+    _E4M3_TABLE,
+    _SCALE_MODE,
+    _transform_args,
+    decode_rows_into,
+    decode_unit_chunk,
+)
 from minifloat_store.transforms import rotation
 
 __all__ = ["encoded_fast_ok", "encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
@@ -36,6 +42,11 @@ __all__ = ["encoded_fast_ok", "encoded_norms", "encoded_pairs", "encoded_search"
 CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path.
 QUERY_BATCH = 256
+#: Bound on |score with a float32 norm - score with the float64 norm|: the
+#: cosine before clipping is at most 1 + 1e-6 in magnitude and the rounded
+#: norm within 2**-24 of the norm, relatively (rows outside float32's normal
+#: range are special rows, scored from decode).
+NORM32_ERR = 2.0**-23
 #: Rows per parallel work item of the fast scan, and pool entries per (work item, query) (at least 4k).
 FAST_BLOCK_ROWS = 16384
 POOL_ROWS = 256
@@ -68,13 +79,11 @@ def _block_table(scale: str) -> np.ndarray:
     return t
 
 
-def _row_factors(e: Encoded) -> np.ndarray:
-    """float64 per-row factor: 1/s for the study's divisor, the stored multiplier, or 1."""
-    enc = e.encoding
+def _factor_args(e: Encoded) -> tuple[np.ndarray, int]:
+    """(scales, mode) from which the kernels take a row's factor: 1/s for the study's divisor, s, or 1."""
     if e.scales is None:
-        return np.ones(e.n, dtype=np.float64)
-    s = e.scales.astype(np.float64)
-    return 1.0 / s if enc.divides else s
+        return np.zeros(1, np.float32), K.FACTOR_ONE
+    return e.scales, K.FACTOR_DIVIDE if e.encoding.divides else K.FACTOR_MULTIPLY
 
 
 def _blocks(e: Encoded) -> np.ndarray:
@@ -93,30 +102,55 @@ def _decode_chunk(e: Encoded, rows: np.ndarray | None, lo: int, hi: int) -> np.n
 # ---------------------------------------------------------------- norms and pairs
 
 
+#: Up to this many rows, norms are decoded on the calling thread (a search's candidates, verify's row).
+SERIAL_ROWS = 4096
+
+
 def encoded_norms(e: Encoded, rows: np.ndarray | None = None) -> np.ndarray:
     """float64 L2 norms of the decoded rows ``rows`` (int64; every row for None), decoded in chunks."""
     m = e.n if rows is None else rows.shape[0]
     out = np.empty(m, dtype=np.float64)
+    if rows is not None and m <= SERIAL_ROWS:
+        enc = e.encoding
+        # Without a vector scale, decode_one reads scales[i] as 1: a zero-stride view, nothing allocated per row.
+        scales = e.scales if e.scales is not None else np.broadcast_to(np.float32(1.0), (e.n,))
+        K.decoded_norms(e.codes, enc.codebook.bits, enc.codebook.table, _SCALE_MODE[enc.scale], enc.divides,
+                        scales, max(enc.block_size, 1), _blocks(e), _E4M3_TABLE, *_transform_args(enc, e.dim),
+                        rows, np.empty(e.dim, np.float32), out)  # fmt: skip
+        return out
     for lo in range(0, m, CHUNK_ROWS):
         hi = min(m, lo + CHUNK_ROWS)
         K.row_norms(_decode_chunk(e, rows, lo, hi), out[lo:hi])
     return out
 
 
-def encoded_pairs(decode_a, na: np.ndarray, ra: np.ndarray, decode_b, nb: np.ndarray, rb: np.ndarray) -> np.ndarray:
+def encoded_pairs(
+    decode_a, na: np.ndarray | None, ra: np.ndarray, decode_b, nb: np.ndarray | None, rb: np.ndarray
+) -> np.ndarray:
     """Cosine of decoded row ``ra[p]`` of a with ``rb[p]`` of b, in chunks of pairs.
 
     ``decode_a(rows)`` / ``decode_b(rows)`` return the float32 decoded rows
-    (int64 indices); ``na``, ``nb`` are the float64 norms of every row.
+    (int64 indices); ``na``, ``nb`` are the float64 norms of every row, or
+    None to take them from the decoded rows themselves (as
+    :func:`encoded_norms` does: no second decode, nothing kept per row).
     """
     out = np.empty(ra.shape[0], dtype=np.float64)
     for lo in range(0, ra.shape[0], CHUNK_ROWS):
         hi = min(ra.shape[0], lo + CHUNK_ROWS)
+        ya, yb = decode_a(ra[lo:hi]), decode_b(rb[lo:hi])
         dots = np.empty(hi - lo, dtype=np.float64)
-        K.row_dots(decode_a(ra[lo:hi]), decode_b(rb[lo:hi]), dots)
-        den = na[ra[lo:hi]] * nb[rb[lo:hi]]
+        K.row_dots(ya, yb, dots)
+        den = _chunk_norms(na, ra[lo:hi], ya) * _chunk_norms(nb, rb[lo:hi], yb)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[lo:hi] = np.where(den > 0, np.clip(dots / np.where(den > 0, den, 1), -1.0, 1.0), 0.0)
+    return out
+
+
+def _chunk_norms(norms: np.ndarray | None, rows: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+    if norms is not None:
+        return norms[rows]
+    out = np.empty(rows.shape[0], np.float64)
+    K.row_norms(decoded, out)
     return out
 
 
@@ -154,130 +188,183 @@ class _Rows:
     def __init__(self, e: Encoded) -> None:
         enc = e.encoding
         self.e = e
-        self.factors = _row_factors(e)
+        self.scales, self.factor_mode = _factor_args(e)
         self.blocks = _blocks(e)
         self.block = enc.block_size
         self.block_table = _block_table(enc.scale)
         self.table = enc.codebook.table
 
-    def score(self, q: _Query, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def score(self, q: _Query, rows: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+        """Exact scores of ``rows`` (int64); ``norms`` (float64) are theirs, computed from decode if None."""
+        nr = encoded_norms(self.e, rows) if norms is None else norms
         out = np.empty(rows.shape[0], dtype=np.float64)
-        K.score_rows(self.e.codes, self.blocks, self.factors, self.e.encoding.codebook.bits, self.table, q.lut,
-                     q.qrot, q.mean_dot, self.block, self.block_table, norms, rows, rows.shape[0], out)  # fmt: skip
+        K.score_rows(self.e.codes, self.blocks, self.scales, self.factor_mode, self.e.encoding.codebook.bits,
+                     self.table, q.lut, q.qrot, q.mean_dot, self.block, self.block_table, nr, rows, rows.shape[0],
+                     out)  # fmt: skip
         return out
 
-    def scan(self, q: _Query, norms: np.ndarray, skip: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _scan_blocks(self, q: _Query, norms: np.ndarray, skip: np.ndarray, k: int):
         n_blocks = (self.e.n + BLOCK_ROWS - 1) // BLOCK_ROWS
         cap = min(k, BLOCK_ROWS)
         out_s = np.empty((n_blocks, cap), dtype=np.float64)
         out_r = np.empty((n_blocks, cap), dtype=np.int64)
         out_n = np.zeros(n_blocks, dtype=np.int64)
         bits = self.e.encoding.codebook.bits
-        K.scan_topk(self.e.codes, self.blocks, self.factors, bits, self.table, q.lut, q.qrot, q.mean_dot,
-                    self.block, self.block_table, norms, skip, cap, out_s, out_r, out_n)  # fmt: skip
+        K.scan_topk(self.e.codes, self.blocks, self.scales, self.factor_mode, bits, self.table, q.lut, q.qrot,
+                    q.mean_dot, self.block, self.block_table, norms, skip, cap, out_s, out_r, out_n)  # fmt: skip
         keep = np.arange(cap)[None, :] < out_n[:, None]
-        return out_r[keep], out_s[keep]
+        full = out_n == cap  # such a block may have left rows out, all scoring at most its heap's minimum
+        worst = float(out_s[full, 0].max()) if full.any() else -np.inf  # heap roots are the minima
+        return out_r[keep], out_s[keep], worst
+
+    def scan(self, q: _Query, norms32: np.ndarray, skip: np.ndarray, k: int, n_valid: int):
+        """Exact top-k candidates (rows, scores) of one query over the non-skipped rows.
+
+        The scan divides by the index's float32 norms, within ``NORM32_ERR``
+        of the exact scores; each block keeps ``k + max(k, 32)`` rows, and the
+        rows within twice that of the k-th best are rescored with float64
+        norms. If a block left out a row that close (near-ties), the float64
+        norms of every row are computed for this query and the scan repeated.
+        """
+        cap = min(n_valid, k + max(k, 32))
+        r, s, worst = self._scan_blocks(q, norms32, skip, cap)
+        kth = float(np.partition(s, s.size - k)[s.size - k])
+        margin2 = 2 * NORM32_ERR
+        if worst >= kth - margin2:
+            r, s, _ = self._scan_blocks(q, encoded_norms(self.e), skip, k)
+            return r, s
+        cand = r[s >= kth - margin2]
+        return cand, self.score(q, cand)
 
 
-def special_mask(e: Encoded, norms: np.ndarray) -> np.ndarray:
-    """Rows the kernels must not score, because float32 rounding in ``decode`` matters for them.
+def special_rows(e: Encoded, norms32: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rows the kernels must not score, because float32 rounding in ``decode`` matters for them,
+    and the smallest nonzero norm among the others (inf if none).
 
     Norms outside [1e-20, 1e30] (as for packed minifloats: float32 under- or
     overflow), and, when the encoding centres, vectors shorter than a quarter
     of the mean: their decoded values are ``R^T(z) + mean`` with most of the
     mean cancelling, so the rounding of that addition is a large part of the
-    result. Such rows are scored from ``decode`` in float64 instead.
+    result. Such rows are scored from ``decode`` in float64 instead. Decided
+    on the float32 norms a search index holds (int64 rows, ascending).
     """
-    mask = np.empty(norms.shape[0], np.bool_)
-    K.split_special(
-        norms, np.zeros(norms.shape[0], np.bool_), _mean_norm(e.encoding), mask, np.empty(norms.shape[0], np.int64)
-    )
+    n = norms32.shape[0]
+    out = np.empty(n, np.int64)
+    count, _, low = K.split_special(norms32, np.zeros(n, np.bool_), _mean_norm(e.encoding), np.empty(n, np.bool_), out)
+    return out[:count].copy(), float(low)
+
+
+def special_mask(e: Encoded, norms32: np.ndarray) -> np.ndarray:
+    """:func:`special_rows` as a bool mask (n,)."""
+    mask = np.zeros(norms32.shape[0], np.bool_)
+    mask[special_rows(e, norms32)[0]] = True
     return mask
+
+
+def norms32_of(norms: np.ndarray) -> np.ndarray:
+    """float64 decoded norms rounded to the float32 a search index holds (above float32's range: inf, special)."""
+    with np.errstate(over="ignore"):
+        return norms.astype(np.float32)
 
 
 def _mean_norm(enc: Encoding) -> float:
     return float(np.linalg.norm(_mean64(enc))) if enc.centres else 0.0
 
 
-def exact_scores(e: Encoded, norms: np.ndarray, qhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def exact_scores(e: Encoded, qhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(q, len(rows)) cosines of unit queries with decoded rows, in float64: the plain definition."""
-    y = decoder(e)(rows).astype(np.float64)
-    nr = norms[rows]
+    y32 = decoder(e)(rows)
+    nr = np.empty(rows.shape[0], np.float64)
+    K.row_norms(y32, nr)  # as encoded_norms computes them
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        out = (qhat @ y.T) / nr
+        out = (qhat @ y32.astype(np.float64).T) / nr
     out[:, nr == 0] = 0.0
     return np.clip(out, -1.0, 1.0)
 
 
-def encoded_verify(e: Encoded, norms: np.ndarray, qhat: np.ndarray, row: int) -> float:
-    """Cosine of one unit query (float64, (d,)) with stored row ``row``: the value search reports."""
+def encoded_verify(e: Encoded, norms: np.ndarray | None, qhat: np.ndarray, row: int) -> float:
+    """Cosine of one unit query (float64, (d,)) with stored row ``row``: the value search reports.
+
+    ``norms``: the float64 :func:`encoded_norms` of every row, or None to decode this row's.
+    """
     rows = np.array([row], dtype=np.int64)
-    if special_mask(e, norms[rows])[0]:
-        return float(exact_scores(e, norms, qhat[None, :], rows)[0, 0])
-    return float(_Rows(e).score(_Query(e, qhat), norms, rows)[0])
+    nr = encoded_norms(e, rows) if norms is None else norms[rows]
+    if special_mask(e, norms32_of(nr))[0]:
+        return float(exact_scores(e, qhat[None, :], rows)[0, 0])
+    return float(_Rows(e).score(_Query(e, qhat), rows, nr)[0])
 
 
 # ---------------------------------------------------------------- search
 
 
-def _blas_margin(e: Encoded, norms: np.ndarray, skip: np.ndarray) -> float:
+def _blas_margin(e: Encoded, low: float) -> float:
     """Bound on |float32-BLAS approximate cosine - kernel cosine| for unit queries.
 
     The pre-selection multiplies, in float32, ``[R(q), <mean, q>]`` with
     ``[z, 1] / |y|`` (z in the transformed space): a float32 dot product of
     d + 1 terms errs by about (d + 1) * 2**-24 of the sum of the terms'
-    magnitudes, at most ``(|z| + |mean|) / |y| <= 1 + 2 |mean| / |y|``; a few
-    more units cover the rounding of the inputs and of the decoded values.
+    magnitudes, at most ``(|z| + |mean|) / |y| <= 1 + 2 |mean| / |y|`` (``|y|
+    >= low``, the smallest nonzero norm scored); a few more units cover the
+    rounding of the inputs and of the decoded values, and ``NORM32_ERR`` the
+    float32 norms it divides by.
     """
     ratio = 1.0
-    if e.encoding.centres:
-        live = norms[~skip & (norms > 0)]
-        if live.size:
-            ratio += 2 * float(np.linalg.norm(_mean64(e.encoding))) / float(live.min())
-    return 1.1 * (e.dim + 12) * ratio * 2.0**-24 + 1e-12
+    if e.encoding.centres and np.isfinite(low):
+        ratio += 2 * _mean_norm(e.encoding) / low
+    return 1.1 * (e.dim + 12) * ratio * 2.0**-24 + NORM32_ERR + 1e-12
 
 
 def encoded_search(
-    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, method: str
+    e: Encoded,
+    norms32: np.ndarray,
+    special: np.ndarray,
+    low: float,
+    skip: np.ndarray,
+    qhat: np.ndarray,
+    k: int,
+    method: str,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Candidate (rows, scores) per unit query (float64, (q, d)), each holding the exact top ``k``.
 
-    ``method`` is "fast" (only where :func:`encoded_fast_ok`), "scan" or
-    "blas"; all give the same scores. ``k`` is at most the number of
-    non-skipped rows. The caller sorts.
+    ``norms32`` (n,) float32, ``special`` and ``low``: what a search index
+    holds (``fast_search.search_index``; :func:`special_rows`). ``method`` is
+    "fast" (only where :func:`encoded_fast_ok`), "scan" or "blas"; all give
+    the same scores, computed with float64 norms of the rows they return.
+    ``k`` is at most the number of non-skipped rows. The caller sorts.
     """
-    skip_all = np.empty(e.n, np.bool_)
-    special_rows = np.empty(e.n, np.int64)
-    count, n_valid, low = K.split_special(norms, skip, _mean_norm(e.encoding), skip_all, special_rows)
-    special_rows, skip = special_rows[:count].copy(), skip_all
+    special = special[~skip[special]]
+    if special.size:  # scored apart, from decode
+        skip = skip.copy()
+        skip[special] = True
+    n_valid = e.n - int(np.count_nonzero(skip))
     if n_valid == 0:
         out_r = [np.zeros(0, np.int64)] * qhat.shape[0]
         out_s = [np.zeros(0, np.float64)] * qhat.shape[0]
     else:
-        out_r, out_s = _kernel_candidates(e, norms, skip, qhat, min(k, n_valid), n_valid, method, low)
-    if special_rows.size:
-        extra = exact_scores(e, norms, qhat, special_rows)
-        out_r = [np.concatenate([r, special_rows]) for r in out_r]
+        out_r, out_s = _kernel_candidates(e, norms32, skip, qhat, min(k, n_valid), n_valid, method, low)
+    if special.size:
+        extra = exact_scores(e, qhat, special)
+        out_r = [np.concatenate([r, special]) for r in out_r]
         out_s = [np.concatenate([s, extra[t]]) for t, s in enumerate(out_s)]
     return out_r, out_s
 
 
 def _kernel_candidates(
-    e: Encoded, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, method: str, low: float
+    e: Encoded, norms32: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, method: str, low: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``low``: the smallest nonzero norm of a scored row."""
+    """``low``: the smallest nonzero norm of a scored row (or less)."""
     rows = _Rows(e)
     if method == "fast":
-        return _fast_candidates(e, rows, norms, skip, qhat, k, low)
+        return _fast_candidates(e, rows, norms32, skip, qhat, k, n_valid, low)
     if method == "scan":
         out_r, out_s = [], []
         for t in range(qhat.shape[0]):
-            r, s = rows.scan(_Query(e, qhat[t]), norms, skip, k)
+            r, s = rows.scan(_Query(e, qhat[t]), norms32, skip, k, n_valid)
             out_r.append(r)
             out_s.append(s)
         return out_r, out_s
     cap = min(n_valid, k + max(k, 32))
-    margin2 = 2 * _blas_margin(e, norms, skip)
+    margin2 = 2 * _blas_margin(e, low)
     enc, d = e.encoding, e.dim
     mean = _mean64(enc) if enc.centres else None
     aug = np.empty((min(CHUNK_ROWS, e.n), d + 1), dtype=np.float32)
@@ -295,7 +382,7 @@ def _kernel_candidates(
         for lo in range(0, e.n, CHUNK_ROWS):
             hi = min(e.n, lo + CHUNK_ROWS)
             c = hi - lo
-            decode_unit_chunk(e, norms, lo, aug[:c])
+            decode_unit_chunk(e, norms32, lo, aug[:c])
             K.offer_chunk(qaug @ aug[:c].T, lo, skip, heap_s, heap_r, counts)
         for t in range(qb.shape[0]):
             c = int(counts[t])
@@ -303,13 +390,13 @@ def _kernel_candidates(
             if c == cap and cap < n_valid:
                 kth = np.partition(heap_s[t, :c], c - k)[c - k]
                 if not heap_s[t].min() < kth - margin2:
-                    r, s = rows.scan(q, norms, skip, k)  # near-ties at the border: exact scan
+                    r, s = rows.scan(q, norms32, skip, k, n_valid)  # near-ties at the border: exact scan
                     out_r.append(r)
                     out_s.append(s)
                     continue
             r = heap_r[t, :c].copy()
             out_r.append(r)
-            out_s.append(rows.score(q, norms, r))
+            out_s.append(rows.score(q, r))
     return out_r, out_s
 
 
@@ -353,7 +440,7 @@ def encoded_fast_ok(e: Encoded, k: int) -> bool:
     return HAS_AVX2 and cb.bits == 4 and k <= 256 and e.dim <= 2048 and bool(np.isfinite(cb.table).all())
 
 
-def _fast_tables(e: Encoded, norms: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
+def _fast_tables(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
     """The arguments of ``scan_pool_enc4`` between ``codes`` and ``skip``, and each query's error bound.
 
     Bound (float64 (Q,)) on ``|approximate - exact score|`` for every row
@@ -363,7 +450,7 @@ def _fast_tables(e: Encoded, norms: np.ndarray, low: float, qhat: np.ndarray) ->
     most ``|z| (|e| + rho |qq|)`` by Cauchy-Schwarz; over the norm,
     ``|z| / |y| <= 1 + |mean| / |y|`` (the rounding inside decode moves that
     by far less than 2**-10); the float64 arithmetic and the final rounding
-    to float32 add under ``2**-23 + 1e-9``.
+    to float32 add under ``2**-23 + 1e-9``, and the float32 norms ``NORM32_ERR``.
     """
     enc = e.encoding
     tabs, fine, step, rho = _int_tables(enc.codebook.table)
@@ -371,29 +458,26 @@ def _fast_tables(e: Encoded, norms: np.ndarray, low: float, qhat: np.ndarray) ->
     mean_dot = qhat @ _mean64(enc) if enc.centres else np.zeros(qhat.shape[0])
     qlo, qhi, inv_s, err, qq = int8_queries(qrot, e.codes.shape[1])
     ratio = 1.0 + (_mean_norm(enc) / low if np.isfinite(low) else 0.0)
-    bound = ratio * (1 + 2.0**-10) * (err + rho * qq) * (1 + 2.0**-20) + 2.0**-23 + 1e-9
-    lane_shift = {0: 0, 16: 1, 32: 2}[enc.block_size]
-    if e.scales is None:
-        scales, mode = np.zeros(1, np.float32), FK.FACTOR_ONE
-    else:
-        scales, mode = e.scales, FK.FACTOR_DIVIDE if enc.divides else FK.FACTOR_MULTIPLY
-    args = (_blocks(e), scales, mode, norms, tabs, fine, _block_table(enc.scale), lane_shift, qlo, qhi,
+    bound = ratio * (1 + 2.0**-10) * (err + rho * qq) * (1 + 2.0**-20) + 2.0**-23 + 1e-9 + NORM32_ERR
+    pairs = {0: 0, 16: 1, 32: 2}[enc.block_size]  # 8-byte groups per block
+    scales, mode = _factor_args(e)
+    args = (_blocks(e), scales, mode, norms32, tabs, fine, _block_table(enc.scale), pairs, qlo, qhi,
             inv_s * step, np.ascontiguousarray(mean_dot))  # fmt: skip
     return args, bound
 
 
-def _approx_scores(e: Encoded, norms: np.ndarray, qhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's approximate score (float32, (Q, n)) and each query's bound for the rows not in
-    ``special_mask``: what the tests check."""
-    low = norms[~special_mask(e, norms) & (norms > 0)]
-    args, bound = _fast_tables(e, norms, float(low.min()) if low.size else np.inf, qhat)
+def _approx_scores(e: Encoded, norms32: np.ndarray, qhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's approximate score (float32, (Q, n)) from the float32 norms and each query's bound
+    for the rows not in :func:`special_rows`: what the tests check."""
+    _, low = special_rows(e, norms32)
+    args, bound = _fast_tables(e, norms32, low, qhat)
     out = np.empty((qhat.shape[0], e.n), np.float32)
     FK.approx_all_enc4(e.codes, *args, out)
     return out, bound
 
 
 def _fast_candidates(
-    e: Encoded, rows: _Rows, norms: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, low: float
+    e: Encoded, rows: _Rows, norms32: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, low: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The approximate scan, then the exact scores of every row within twice the bound of the k-th best.
 
@@ -406,7 +490,7 @@ def _fast_candidates(
     live = np.flatnonzero(~zero_q)
     redo = [int(t) for t in np.flatnonzero(zero_q)]
     if live.size:
-        args, bound = _fast_tables(e, norms, low, qhat[live])
+        args, bound = _fast_tables(e, norms32, low, qhat[live])
         pools = pool_arrays(e.n, live.size, k, FAST_BLOCK_ROWS, POOL_ROWS)
         margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
         FK.scan_pool_enc4(e.codes, *args, skip, k, margin2, *pools, FAST_BLOCK_ROWS)
@@ -416,7 +500,7 @@ def _fast_candidates(
                 redo.append(int(t))
             else:
                 out_r[t] = cand[j]
-                out_s[t] = rows.score(_Query(e, qhat[t]), norms, cand[j])
+                out_s[t] = rows.score(_Query(e, qhat[t]), cand[j])
     for u in redo:
-        out_r[u], out_s[u] = rows.scan(_Query(e, qhat[u]), norms, skip, k)
+        out_r[u], out_s[u] = rows.scan(_Query(e, qhat[u]), norms32, skip, k, n_valid)
     return out_r, out_s

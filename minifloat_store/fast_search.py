@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from minifloat_store import _scan_kernels as SK
+from minifloat_store import _wide_scan_kernels as WK
 from minifloat_store.codec import Packed
+from minifloat_store.encoded_scoring import norms32_of, special_rows
 from minifloat_store.encoding import Encoded
 from minifloat_store.exact_scan import (
     _check_norms,
@@ -46,35 +48,47 @@ FAST_BLOCK_ROWS = 16384
 
 @dataclass(frozen=True, eq=False)
 class SearchIndex:
-    """What the fast search holds per database: the payload, nothing per row beyond it.
+    """What the fast search holds per database: the payload, and at most one float32 per row beyond it.
 
-    The approximate pass computes each row's norm from its codes as it goes,
-    and the exact rescoring computes the norms of its few candidates, so no
-    norm is stored.
+    For packed minifloats nothing per row: the approximate pass computes each
+    row's norm from its codes as it goes, and the exact rescoring computes
+    the norms of its few candidates. For Encoded vectors (whose decoded norm
+    needs the inverse transform) the decoded norms rounded to float32: the
+    scans divide by them within a stated bound, and the candidates are
+    rescored with float64 norms computed from decode.
 
     Attributes
     ----------
-    packed : Packed
+    packed : Packed or Encoded
         The n stored vectors (codes and scales: the payload).
     special_rows : ndarray of shape (m,), int64
         Nonzero rows the approximate pass cannot bound (a decoded norm outside
-        [1e-20, 1e30], see ``_special_mask``; raw values so small that float32
-        squares would underflow; a NaN/inf code), scored from ``decode`` in
-        float64 instead; usually empty.
+        [1e-20, 1e30], see ``_special_mask`` and ``encoded_scoring.special_rows``;
+        raw values so small that float32 squares would underflow; a NaN/inf
+        code; an encoded vector shorter than a quarter of the fitted mean),
+        scored from ``decode`` in float64 instead; usually empty.
     unit : float
         A power of two that brings the largest raw row norm into (1/2, 1]:
         the float32 kernels work on ``table[code] * unit``, far from
-        overflow (bf16 values reach 3.4e38) and from underflow.
+        overflow (bf16 values reach 3.4e38) and from underflow (1.0 for Encoded).
+    norms : ndarray of shape (n,), float32, or None
+        Encoded only: the decoded norms, rounded to nearest float32.
+    low : float
+        Encoded only: the smallest nonzero norm among the rows not in
+        ``special_rows`` (inf if none), for the error bounds.
     """
 
-    packed: Packed
+    packed: Packed | Encoded
     special_rows: np.ndarray
     unit: float = 1.0
+    norms: np.ndarray | None = None
+    low: float = float("inf")
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: codes, scales and ``special_rows``."""
-        return self.packed.nbytes + self.special_rows.nbytes
+        """Bytes held: codes, scales, ``special_rows`` and (Encoded) the float32 norms."""
+        extra = 0 if self.norms is None else self.norms.nbytes
+        return self.packed.nbytes + self.special_rows.nbytes + extra
 
 
 #: Rows whose raw norm, in units of the largest row's, is below this are
@@ -95,12 +109,12 @@ def _index_from_norms(packed: Packed, norms: np.ndarray) -> SearchIndex:
     return SearchIndex(packed, np.flatnonzero(special), unit)
 
 
-def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex:
-    """Build the state :func:`search` scans fastest: the codes plus one float32 per row.
+def search_index(packed: Packed | Encoded, norms: np.ndarray | None = None) -> SearchIndex:
+    """Build the state :func:`search` scans fastest: the codes plus at most one float32 per row.
 
     Parameters
     ----------
-    packed : Packed
+    packed : Packed or Encoded
         n stored vectors.
     norms : ndarray of shape (n,), float64, optional
         :func:`vector_norms` of ``packed``, if already known (not kept).
@@ -109,18 +123,20 @@ def search_index(packed: Packed, norms: np.ndarray | None = None) -> SearchIndex
     -------
     SearchIndex
         Pass it to :func:`search` instead of ``packed``: it holds the
-        payload and the (usually empty) list of rows scored apart, so
-        repeated searches skip the pass over the data that finds those.
+        payload, the (usually empty) list of rows scored apart and, for
+        Encoded vectors, their decoded norms as float32, so repeated
+        searches skip the pass over the data that finds those.
     """
-    if isinstance(packed, Encoded):
-        raise TypeError("search_index takes a Packed; pass Encoded vectors to search() directly")
     checked = _check_packed(packed)
-    assert isinstance(checked, Packed)  # Encoded was refused above
     nrm = vector_norms(checked) if norms is None else _check_norms(norms, checked)
+    if isinstance(checked, Encoded):
+        n32 = norms32_of(nrm)
+        special, low = special_rows(checked, n32)
+        return SearchIndex(checked, special, 1.0, n32, low)
     return _index_from_norms(checked, nrm)
 
 
-def _table_bound(bits: int, dim: int) -> float:
+def _table_bound(bits: int, dim: int, chain: int | None = None) -> float:
     """Bound on |float32-table approximate cosine - exact cosine| (see docs/performance.md).
 
     A float32 sum of n terms on eight lanes has a chain of at most
@@ -132,7 +148,8 @@ def _table_bound(bits: int, dim: int) -> float:
     square root and raw-versus-decoded values (2**-24 each) add three more.
     Relative to ``|t|`` that bounds the cosine's error; doubled for slack.
     """
-    chain = ((dim + 1) // 2 if bits == 4 else dim + 7) // 8 + 3
+    if chain is None:
+        chain = ((dim + 1) // 2 if bits == 4 else dim + 7) // 8 + 3
     return 2.0 * ((chain + 2) + (chain + 1) / 2 + 3) * 2.0**-24 + 1e-12
 
 
@@ -148,12 +165,30 @@ def _int4_table(fmt: Format) -> tuple[np.ndarray, float] | None:
     return np.round(v).astype(np.int8), step
 
 
+def _wide_args(fmt: Format, unit: float) -> tuple[int, int, np.float32] | None:
+    """(kind, shift, multiplier) of ``_wide_scan_kernels`` for ``fmt``'s codes times ``unit``, or None."""
+    if not SK.HAS_AVX2:
+        return None
+    if fmt.bits == 8 and fmt.exponent_bits + fmt.mantissa_bits == 7:
+        kind, shift, mult = WK.KIND_F8, 23 - fmt.mantissa_bits, 2.0 ** (127 - fmt.bias) * unit
+    elif fmt.bits == 16 and fmt.name == "fp16" and WK.HAS_F16C:
+        kind, shift, mult = WK.KIND_F16, 0, unit
+    elif fmt.bits == 16 and fmt.name == "bf16":
+        kind, shift, mult = WK.KIND_BF16, 0, unit
+    else:
+        return None
+    # The multiplier must be a float32 power of two (exact products); else the table path.
+    return (kind, shift, np.float32(mult)) if 2.0**-126 <= mult < 2.0**127 else None
+
+
 def _fast_plan(fmt: Format, dim: int) -> str | None:
-    """Which approximate kernel serves ``fmt``: "simd4", "table" or None (fp32: exact scan instead)."""
+    """Which approximate kernel serves ``fmt``: "simd4", "wide", "table" or None (fp32: exact scan instead)."""
     if fmt.bits > 16:
         return None
     if fmt.bits == 4 and SK.HAS_AVX2 and _int4_table(fmt) is not None:
         return "simd4"
+    if _wide_args(fmt, 1.0) is not None:  # (a unit outside float32's range takes the table path)
+        return "wide"
     return "table"
 
 
@@ -190,6 +225,11 @@ def _query_tables(fmt: Format, dim: int, qhat: np.ndarray, unit: float) -> tuple
     with np.errstate(invalid="ignore"):
         t64 = decode_table(fmt).astype(np.float64)
     t64 = np.nan_to_num(t64, nan=0.0, posinf=0.0, neginf=0.0) * unit
+    wide = _wide_args(fmt, unit)
+    if wide is not None:
+        # Eight lanes of dim // 8 adds, three to sum them, then the dim % 8 last codes one by one.
+        wide_args = (*wide, t64.astype(np.float32), qhat.astype(np.float32))
+        return "wide", wide_args, np.full(nq, _table_bound(fmt.bits, dim, dim // 8 + 3 + dim % 8))
     lut, sq_lut = _float_luts(fmt, dim, qhat, t64)
     args = (fmt.bits, lut, sq_lut, t64.astype(np.float32), qhat.astype(np.float32))
     return "table", args, np.full(nq, _table_bound(fmt.bits, dim))
@@ -198,9 +238,10 @@ def _query_tables(fmt: Format, dim: int, qhat: np.ndarray, unit: float) -> tuple
 def _approx_scores(index: SearchIndex, qhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every row's approximate cosine (float32, (q, n)) and each query's bound: what the tests check."""
     packed = index.packed
+    assert isinstance(packed, Packed)  # Encoded indexes are searched by encoded_scoring
     plan, args, bound = _query_tables(packed.fmt, packed.dim, qhat, index.unit)
     out = np.empty((qhat.shape[0], packed.n), np.float32)
-    (SK.approx_all_simd4 if plan == "simd4" else SK.approx_all)(packed.codes, *args, out)
+    {"simd4": SK.approx_all_simd4, "wide": WK.approx_all_wide, "table": SK.approx_all}[plan](packed.codes, *args, out)
     return out, bound
 
 
@@ -213,6 +254,7 @@ def _fast_candidates(
     overflowed (then the caller scans that query exactly).
     """
     packed = index.packed
+    assert isinstance(packed, Packed)  # Encoded indexes are searched by encoded_scoring
     n = packed.n
     nq = qhat.shape[0]
     plan, args, bound = _query_tables(packed.fmt, packed.dim, qhat, index.unit)
@@ -222,7 +264,7 @@ def _fast_candidates(
     if index.special_rows.size:  # scored apart, from decode
         skip_k = skip.copy()
         skip_k[index.special_rows] = True
-    kernel = SK.scan_pool_simd4 if plan == "simd4" else SK.scan_pool
+    kernel = {"simd4": SK.scan_pool_simd4, "wide": WK.scan_pool_wide, "table": SK.scan_pool}[plan]
     kernel(packed.codes, *args, skip_k, k, margin2, *pools, FAST_BLOCK_ROWS)
     return SK.pool_candidates(pools, bound, k)
 
@@ -248,6 +290,7 @@ def _rescore(packed: Packed, qhat: np.ndarray, rows: list[np.ndarray]) -> list[n
 
 def _search_fast(index: SearchIndex, skip: np.ndarray, qhat: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     packed = index.packed
+    assert isinstance(packed, Packed)  # Encoded indexes are searched by encoded_scoring
     special = index.special_rows[~skip[index.special_rows]]
     n_kernel = packed.n - int(np.count_nonzero(skip)) - int(np.count_nonzero(~skip[index.special_rows]))
     nq = qhat.shape[0]

@@ -38,6 +38,7 @@ from minifloat_store.codec import Packed, decode
 from minifloat_store.encoded_scoring import encoded_fast_ok, encoded_pairs, encoded_search, encoded_verify
 from minifloat_store.encoding import Encoded
 from minifloat_store.exact_scan import (
+    _check_norms,
     _check_packed,
     _check_row,
     _check_rows,
@@ -87,12 +88,25 @@ def _decoder(p: Packed | Encoded) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rows: decode(p[rows])
 
 
+def _pair_norms(p: Packed | Encoded, norms: object, name: str, used: np.ndarray | None = None) -> np.ndarray | None:
+    """Checked ``norms``; None for Encoded vectors without them (the pairs' decoded rows give them)."""
+    if norms is None and isinstance(p, Encoded):
+        return None
+    return _norms_for(p, norms, name, used)
+
+
 def _pairs(
-    pa: Packed | Encoded, na: np.ndarray, ra: np.ndarray, pb: Packed | Encoded, nb: np.ndarray, rb: np.ndarray
+    pa: Packed | Encoded,
+    na: np.ndarray | None,
+    ra: np.ndarray,
+    pb: Packed | Encoded,
+    nb: np.ndarray | None,
+    rb: np.ndarray,
 ) -> np.ndarray:
     if isinstance(pa, Encoded) or isinstance(pb, Encoded):
         # Decoded in chunks and multiplied in float64: the brute force itself, bounded memory.
         return encoded_pairs(_decoder(pa), na, ra, _decoder(pb), nb, rb)
+    assert na is not None and nb is not None  # _pair_norms gives None for Encoded only
     out = np.empty(ra.shape[0], dtype=np.float64)
     if out.size == 0:
         return out
@@ -151,8 +165,8 @@ def cosine_pairs(
         raise ValueError(f"packed_a has dim {pa.dim} but packed_b has dim {pb.dim}")
     if pa.n != pb.n:
         raise ValueError(f"packed_a has {pa.n} vectors but packed_b has {pb.n}; cosine_pairs scores row i with row i")
-    na = _norms_for(pa, norms_a, "norms_a")
-    nb = _norms_for(pb, norms_b, "norms_b")
+    na = _pair_norms(pa, norms_a, "norms_a")
+    nb = _pair_norms(pb, norms_b, "norms_b")
     rows = np.arange(pa.n, dtype=np.int64)
     return _pairs(pa, na, rows, pb, nb, rows)
 
@@ -190,7 +204,7 @@ def cosine_index_pairs(
     right = _check_rows(right_rows, packed.n, "right_rows")
     if left.shape != right.shape:
         raise ValueError(f"left_rows has {left.size} entries but right_rows has {right.size}")
-    nrm = _norms_for(packed, norms, "norms", used=np.concatenate([left, right]))
+    nrm = _pair_norms(packed, norms, "norms", used=np.concatenate([left, right]))
     return _pairs(packed, nrm, left, packed, nrm, right)
 
 
@@ -220,9 +234,9 @@ def verify(packed: Packed | Encoded, query: ArrayLike, row: int, norms: np.ndarr
     qhat = _unit_queries(query, packed.dim)
     if qhat.shape[0] != 1:
         raise ValueError(f"verify takes one query, got {qhat.shape[0]}; use search() for a batch")
+    if isinstance(packed, Encoded):  # decodes the row for its norm if none are given
+        return encoded_verify(packed, None if norms is None else _check_norms(norms, packed), qhat[0], r)
     nrm = _norms_for(packed, norms, "norms", used=np.array([r], dtype=np.int64))
-    if isinstance(packed, Encoded):
-        return encoded_verify(packed, nrm, qhat[0], r)
     rows = np.array([[r]], dtype=np.int64)
     if _special_mask(nrm[r : r + 1])[0]:
         return float(_exact_query_scores(packed, rows[0], nrm, qhat)[0, 0])
@@ -310,11 +324,11 @@ def search(
     Parameters
     ----------
     packed : Packed, Encoded or SearchIndex
-        n stored vectors of dimension d; a :func:`search_index` of packed
-        vectors serves the fast scan without a pass to compute norms.
-        Encoded vectors with 4-bit codes take the fast scan too (on AVX2;
-        their ``norms`` are needed: pass them to skip a full decode); other
-        Encoded vectors take ``"scan"`` for ``"fast"``.
+        n stored vectors of dimension d; a :func:`search_index` serves the
+        fast scan without a pass to compute norms (for Encoded vectors,
+        whose norms need a full decode, build it once and search it).
+        Encoded vectors with 4-bit codes take the fast scan too (on AVX2);
+        other Encoded vectors take ``"scan"`` for ``"fast"``.
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10
@@ -324,6 +338,7 @@ def search(
         True for rows never to return (deleted rows).
     norms : ndarray of shape (n,), float64, optional
         :func:`vector_norms` of ``packed``; computed if omitted (a full pass).
+        Ignored with a SearchIndex.
     method : {"auto", "fast", "scan", "blas"}
         ``"fast"``: an approximate float32 (or, for 4-bit formats on AVX2,
         int8) scan of the codes for all queries at once, parallel over row
@@ -380,7 +395,11 @@ def search(
             method = "blas" if nq >= BLAS_MIN_QUERIES else "fast"
         if method == "fast" and not fast_ok:
             method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
-        return _top_k(*encoded_search(packed, _norms_for(packed, norms, "norms"), skip, qhat, kk, method), kk)
+        if index is None:
+            index = search_index(packed, norms)
+        assert index.norms is not None  # an Encoded index holds its float32 norms
+        found = encoded_search(packed, index.norms, index.special_rows, index.low, skip, qhat, kk, method)
+        return _top_k(*found, kk)
     if method == "auto":
         plan = _fast_plan(packed.fmt, packed.dim)
         method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if plan == "simd4" else BLAS_MIN_QUERIES) else "fast"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
-from minifloat_store import encoded_scoring
+from minifloat_store import encoded_scoring, scoring
 from minifloat_store.codebooks import CODEBOOKS
 from minifloat_store.encoding import ENCODING_SCALES, TRANSFORMS
 
@@ -91,6 +91,40 @@ def test_verify_returns_exactly_what_search_reports(data):
     assert [mfs.verify(p, q[1], r) for r in rows[0]] == scores[0].tolist()
 
 
+@pytest.mark.parametrize(("el", "sc"), [("nf4", "block32"), ("int8", "vector"), ("int4", "block16")])
+def test_the_search_index_holds_one_float32_per_row_beyond_the_payload(data, el, sc):
+    """Search memory (issue 12): codes and scales plus at most one float32 a row, no float64 copy."""
+    x, q = data
+    p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate", seed=3).fit(x))
+    index = scoring.search_index(p)
+    assert index.norms is not None and index.norms.dtype == np.float32 and index.norms.shape == (len(x),)
+    assert index.nbytes - p.nbytes - index.special_rows.nbytes == 4 * len(x)
+    np.testing.assert_array_equal(index.norms, mfs.vector_norms(p).astype(np.float32))
+    # ... and the results are the exact ones: every method, from the index or from the vectors
+    ref = mfs.search(p, q, k=9, method="scan", norms=mfs.vector_norms(p))
+    for method in ("fast", "scan", "blas"):
+        got = mfs.search(index, q, k=9, method=method)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+
+
+FEW_ROWS_CASES = [
+    ("nf4", "vector", "none"),
+    ("int4", "block16", "centre+rotate"),
+    ("e2m1", "block32", "centre+rotate"),
+    ("int8", "none", "rotate"),
+]
+
+
+@pytest.mark.parametrize(("el", "sc", "tr"), FEW_ROWS_CASES)
+def test_norms_of_a_few_rows_equal_those_of_every_row_bit_for_bit(data, el, sc, tr):
+    """The rescoring decodes its candidates' norms one row at a time: they must be vector_norms' exactly."""
+    x, _ = data
+    p = mfs.encode(x, mfs.Encoding(el, sc, tr, seed=4).fit(x))
+    rows = np.array([7, 0, len(x) - 1, 3, 7], np.int64)
+    np.testing.assert_array_equal(encoded_scoring.encoded_norms(p, rows), mfs.vector_norms(p)[rows])
+
+
 def test_pairs_may_mix_an_encoding_with_a_plain_format(data):
     x, _ = data
     a = mfs.encode(x[:50], mfs.Encoding("int8", "vector", "centre+rotate").fit(x))
@@ -148,13 +182,13 @@ def unit(q: np.ndarray) -> np.ndarray:
 def test_fast_scan_scores_stay_within_the_stated_bound(el, sc, tr, d):
     x, q = adversarial(d)
     p = mfs.encode(x, mfs.Encoding(el, sc, tr, seed=2).fit(x[300:]))
-    norms = mfs.vector_norms(p)
+    index = scoring.search_index(p)  # float32 norms, as the fast scan divides by them
     qhat = unit(q)
-    approx, bound = encoded_scoring._approx_scores(p, norms, qhat)
-    ok = ~encoded_scoring.special_mask(p, norms)  # scored from decode: the bound does not cover them
+    approx, bound = encoded_scoring._approx_scores(p, index.norms, qhat)
+    ok = ~encoded_scoring.special_mask(p, index.norms)  # scored from decode: the bound does not cover them
     rows = encoded_scoring._Rows(p)
     for t in range(len(q)):
-        exact = rows.score(encoded_scoring._Query(p, qhat[t]), norms, np.flatnonzero(ok))
+        exact = rows.score(encoded_scoring._Query(p, qhat[t]), np.flatnonzero(ok))  # float64 norms
         err = np.abs(approx[t, ok].astype(np.float64) - exact)
         assert (err <= bound[t]).all(), f"query {t}: worst error {err.max():.3g} > bound {bound[t]:.3g}"
         assert err.max() > 0  # the approximation is an approximation: the bound is tested

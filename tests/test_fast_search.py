@@ -55,7 +55,7 @@ def adversarial(dim: int, scale: str, fmt: str) -> tuple[mfs.Packed, np.ndarray]
 
 
 @pytest.mark.parametrize("scale", ["vector", "none"])
-@pytest.mark.parametrize("dim", [7, 64, 192])
+@pytest.mark.parametrize("dim", [7, 100, 192])  # 100: whole groups of 8 and 32 codes, then a tail
 @pytest.mark.parametrize("fmt", FAST)
 def test_approximate_scores_stay_within_the_stated_bound(fmt, dim, scale):
     p, qhat = adversarial(dim, scale, fmt)
@@ -67,6 +67,17 @@ def test_approximate_scores_stay_within_the_stated_bound(fmt, dim, scale):
     err = np.abs(approx[:, ok].astype(np.float64) - exact[:, ok])
     assert (err <= bound[:, None]).all(), f"worst error {err.max():.3g} > bound {bound.min():.3g}"
     assert bound.max() < 0.05  # small enough to keep the candidate pools small
+
+
+@pytest.mark.skipif(not fast_search.SK.HAS_AVX2, reason="the vector kernels need AVX2")
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2", "e3m4", "fp16", "bf16"])
+def test_8_and_16_bit_codes_are_converted_in_vector_registers(fmt):
+    """The kernel of ``_wide_scan_kernels`` serves them (the bound test above checks its values),
+    unless the scaled values would leave float32's range (then the table kernel)."""
+    x = np.random.default_rng(12).standard_normal((50, 24)).astype(np.float32)
+    index = scoring.search_index(mfs.encode(x, fmt, scale="none"))
+    plan = fast_search._query_tables(index.packed.fmt, 24, unit(x[:2]), index.unit)[0]
+    assert plan == ("wide" if fmt != "fp16" or fast_search.WK.HAS_F16C else "table")
 
 
 def test_the_bound_is_not_vacuous_for_the_int8_path():

@@ -284,27 +284,20 @@ class EmbeddingStore(StoreWriting):
         return out
 
     # -- scoring (minifloat_store.scoring on the cached packed matrix) --------
-    def _scoring_state(self) -> tuple[scoring.SearchIndex | Encoded, np.ndarray | None, np.ndarray]:
-        """All stored rows as a search index (a study format: the payload, no per-row norms) or as an
-        ``Encoded`` with the norms of its decoded rows, and the deletion mask.
+    def _scoring_state(self) -> tuple[scoring.SearchIndex, np.ndarray]:
+        """All stored rows as a search index (the payload, plus for an ``Encoding`` one float32 norm per
+        row) and the deletion mask.
 
-        Cached until the next change. For a study format, pair scoring and
-        verify compute the norms of the rows they touch and search needs none.
+        Cached until the next change. Pair scoring and verify compute the
+        float64 norms of the rows they touch; search rescores its candidates
+        with float64 norms.
         """
         hit = self._cache.get("scoring")
         if hit is None:
             codes, scales = self._all_rows()
-            batch = rows_batch(codes, scales, self._layout)
-            if isinstance(batch, Packed):
-                hit = (scoring.search_index(batch), None, ~self._live)
-            else:
-                hit = (batch, scoring.vector_norms(batch), ~self._live)
+            hit = (scoring.search_index(rows_batch(codes, scales, self._layout)), ~self._live)
             self._cache["scoring"] = hit
         return hit
-
-    @staticmethod
-    def _rows_of_state(state: scoring.SearchIndex | Encoded) -> Packed | Encoded:
-        return state.packed if isinstance(state, scoring.SearchIndex) else state
 
     def score(self, ids_a: Sequence[str], ids_b: Sequence[str]) -> np.ndarray:
         """Cosine of stored pairs ``(ids_a[i], ids_b[i])``: float64 of shape (n,)."""
@@ -312,12 +305,9 @@ class EmbeddingStore(StoreWriting):
         a, b = check_ids_any(ids_a, "ids_a"), check_ids_any(ids_b, "ids_b")
         if len(a) != len(b):
             raise ValueError(f"ids_a has {len(a)} ids but ids_b has {len(b)}")
-        index, norms, _ = self._scoring_state()
+        index, _ = self._scoring_state()
         return scoring.cosine_index_pairs(
-            self._rows_of_state(index),
-            self._rows_of(a, "nothing was scored"),
-            self._rows_of(b, "nothing was scored"),
-            norms,
+            index.packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored")
         )
 
     def search(self, queries: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -335,8 +325,8 @@ class EmbeddingStore(StoreWriting):
         scores : ndarray of shape (q, k'), float64
         """
         self._check_open()
-        index, norms, deleted = self._scoring_state()
-        rows, scores = scoring.search(index, queries, k=k, exclude=deleted, norms=norms)
+        index, deleted = self._scoring_state()
+        rows, scores = scoring.search(index, queries, k=k, exclude=deleted)
         flat = rows.ravel()
         # An object array: a fixed-width str array would pad every id to the longest one.
         names = np.empty(len(flat), dtype=object)
@@ -348,9 +338,9 @@ class EmbeddingStore(StoreWriting):
         self._check_open()
         if not isinstance(id_, str):
             raise TypeError(f"id must be a str, got {type(id_).__name__}")
-        index, norms, _ = self._scoring_state()
+        index, _ = self._scoring_state()
         row = int(self._rows_of([id_], "nothing was scored")[0])
-        return float(scoring.verify(self._rows_of_state(index), query, row, norms))
+        return float(scoring.verify(index.packed, query, row))
 
     def check(self) -> int:
         """Read every committed chunk of every array, verifying its checksum and block digest, and every
