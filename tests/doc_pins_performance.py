@@ -128,9 +128,14 @@ def _test_literal(pattern: str) -> str:
     return re.search(pattern, _source("tests/test_encoding_scoring.py")).group(1)
 
 
+def _block_size(scale: str) -> int:
+    """Values per scale block."""
+    return mfs.Encoding("nf4", scale=scale).block_size
+
+
 def _block_bytes(scale: str) -> float:
     """Bytes of 4-bit codes per scale block."""
-    return mfs.Encoding("nf4", scale=scale).block_size * 4 / 8
+    return _block_size(scale) * 4 / 8
 
 
 def _scale_out() -> list[Number]:
@@ -436,8 +441,8 @@ PINS: list[Pin | Table] = [
     Pin(
         "encoded block sums",
         PERF,
-        r"summed per block \((\d+) or (\d+) bytes\)",
-        lambda: [_block_bytes("block16"), _block_bytes("block32")],
+        r"four int32 sums of (\d+) bytes .*? one per block of (\d+) values or two per block of (\d+)",
+        lambda: [_block_bytes("block16"), _block_size("block16"), _block_size("block32")],
     ),
     Pin(
         "encoded fast-scan tests",
