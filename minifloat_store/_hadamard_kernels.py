@@ -56,14 +56,17 @@ def butterfly8(typingctx, t, a, c):  # pragma: no cover - compiled
 
 
 def _stage(builder, v, h):
-    """One butterfly stage of span h (1, 2 or 4) inside a vector of 8: lane k pairs with k ^ h."""
-    low = [k & ~h for k in range(8)]  # the first element of lane k's pair
-    high = [k | h for k in range(8)]
-    undef = ir.Constant(_F32x8, None)
-    u = builder.shuffle_vector(v, undef, ir.Constant(_I32x8, low))
-    w = builder.shuffle_vector(v, undef, ir.Constant(_I32x8, high))
-    is_low = ir.Constant(ir.VectorType(_I1, 8), [(k & h) == 0 for k in range(8)])
-    return builder.select(is_low, builder.fadd(u, w), builder.fsub(u, w))
+    """One butterfly stage of span h (1, 2 or 4) inside a vector of 8: lane k pairs with k ^ h.
+
+    With ``w`` the vector with each pair swapped, lane k of the result is
+    ``v[k] + w[k]`` for the first of a pair and ``w[k] + (-v[k])`` for the
+    second: ``t[j] + t[j+h]`` and ``t[j] - t[j+h]``, exactly (negation is
+    exact and ``a + (-b)`` is ``a - b``). A shuffle, a sign flip and an add.
+    """
+    w = builder.shuffle_vector(v, ir.Constant(_F32x8, None), ir.Constant(_I32x8, [k ^ h for k in range(8)]))
+    signs = ir.Constant(_I32x8, [0 if (k & h) == 0 else -(2**31) for k in range(8)])
+    flipped = builder.bitcast(builder.xor(builder.bitcast(v, _I32x8), signs), _F32x8)
+    return builder.fadd(flipped, w)
 
 
 @intrinsic
@@ -183,45 +186,44 @@ def fwht(t, lo, p):
             butterfly8(t, j, j + h)
 
 
-@njit(cache=True, inline="always")
-def _mul_span(t, lo, hi, c):
-    """``t[j] *= c`` for j in [lo, hi) (float32)."""
-    for j in range(lo, hi):
-        t[j] = t[j] * c
-
-
 @njit(cache=True)
-def rotate_forward(t, s1, s2, p, norm):
-    """``R(t)`` in place (see transforms.py): signs, Hadamard on the first p, then signs, Hadamard on the last p.
+def rotate_forward(t, factors, p):
+    """``R(t)`` in place, all but the last factor 1/sqrt(p) (see transforms.py), which the caller applies
+    to ``t[d-p:]`` in its next pass over the row.
 
     ``t`` must already hold ``x * s1`` (or ``(x - mean) * s1``): the caller
-    fuses the first sign flip with its copy of the row.
+    fuses the first sign flip with its copy of the row. ``factors[0]`` is
+    ``norm * s2`` on the first p coordinates and ``s2`` after
+    (:attr:`minifloat_store.transforms.Rotation.factors`): one multiplication
+    per value where the definition has two, and the same result, since
+    multiplying by -1 is exact.
     """
     d = t.shape[0]
     fwht(t, 0, p)
     if p < d:
-        for j in range(p):
-            t[j] = (t[j] * norm) * s2[j]
-        for j in range(p, d):
-            t[j] = t[j] * s2[j]
+        f = factors[0]
+        for j in range(d):
+            t[j] = t[j] * f[j]
         fwht(t, d - p, p)
-    _mul_span(t, d - p, d, norm)
 
 
 @njit(cache=True)
-def rotate_inverse(t, s1, s2, p, norm):
-    """``R^T(t)`` in place: the factors of the forward rotation in reverse order, ending with the signs s1."""
+def rotate_inverse(t, factors, p, norm):
+    """``R^T(t)`` in place: the factors of the forward rotation in reverse order, ending with the signs s1.
+
+    ``factors[1]`` is ``norm * s2`` on the last p coordinates and ``s2``
+    before them; ``factors[2]`` is ``norm * s1`` on the first p and ``s1`` after.
+    """
     d = t.shape[0]
     if p < d:
         fwht(t, d - p, p)
-        _mul_span(t, d - p, d, norm)
+        f = factors[1]
         for j in range(d):
-            t[j] = t[j] * s2[j]
+            t[j] = t[j] * f[j]
     fwht(t, 0, p)
-    for j in range(p):
-        t[j] = (t[j] * norm) * s1[j]
-    for j in range(p, d):
-        t[j] = t[j] * s1[j]
+    f = factors[2]
+    for j in range(d):
+        t[j] = t[j] * f[j]
 
 
 __all__ = ["butterfly8", "fwht", "rotate_forward", "rotate_inverse", "small_stages8"]
