@@ -35,8 +35,8 @@ import minifloat_store as mfs  # noqa: E402
 
 CODEC = [
     ("e2m1", "vector"), ("e2m1", "block32"), ("e2m1", "block16"), ("nf4", "vector"), ("int4", "vector"),
-    ("nf3", "vector"), ("int3", "vector"), ("int8", "vector"), ("e4m3", "vector"), ("nf2", "vector"),
-    ("binary", "vector"),
+    ("int4", "block32"), ("nf3", "vector"), ("int3", "vector"), ("int8", "vector"), ("e4m3", "vector"),
+    ("nf2", "vector"), ("binary", "vector"),
 ]  # fmt: skip
 SEARCH_4BIT = [("e2m1", "vector"), ("e2m1", "block32"), ("e2m1", "block16"), ("nf4", "vector"),
                ("nf4", "block32"), ("int4", "vector"), ("int4", "block16")]  # fmt: skip
