@@ -3,10 +3,11 @@
 Private module. The rotation dominated the cost of encoding with a
 "rotate" transform when its butterflies ran one float at a time: numba's
 loops over a row do not vectorise (the compiler cannot prove that the two
-halves of a butterfly do not overlap). Two small LLVM intrinsics say it
-directly: :func:`butterfly8` adds and subtracts two runs of 8 floats as
-``<8 x float>`` vectors (stages h >= 8), and :func:`small_stages8` runs
-stages h = 1, 2, 4 inside one run of 8 with lane shuffles. Every output is
+halves of a butterfly do not overlap). Small LLVM intrinsics say it
+directly: :func:`small_stages8` runs stages h = 1, 2, 4 inside one run of 8
+floats with lane shuffles, :func:`first_stages64` stages 1 .. 32 of a run of
+64 held in eight ``<8 x float>`` registers, :func:`butterfly8` and
+:func:`butterfly8x4` one or two later stages on whole runs of 8. Every output is
 the same float32 additions, in the same order, as the plain numpy version in
 transforms.py (no fused multiply-add, no reassociation), so the two agree
 bit for bit; tests/test_encoding.py checks it.
