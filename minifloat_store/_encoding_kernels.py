@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from minifloat_store._hadamard_kernels import rotate_forward, rotate_inverse
 from minifloat_store._kernels import bits_f32, encode_value, f32_bits
 
 FAMILY_MINIFLOAT, FAMILY_INT, FAMILY_LEVELS = 0, 1, 2
@@ -61,138 +62,67 @@ def floor_log2_f32(a):
     return n
 
 
+# Loops below run over views starting at 0: numba wraps negative indices, and a
+# loop from a start the compiler cannot prove non-negative does not vectorise
+# (measured 14x slower). Maxima of |t| are taken on the bit patterns as int32:
+# a float maximum does not vectorise (its NaN rules fix the order), nor does
+# numba's uint32 one.
+
+
 @njit(cache=True, inline="always")
-def _radix8(t, lo, p, h):
-    """Butterfly stages h, 2h, 4h at once on each group of 8 values ``j + k*h`` (same additions)."""
-    for i in range(lo, lo + p, 8 * h):
-        for j in range(i, i + h):
-            a0 = t[j]
-            a1 = t[j + h]
-            a2 = t[j + 2 * h]
-            a3 = t[j + 3 * h]
-            a4 = t[j + 4 * h]
-            a5 = t[j + 5 * h]
-            a6 = t[j + 6 * h]
-            a7 = t[j + 7 * h]
-            b0 = a0 + a1
-            b1 = a0 - a1
-            b2 = a2 + a3
-            b3 = a2 - a3
-            b4 = a4 + a5
-            b5 = a4 - a5
-            b6 = a6 + a7
-            b7 = a6 - a7
-            c0 = b0 + b2
-            c2 = b0 - b2
-            c1 = b1 + b3
-            c3 = b1 - b3
-            c4 = b4 + b6
-            c6 = b4 - b6
-            c5 = b5 + b7
-            c7 = b5 - b7
-            t[j] = c0 + c4
-            t[j + 4 * h] = c0 - c4
-            t[j + h] = c1 + c5
-            t[j + 5 * h] = c1 - c5
-            t[j + 2 * h] = c2 + c6
-            t[j + 6 * h] = c2 - c6
-            t[j + 3 * h] = c3 + c7
-            t[j + 7 * h] = c3 - c7
-
-
-@njit(cache=True)
-def fwht(t, lo, p):
-    """Unnormalised Walsh-Hadamard transform of ``t[lo:lo+p]`` in place (p a power of two).
-
-    Stage h adds and subtracts the pairs (j, j + h), h = 1, 2, 4, ... The
-    first three stages run together on each group of 8 (:func:`_radix8`:
-    the same additions, in registers); the later ones on two slices, which
-    the compiler vectorises (measured 3x faster than pair-by-pair loops).
-    """
-    h = 1
-    if p >= 8:
-        _radix8(t, lo, p, 1)
-        h = 8
-    while h < p:
-        for i in range(lo, lo + p, 2 * h):
-            a = t[i : i + h]
-            b = t[i + h : i + 2 * h]
-            for j in range(h):
-                u = a[j]
-                v = b[j]
-                a[j] = u + v
-                b[j] = u - v
-        h *= 2
+def abs_bits(v):
+    """The bit pattern of ``|v|`` (float32) as a non-negative int32: integer order is float order."""
+    return np.int32(f32_bits(v) & np.uint32(0x7FFFFFFF))
 
 
 @njit(cache=True, inline="always")
 def _mul_span(t, lo, hi, c):
     """``t[j] *= c`` for j in [lo, hi) (float32)."""
-    for j in range(lo, hi):
-        t[j] = t[j] * c
+    u = t[lo:hi]
+    for k in range(u.shape[0]):
+        u[k] = u[k] * c
 
 
 @njit(cache=True, inline="always")
 def _max_abs_span(t, lo, hi):
-    """``max|t[j]|`` for j in [lo, hi) (float32; 0 for an empty span)."""
-    m = np.float32(0.0)
-    for j in range(lo, hi):
-        m = max(m, abs(t[j]))
-    return m
+    """``max|t[j]|`` for j in [lo, hi) (finite float32; 0 for an empty span)."""
+    u = t[lo:hi]
+    m = np.int32(0)
+    for k in range(u.shape[0]):
+        b = abs_bits(u[k])
+        m = b if b > m else m
+    return bits_f32(m)
 
 
 @njit(cache=True)
-def rotate_forward(t, s1, s2, p, norm):
-    """``R(t)`` in place (see transforms.py): signs, Hadamard on the first p, then signs, Hadamard on the last p."""
-    d = t.shape[0]
-    for j in range(d):
-        t[j] *= s1[j]
-    fwht(t, 0, p)
-    _mul_span(t, 0, p, norm)
-    if p < d:
-        for j in range(d):
-            t[j] *= s2[j]
-        fwht(t, d - p, p)
-        _mul_span(t, d - p, d, norm)
+def quantize_row(t, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf, lv):
+    """``cbuf[j] = nearest(t[j] * inv)`` for every j; one branch-free loop per family (they vectorise).
 
-
-@njit(cache=True)
-def rotate_inverse(t, s1, s2, p, norm):
-    """``R^T(t)`` in place: the factors of :func:`rotate_forward` in reverse order."""
-    d = t.shape[0]
-    if p < d:
-        fwht(t, d - p, p)
-        _mul_span(t, d - p, d, norm)
-        for j in range(d):
-            t[j] *= s2[j]
-    fwht(t, 0, p)
-    _mul_span(t, 0, p, norm)
-    for j in range(d):
-        t[j] *= s1[j]
-
-
-@njit(cache=True)
-def quantize_span(t, lo, hi, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf):
-    """``cbuf[j] = nearest(t[j] * inv)`` for j in [lo, hi); one branch-free loop per family (they vectorise)."""
+    ``cbuf`` is int32 (eight codes per AVX2 vector: a float32 to int64
+    conversion has no AVX2 instruction). The int family also writes its level
+    ``lv[j]`` (float32: the rounded value itself), which the least-squares
+    factor needs; the other families leave ``lv`` alone.
+    """
     if family == FAMILY_INT:
         lim = np.float32(int_max)
-        mask = (np.int64(1) << bits) - 1
-        for j in range(lo, hi):
-            r = min(max(t[j] * inv, -lim), lim)
-            cbuf[j] = np.int64((r + _RNE_MAGIC) - _RNE_MAGIC) & mask
+        mask = np.int32((1 << bits) - 1)
+        for j in range(t.shape[0]):
+            r = (min(max(t[j] * inv, -lim), lim) + _RNE_MAGIC) - _RNE_MAGIC
+            lv[j] = r
+            cbuf[j] = np.int32(r) & mask
     elif family == FAMILY_LEVELS:
-        for j in range(lo, hi):
+        for j in range(t.shape[0]):
             v = t[j] * inv
-            c = np.int64(0)
+            c = np.int32(0)
             for k in range(MAX_THRESHOLDS):
-                c += v >= thresholds[k]
+                c += np.int32(v >= thresholds[k])
             cbuf[j] = c
     elif bits == 32:
-        for j in range(lo, hi):
-            cbuf[j] = np.int64(f32_bits(t[j] * inv))
+        for j in range(t.shape[0]):
+            cbuf[j] = np.int32(f32_bits(t[j] * inv))
     else:
-        for j in range(lo, hi):
-            cbuf[j] = encode_value(f32_bits(t[j] * inv), bits, mant_bits, bias, max_bits)
+        for j in range(t.shape[0]):
+            cbuf[j] = np.int32(encode_value(f32_bits(t[j] * inv), bits, mant_bits, bias, max_bits))
 
 
 @njit(cache=True, inline="always")
@@ -227,8 +157,8 @@ def sum4_sq(t, d):
 
 
 @njit(cache=True, inline="always")
-def least_squares(t, cbuf, table, d):
-    """``(<t, l>, <l, l>)`` for the levels ``l = table[cbuf]``, float64, summed as :func:`sum4_sq`."""
+def least_squares(t, lv, d):
+    """``(<t, l>, <l, l>)`` for the levels ``l = lv[:d]`` written (float32), float64, summed as :func:`sum4_sq`."""
     n0 = 0.0
     n1 = 0.0
     n2 = 0.0
@@ -239,10 +169,10 @@ def least_squares(t, cbuf, table, d):
     q3 = 0.0
     j = 0
     while j + 4 <= d:
-        l0 = np.float64(table[cbuf[j]])
-        l1 = np.float64(table[cbuf[j + 1]])
-        l2 = np.float64(table[cbuf[j + 2]])
-        l3 = np.float64(table[cbuf[j + 3]])
+        l0 = np.float64(lv[j])
+        l1 = np.float64(lv[j + 1])
+        l2 = np.float64(lv[j + 2])
+        l3 = np.float64(lv[j + 3])
         n0 += np.float64(t[j]) * l0
         n1 += np.float64(t[j + 1]) * l1
         n2 += np.float64(t[j + 2]) * l2
@@ -254,52 +184,52 @@ def least_squares(t, cbuf, table, d):
         j += 4
     r = d - j
     if r > 0:
-        lv = np.float64(table[cbuf[j]])
-        n0 += np.float64(t[j]) * lv
-        q0 += lv * lv
+        lvj = np.float64(lv[j])
+        n0 += np.float64(t[j]) * lvj
+        q0 += lvj * lvj
     if r > 1:
-        lv = np.float64(table[cbuf[j + 1]])
-        n1 += np.float64(t[j + 1]) * lv
-        q1 += lv * lv
+        lvj = np.float64(lv[j + 1])
+        n1 += np.float64(t[j + 1]) * lvj
+        q1 += lvj * lvj
     if r > 2:
-        lv = np.float64(table[cbuf[j + 2]])
-        n2 += np.float64(t[j + 2]) * lv
-        q2 += lv * lv
+        lvj = np.float64(lv[j + 2])
+        n2 += np.float64(t[j + 2]) * lvj
+        q2 += lvj * lvj
     return (n0 + n1) + (n2 + n3), (q0 + q1) + (q2 + q3)
 
 
 @njit(cache=True)
-def pack_row(cbuf, bits, out):
-    """Pack codes ``cbuf`` (int64, (d,)) into ``out`` (uint8 row) as an LSB-first bit stream."""
+def pack_row(cbuf, bits, codes, i):
+    """Pack codes ``cbuf`` (int32, (d,)) into row ``i`` of ``codes`` (uint8) as an LSB-first bit stream."""
     d = cbuf.shape[0]
     if bits == 8:
         for j in range(d):
-            out[j] = cbuf[j]
+            codes[i, j] = np.uint8(cbuf[j] & 0xFF)
     elif bits == 4:
         for k in range(d // 2):
-            out[k] = cbuf[2 * k] | (cbuf[2 * k + 1] << 4)
+            codes[i, k] = np.uint8(cbuf[2 * k] | (cbuf[2 * k + 1] << 4))
         if d % 2:
-            out[d // 2] = cbuf[d - 1]
+            codes[i, d // 2] = np.uint8(cbuf[d - 1])
     elif bits == 16 or bits == 32:
         nb = bits // 8
         for j in range(d):
             c = cbuf[j]
             for k in range(nb):
-                out[nb * j + k] = (c >> (8 * k)) & 0xFF
+                codes[i, nb * j + k] = np.uint8((c >> (8 * k)) & 0xFF)
     else:
         acc = np.int64(0)
         nacc = 0
         o = 0
         for j in range(d):
-            acc |= cbuf[j] << nacc
+            acc |= np.int64(cbuf[j]) << nacc
             nacc += bits
             while nacc >= 8:
-                out[o] = acc & 0xFF
+                codes[i, o] = np.uint8(acc & 0xFF)
                 acc >>= 8
                 nacc -= 8
                 o += 1
         if nacc > 0:
-            out[o] = acc & 0xFF
+            codes[i, o] = np.uint8(acc & 0xFF)
 
 
 @njit(cache=True)
@@ -342,32 +272,53 @@ def unpack_row(row, bits, cbuf):
 
 
 @njit(cache=True)
-def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
+def _encode_one(x, i, mean, centre, rotate, s1, factors, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
                 thresholds, table, gstep, max_level, scale_mode, block, emax, e4m3_table,
-                t, cbuf, code_row, scales, block_row, i):  # fmt: skip
-    """Encode one row; return 0, 1 (NaN/inf in the input) or 2 (not finite after the transform)."""
-    d = x_row.shape[0]
-    if centre:
+                t, cbuf, lv, codes, scales, block_scales):  # fmt: skip
+    """Encode row i of x; return 0, 1 (NaN/inf in the input) or 2 (not finite after the transform).
+
+    Whole arrays and a row index, not row views: a view of a shared array
+    costs two atomic reference-count updates per row, which the two threads
+    then fight over.
+    """
+    d = x.shape[1]
+    # The rotation's first sign flip rides on the copy (the same float32 operations).
+    if centre and rotate:
         for j in range(d):
-            t[j] = x_row[j] - mean[j]
+            t[j] = (x[i, j] - mean[j]) * s1[j]
+    elif centre:
+        for j in range(d):
+            t[j] = x[i, j] - mean[j]
+    elif rotate:
+        for j in range(d):
+            t[j] = x[i, j] * s1[j]
     else:
         for j in range(d):
-            t[j] = x_row[j]
-    if rotate:
-        rotate_forward(t, s1, s2, p, norm)
+            t[j] = x[i, j]
     # max|t| on the bit patterns (integer order is float order for |t|); an
     # exponent field of all ones is inf or NaN: in the input, or made by the transform.
-    amax_bits = np.uint32(0)
-    for j in range(d):
-        amax_bits = max(amax_bits, f32_bits(t[j]) & np.uint32(0x7FFFFFFF))
-    if amax_bits >= np.uint32(0x7F800000):
+    amax_bits = np.int32(0)
+    lo = d
+    if rotate:
+        rotate_forward(t, factors, p)
+        lo = d - p
+        tail = t[lo:]
+        for k in range(tail.shape[0]):  # the rotation's last factor, in the same pass as max|t|
+            v = tail[k] * norm
+            tail[k] = v
+            b = abs_bits(v)
+            amax_bits = b if b > amax_bits else amax_bits
+    for j in range(lo):
+        b = abs_bits(t[j])
+        amax_bits = b if b > amax_bits else amax_bits
+    if amax_bits >= np.int32(0x7F800000):
         for j in range(d):
-            if (f32_bits(x_row[j]) & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
+            if (f32_bits(x[i, j]) & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
                 return 1
         return 2
     amax = bits_f32(amax_bits)
     if scale_mode == SCALE_NONE:
-        quantize_span(t, 0, d, np.float32(1.0), family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+        quantize_row(t, np.float32(1.0), family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf, lv)
     elif scale_mode == SCALE_VECTOR and family == FAMILY_MINIFLOAT:
         # The study's eq. 6, as _kernels.row_scale computes it.
         s = np.float32(1.0)
@@ -376,7 +327,7 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
             if s > FLOAT32_MAX:
                 s = FLOAT32_MAX
         scales[i] = s
-        quantize_span(t, 0, d, s, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+        quantize_row(t, s, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf, lv)
     elif scale_mode == SCALE_VECTOR:
         rms = np.sqrt(sum4_sq(t, d) / d)
         step = rms
@@ -387,8 +338,11 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
         inv = np.float32(0.0)
         if step > 0.0:
             inv = np.float32(min(1.0 / step, np.float64(FLOAT32_MAX)))
-        quantize_span(t, 0, d, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
-        num, den = least_squares(t, cbuf, table, d)
+        quantize_row(t, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf, lv)
+        if family != FAMILY_INT:
+            for j in range(d):
+                lv[j] = table[cbuf[j]]
+        num, den = least_squares(t, lv, d)
         scales[i] = np.float32(num / den) if den > 0.0 else np.float32(0.0)
     elif scale_mode == SCALE_BLOCK32:
         nb = (d + block - 1) // block
@@ -399,9 +353,10 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
             e = -127
             if bmax > 0:
                 e = min(127, max(-127, floor_log2_f32(bmax) - emax))
-            block_row[b] = e + 127
-            inv = pow2_f32(-e)
-            quantize_span(t, lo, hi, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
+            block_scales[i, b] = e + 127
+            _mul_span(t, lo, hi, pow2_f32(-e))
+        # t[j] * 1 is t[j]: the same values as scaling inside the rounding, in one pass for the row
+        quantize_row(t, np.float32(1.0), family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf, lv)
     else:  # SCALE_BLOCK16
         g = np.float32(np.float64(amax) / (448.0 * max_level))
         scales[i] = g
@@ -414,18 +369,19 @@ def _encode_one(x_row, mean, centre, rotate, s1, s2, p, norm, family, bits, mant
             if g > 0:
                 r = np.float32(np.float64(bmax) / (max_level * np.float64(g)))
             bc = encode_value(f32_bits(r), 8, 3, 7, E4M3_MAX_BITS)
-            block_row[b] = bc
+            block_scales[i, b] = bc
             f = np.float32(np.float64(e4m3_table[bc]) * np.float64(g))
             inv = np.float32(0.0)
             if f > 0:
                 inv = np.float32(min(1.0 / np.float64(f), np.float64(FLOAT32_MAX)))
-            quantize_span(t, lo, hi, inv, family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf)
-    pack_row(cbuf, bits, code_row)
+            _mul_span(t, lo, hi, inv)
+        quantize_row(t, np.float32(1.0), family, bits, mant_bits, bias, max_bits, int_max, thresholds, cbuf, lv)
+    pack_row(cbuf, bits, codes, i)
     return 0
 
 
 @njit(cache=True, parallel=True)
-def encode_rows(x, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
+def encode_rows(x, mean, centre, rotate, s1, factors, p, norm, family, bits, mant_bits, bias, max_bits, int_max,
                 thresholds, table, gstep, max_level, scale_mode, block, emax, e4m3_table,
                 codes, scales, block_scales, flags):  # fmt: skip
     """Encode every row of ``x`` (float32, (n, d)) into ``codes``/``scales``/``block_scales``.
@@ -437,11 +393,12 @@ def encode_rows(x, mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bit
     n_tasks = (n + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in prange(n_tasks):
         t = np.empty(d, np.float32)
-        cbuf = np.empty(d, np.int64)
+        cbuf = np.empty(d, np.int32)
+        lv = np.empty(d, np.float32)
         for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            flags[i] = _encode_one(x[i], mean, centre, rotate, s1, s2, p, norm, family, bits, mant_bits, bias,
+            flags[i] = _encode_one(x, i, mean, centre, rotate, s1, factors, p, norm, family, bits, mant_bits, bias,
                                    max_bits, int_max, thresholds, table, gstep, max_level, scale_mode, block, emax,
-                                   e4m3_table, t, cbuf, codes[i], scales, block_scales[i], i)  # fmt: skip
+                                   e4m3_table, t, cbuf, lv, codes, scales, block_scales)  # fmt: skip
 
 
 # ---------------------------------------------------------------- decode
@@ -481,12 +438,12 @@ def scale_levels(z, scale_mode, divides, s, block, block_row, e4m3_table, g):
 
 @njit(cache=True)
 def decode_one(code_row, bits, table, scale_mode, divides, s, block, block_row, e4m3_table,
-               mean, centre, rotate, s1, s2, p, norm, cbuf, out_row):  # fmt: skip
+               mean, centre, rotate, s1, factors, p, norm, cbuf, out_row):  # fmt: skip
     """Decode one row into ``out_row`` (float32, (d,)), back in the original space."""
     levels_row(code_row, bits, table, cbuf, out_row)
     scale_levels(out_row, scale_mode, divides, s, block, block_row, e4m3_table, s)
     if rotate:
-        rotate_inverse(out_row, s1, s2, p, norm)
+        rotate_inverse(out_row, factors, p, norm)
     if centre:
         for j in range(out_row.shape[0]):
             out_row[j] = out_row[j] + mean[j]
@@ -494,7 +451,7 @@ def decode_one(code_row, bits, table, scale_mode, divides, s, block, block_row, 
 
 @njit(cache=True, parallel=True)
 def decode_rows(codes, bits, table, scale_mode, divides, scales, block, block_scales, e4m3_table,
-                mean, centre, rotate, s1, s2, p, norm, rows, all_rows, out):  # fmt: skip
+                mean, centre, rotate, s1, factors, p, norm, rows, all_rows, out):  # fmt: skip
     """Decode rows ``rows[k]`` (every row ``k`` if ``all_rows``) into ``out[k]`` (float32, (m, d))."""
     m, d = out.shape
     n_tasks = (m + ROWS_PER_TASK - 1) // ROWS_PER_TASK
@@ -503,7 +460,7 @@ def decode_rows(codes, bits, table, scale_mode, divides, scales, block, block_sc
         for k in range(task * ROWS_PER_TASK, min(m, (task + 1) * ROWS_PER_TASK)):
             i = k if all_rows else rows[k]
             decode_one(codes[i], bits, table, scale_mode, divides, scales[i], block, block_scales[i], e4m3_table,
-                       mean, centre, rotate, s1, s2, p, norm, cbuf, out[k])  # fmt: skip
+                       mean, centre, rotate, s1, factors, p, norm, cbuf, out[k])  # fmt: skip
 
 
 @njit(cache=True, nogil=True)

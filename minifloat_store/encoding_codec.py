@@ -31,16 +31,17 @@ def _padded_thresholds(cb: Codebook) -> np.ndarray:
     return out
 
 
-_NO_TRANSFORM = (_NO_F32, False, False, _NO_F32, _NO_F32, 1, np.float32(1.0))
+_NO_FACTORS = np.zeros((3, 0), dtype=np.float32)
+_NO_TRANSFORM = (_NO_F32, False, False, _NO_F32, _NO_FACTORS, 1, np.float32(1.0))
 
 
 def _transform_args(enc: Encoding, d: int) -> tuple:
-    """(mean, centre, rotate, s1, s2, p, norm) for the kernels."""
+    """(mean, centre, rotate, s1, factors, p, norm) for the kernels (see transforms.Rotation)."""
     mean = enc.mean if enc.centres else _NO_F32
     if enc.rotates:
         r = rotation(enc.seed, d)
-        return mean, enc.centres, True, r.s1, r.s2, r.p, r.norm32
-    return mean, enc.centres, False, _NO_F32, _NO_F32, 1, np.float32(1.0)
+        return mean, enc.centres, True, r.s1, r.factors, r.p, r.norm32
+    return mean, enc.centres, False, _NO_F32, _NO_FACTORS, 1, np.float32(1.0)
 
 
 def encode_with(x: object, enc: Encoding) -> Encoded:

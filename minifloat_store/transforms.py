@@ -100,12 +100,23 @@ class Rotation:
         Sign vectors.
     norm32 : numpy.float32
         ``float32(1/sqrt(p))``.
+    factors : ndarray of shape (3, d), float32
+        For the kernels, the sign flips merged with a neighbouring ``norm32``
+        (the same result: multiplying by -1 is exact): ``norm32 * s2`` on the
+        first p coordinates and ``s2`` after (forward, between the blocks);
+        ``norm32 * s2`` on the last p and ``s2`` before (inverse, between the
+        blocks); ``norm32 * s1`` on the first p and ``s1`` after (inverse, last).
     """
 
     def __init__(self, seed: int, d: int) -> None:
         self.seed, self.d, self.p = int(seed), int(d), hadamard_power(d)
         self.s1, self.s2 = rotation_signs(self.seed, self.d)
         self.norm32 = np.float32(1.0 / np.sqrt(self.p))
+        p, n = self.p, self.norm32
+        self.factors = np.stack([self.s2, self.s2, self.s1])
+        self.factors[0, :p] *= n
+        self.factors[1, self.d - p :] *= n
+        self.factors[2, :p] *= n
 
     # ------------------------------------------------------------ readable numpy versions
 

@@ -44,8 +44,18 @@ def ratio_range(num: Callable[[str], float], den: Callable[[str], float], sets=(
     return [min(r), max(r)]
 
 
-def _codec_rows() -> list[dict]:
-    return load("bench_encoding")["codec"]
+def _codec_rows(bench: str = "bench_encoding") -> list[dict]:
+    return load(bench)["codec"]
+
+
+#: The encodings on which issue 10's encode target (1 GB/s with centre+rotate) is judged.
+ENCODE_TARGETS = {("e2m1", "vector"), ("nf4", "vector"), ("int4", "block32"), ("int8", "vector")}
+
+
+def _target_ratio_range(bench: str) -> list[float]:
+    r = [row["encode_vs_e2m1"] for row in _codec_rows(bench) if (row["element"], row["scale"]) in ENCODE_TARGETS]
+    assert len(r) == len(ENCODE_TARGETS), f"{bench}: a target encoding is missing"
+    return [min(r), max(r)]
 
 
 def _search_rows() -> list[dict]:
@@ -135,19 +145,51 @@ PINS: list[Pin | Table] = [
         ],
     ),
     Pin(
-        "encode range",
+        "encoding load",
         PERF,
-        r"\(([\d.]+)-([\d.]+) GB/s printed on this overloaded machine",
-        lambda: [min(r["encode_gbps"] for r in _codec_rows()), max(r["encode_gbps"] for r in _codec_rows())],
+        r"bench_encoding\.json`\), run [\d-]+ [\d:]+-[\d:]+ on 2 cores of an AMD EPYC \*\*overloaded\*\*: "
+        r"load average ([\d.]+) at the start and ([\d.]+) at the end",
+        lambda: [
+            json_at("bench_encoding", "machine.loadavg_start.0"),
+            json_at("bench_encoding", "machine.loadavg_end.0"),
+        ],
     ),
     Pin(
-        "rotation cost",
+        "encoding run at d = 256",
         PERF,
-        r"it takes e2m1 from ([\d.]+) to ([\d.]+) GB/s",
+        r"bench_encoding\.py --rows (\d+) --dim (\d+) --repeats (\d+) --no-search --out bench_encoding_d256`, "
+        r"`benchmarks/results/bench_encoding_d256\.json`, run right after, load average ([\d.]+) at the start and "
+        r"([\d.]+) at the end; e2m1 without a transform printed ([\d.]+) GB/s",
         lambda: [
-            load("bench_encoding")["encode_by_transform_gbps"][0]["none"],
-            load("bench_encoding")["encode_by_transform_gbps"][0]["rotate"],
+            json_at("bench_encoding_d256", "rows"),
+            json_at("bench_encoding_d256", "dim"),
+            json_at("bench_encoding_d256", "repeats"),
+            json_at("bench_encoding_d256", "machine.loadavg_start.0"),
+            json_at("bench_encoding_d256", "machine.loadavg_end.0"),
+            json_at("bench_encoding_d256", "baseline.encode_gbps"),
         ],
+    ),
+    Pin(
+        "encode target",
+        PERF,
+        r"\*\*not met in these runs\*\* \(([\d.]+)-([\d.]+) GB/s at d = 192, ([\d.]+)-([\d.]+) GB/s at d = 256, "
+        r"at load averages of [\d.]+ to [\d.]+ on 2 cores, where e2m1 without any transform itself printed only "
+        r"([\d.]+) and ([\d.]+) GB/s\)",
+        lambda: [
+            min(r["encode_gbps"] for r in _codec_rows()),
+            max(r["encode_gbps"] for r in _codec_rows()),
+            min(r["encode_gbps"] for r in _codec_rows("bench_encoding_d256")),
+            max(r["encode_gbps"] for r in _codec_rows("bench_encoding_d256")),
+            json_at("bench_encoding", "baseline.encode_gbps"),
+            json_at("bench_encoding_d256", "baseline.encode_gbps"),
+        ],
+    ),
+    Pin(
+        "target encodings against e2m1",
+        PERF,
+        r"the encoder runs at ([\d.]+)-([\d.]+)x the plain e2m1 encoder in the same run at d = 192 "
+        r"\(([\d.]+)-([\d.]+)x at d = 256\)",
+        lambda: [*_target_ratio_range("bench_encoding"), *_target_ratio_range("bench_encoding_d256")],
     ),
     Table(
         "encode by transform",
@@ -181,7 +223,7 @@ PINS: list[Pin | Table] = [
     Pin(
         "batch range",
         PERF,
-        r"shared-norm scan by ([\d.]+)-([\d.]+)x",
+        r"100 queries took ([\d.]+)-([\d.]+)x of e2m1's shared-norm scan",
         lambda: [min(r["batch_vs_e2m1"] for r in _search_rows()), max(r["batch_vs_e2m1"] for r in _search_rows())],
     ),
     Table(
@@ -197,6 +239,20 @@ PINS: list[Pin | Table] = [
                 r["decode_vs_e2m1"],
             ]
             for r in _codec_rows()
+        },
+    ),
+    Table(
+        "encoding codec table at d = 256",
+        PERF,
+        "| encoding (centre+rotate), d = 256 |",
+        lambda: {
+            f"{r['element']}/{r['scale']}": [
+                r["encode_gbps"],
+                r["encode_vs_e2m1"],
+                r["decode_gbps"],
+                r["decode_vs_e2m1"],
+            ]
+            for r in _codec_rows("bench_encoding_d256")
         },
     ),
     Table(

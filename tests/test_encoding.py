@@ -140,6 +140,36 @@ def test_odd_dimensions_and_partial_blocks_match_the_reference(d, el, sc):
     np.testing.assert_array_equal(decode_with(e), reference_decode_encoding(codes, scales, blocks, enc, d))
 
 
+@pytest.mark.parametrize("d", [8, 12, 16, 32, 64, 128, 192, 256, 384, 512, 1000])
+def test_vectorised_rotation_gives_the_bits_of_the_numpy_rotation(d):
+    # fp32 codes are the rotated float32 values themselves: every butterfly
+    # path of the kernels (in-vector stages, runs of 64, one and two stages
+    # on runs of 8, overlapping blocks at any offset) against transforms.py.
+    x = embeddings(20, d, seed=d)
+    enc = fitted("fp32", "none", "centre+rotate", x)
+    e = encode_with(x, enc)
+    rotated = Rotation(7, d).forward(x - enc.mean)
+    np.testing.assert_array_equal(e.codes.view(np.uint32), rotated.view(np.uint32))
+    expected = Rotation(7, d).inverse(rotated) + enc.mean
+    np.testing.assert_array_equal(decode_with(e).view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("el", ["nf4", "int4", "int8", "e2m1"])
+@pytest.mark.parametrize("sc", ["vector", "block32", "block16"])
+@pytest.mark.parametrize("d", [192, 256])
+def test_embedding_sized_rows_match_the_reference(el, sc, d):
+    x = embeddings(30, d, seed=d)
+    enc = fitted(el, sc, "centre+rotate", x)
+    e = encode_with(x, enc)
+    codes, scales, blocks = reference_encode_encoding(x, enc)
+    np.testing.assert_array_equal(e.codes, codes)
+    if scales is not None:
+        np.testing.assert_array_equal(e.scales, scales)
+    if blocks is not None:
+        np.testing.assert_array_equal(e.block_scales, blocks)
+    np.testing.assert_array_equal(decode_with(e), reference_decode_encoding(codes, scales, blocks, enc, d))
+
+
 @pytest.mark.parametrize("fmt", [f for f in CODEBOOKS if CODEBOOKS[f].family == "minifloat"])
 @pytest.mark.parametrize("scale", ["none", "vector"])
 def test_a_plain_minifloat_encoding_writes_the_bytes_of_the_format_api(fmt, scale):
