@@ -280,3 +280,18 @@ def test_store_size_table_is_the_benchmarks():
     for cell, dim in zip(readme.groups(), (192, 256), strict=True):
         check(cell, max(c["ratio"] for c in res["cases"] if c["dim"] == dim), f"README's worst ratio at {dim}")
     check.done(34)
+
+
+def test_readme_quotes_the_8_and_16_bit_one_query_run():
+    """README: e4m3's and fp16's one-query q/s and the fastest peer's, from bench_search_encoded.json."""
+    res = {r["method"]: r for r in load("bench_search_encoded")["search"]}
+    text = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"e4m3 answered ([\d.]+) q/s and fp16 ([\d.]+) q/s one query at a time, against ([\d.]+) for", text)
+    check = Checker()
+    check(m.group(1), res["mfs_e4m3"]["single_qps"], "e4m3 q/s")
+    check(m.group(2), res["mfs_fp16"]["single_qps"], "fp16 q/s")
+    peers = [r for name, r in res.items() if not name.startswith("mfs_")]
+    fastest = max(peers, key=lambda r: r["single_qps"])
+    check(m.group(3), fastest["single_qps"], "fastest peer q/s")
+    assert fastest["method"] == "faiss_QT_8bit"
+    check.done(3)
