@@ -66,6 +66,16 @@ def _search_rows() -> list[dict]:
     return load("bench_encoding")["search"]
 
 
+def _search_row(name: str) -> dict:
+    return next(r for r in _search_rows() if f"{r['element']}/{r['scale']}" == name)
+
+
+def _encoded_run_ratio(method: str) -> float:
+    """A method's one-query time over e2m1's in bench_search_encoded.json."""
+    qps = {r["method"]: r["single_qps"] for r in load("bench_search_encoded")["search"]}
+    return qps["mfs_e2m1"] / qps[method]
+
+
 def _gaussian_int8_bound(d: int) -> float:
     """docs/performance.md's int8-path bound for unit Gaussian queries at d, as the doc defines it (median)."""
     q = np.random.default_rng(0).standard_normal((1000, d))
@@ -217,6 +227,20 @@ PINS: list[Pin | Table] = [
         lambda: [
             json_at("bench_encoding", "baseline.one_query_s") * 1e3,
             json_at("bench_encoding", "baseline.batch_s") * 1e3,
+        ],
+    ),
+    Pin(
+        "block-scaled one query, this run and the search run",
+        PERF,
+        r"nf4/block32 and int4/block16 just over \(([\d.]+)x, ([\d.]+)x\) .*? A single query is (\d+)-(\d+) ms here"
+        r".*?had nf4/block32 at ([\d.]+)x and int4/block16 at ([\d.]+)x",
+        lambda: [
+            _search_row("nf4/block32")["one_vs_e2m1"],
+            _search_row("int4/block16")["one_vs_e2m1"],
+            min(r["one_query_s"] for r in _search_rows()) * 1e3,
+            max(r["one_query_s"] for r in _search_rows()) * 1e3,
+            _encoded_run_ratio("mfs_nf4_block32_cr"),
+            _encoded_run_ratio("mfs_int4_block16_cr"),
         ],
     ),
     Pin(
