@@ -332,7 +332,7 @@ def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = No
 
     Returns
     -------
-    ids : ndarray of shape (q, k'), str
+    ids : ndarray of shape (q, k'), object (str)
         ``k' = min(k, len(store))``, best first, ties by row order: exactly ``store.search``.
     scores : ndarray of shape (q, k'), float64
     """
@@ -351,8 +351,10 @@ def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = No
             tasks.append(part(reader, lo, hi, live, q, int(k)))
     rows, scores = _merge_topk(_compute(tasks, client), q.shape[0], int(k))
     flat = rows.ravel()
-    ids = store.ids_at(flat) if len(flat) else []
-    return np.array(ids, dtype=str).reshape(rows.shape), scores
+    # An object array, as EmbeddingStore.search returns: a fixed-width str array pads every id.
+    ids = np.empty(len(flat), dtype=object)
+    ids[:] = store.ids_at(flat) if len(flat) else []
+    return ids.reshape(rows.shape), scores
 
 
 def _score_block(snap: StoreSnapshot, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -118,6 +118,7 @@ def test_distributed_search_skips_deleted_rows_like_store_search(client, tmp_pat
         q = x[:4]
         got, want = mfs_dask.search(s, q, k=5, client=client), s.search(q, k=5)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        assert got[0].dtype == want[0].dtype == object
         assert np.array_equal(s.to_dask().compute(), s.to_numpy())
         snap = s.snapshot()
         assert s.to_dask().chunks[0] == tuple(int(snap.live_mask(lo, hi).sum()) for lo, hi in snap.partitions())
