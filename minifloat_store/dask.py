@@ -32,16 +32,16 @@ import numpy as np
 import zarr
 
 from minifloat_store import scoring
-from minifloat_store._checks import check_positive_int
-from minifloat_store.codec import Packed, as_float32_matrix, check_scale_mode, effective_scale, encode
-from minifloat_store.encoding import Encoded, Encoding
-from minifloat_store.formats import Format, get_format
+from minifloat_store.codec import as_float32_matrix, encode
+from minifloat_store.encoding import Encoding
+from minifloat_store.formats import Format
 from minifloat_store.store.backend import holds_store
-from minifloat_store.store.convert import DEFAULT_FIT_ROWS, ConvertSummary, describe_encoding
+from minifloat_store.store.convert import ConvertSummary, describe_encoding, fit_encoding, resolve_encoding
 from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.record import RECORD_KEY
 from minifloat_store.store.remote import is_url
 from minifloat_store.store.snapshot import StoreSnapshot, read_partition, read_scattered
+from minifloat_store.store.writing import stored_rows
 from minifloat_store.store.zarr_backend import DEFAULT_CHUNK_ROWS
 
 __all__ = ["convert", "score_pairs", "search"]
@@ -66,28 +66,6 @@ def _compute(tasks: list[Any], client: Any) -> list[Any]:
 
 
 # -- convert -----------------------------------------------------------------
-def _resolve_encoding(fmt: str | Format, scale: str, encoding: object) -> Encoding:
-    """What ``fmt``/``scale`` or ``encoding`` ask for, as an Encoding (a format name keeps its study meaning)."""
-    if encoding is None:
-        f = get_format(fmt)
-        return Encoding(f, effective_scale(f, check_scale_mode(scale)))
-    if not isinstance(encoding, Encoding):
-        raise TypeError(f"encoding must be a minifloat_store.Encoding, got {type(encoding).__name__}")
-    return encoding
-
-
-def _fit_on_first_rows(enc: Encoding, x: Any, name: str, fit_rows: int | None) -> tuple[Encoding, int]:
-    """``enc`` fitted on the first ``fit_rows`` vectors of ``x`` when it centres and is not fitted yet."""
-    if not enc.centres or enc.is_fitted:
-        if fit_rows is not None:
-            why = "is already fitted" if enc.centres else "does not centre: it has nothing to fit"
-            raise ValueError(f"{enc!r} {why}; drop fit_rows")
-        return enc, 0
-    rows = DEFAULT_FIT_ROWS if fit_rows is None else check_positive_int(fit_rows, "fit_rows")
-    sample = as_float32_matrix(np.asarray(x[: min(int(x.shape[0]), rows)].compute()), f"the first rows of {name}")
-    return enc.fit(sample), len(sample)
-
-
 def _is_store_url(url: str, storage_options: Mapping[str, Any] | None) -> bool:
     if not is_url(url):
         return holds_store(url)
@@ -148,14 +126,8 @@ def _encode_shard(
     bad = ~np.isfinite(x32).all(axis=1)
     if bad.any():
         raise ValueError(f"{src_name} row {lo + int(np.flatnonzero(bad)[0])} contains NaN or inf; nothing was stored")
-    packed: Packed | Encoded
-    if enc.is_legacy:  # a study format: the codec's own Packed, as the store writes it
-        packed = encode(x32, enc.codebook.fmt, enc.scale)  # type: ignore[arg-type]
-        codes, scales = packed.codes, packed.scales
-    else:  # a row of codes is the element codes, then the block-scale bytes (docs/format.md)
-        packed = encode(x32, enc)
-        codes = packed.codes if packed.block_scales is None else np.hstack((packed.codes, packed.block_scales))
-        scales = packed.scales
+    packed = encode(x32, enc)
+    codes, scales = stored_rows(packed)
     so = storage_options if is_url(codes_url) else None
     hi = lo + packed.n
     zarr.open_array(codes_url, mode="r+", storage_options=so)[lo:hi] = codes
@@ -226,7 +198,9 @@ def convert(
     """
     t0 = time.perf_counter()
     dst = os.fspath(dst)
-    enc = _resolve_encoding(fmt, scale, encoding)
+    if encoding is not None and not isinstance(encoding, Encoding):
+        raise TypeError(f"encoding must be a minifloat_store.Encoding, got {type(encoding).__name__}")
+    enc = resolve_encoding(fmt, scale) if encoding is None else encoding
     so = dict(storage_options) if storage_options else None
     if chunk_rows is None:
         chunk_rows = DEFAULT_CHUNK_ROWS
@@ -248,7 +222,11 @@ def convert(
         if not is_url(dst) and os.path.exists(dst):
             raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
         meta = dict(metadata) if metadata is not None else src_meta
-        enc, fitted_on = _fit_on_first_rows(enc, x, name, fit_rows)
+
+        def first_rows(m: int) -> np.ndarray:
+            return as_float32_matrix(np.asarray(x[: min(n, m)].compute()), f"the first rows of {name}")
+
+        enc, fitted_on = fit_encoding(enc, first_rows, dim, name, fit_rows)
         if enc.dim is not None and enc.dim != dim:
             raise ValueError(f"{enc!r} was fitted on vectors of dim {enc.dim}; {name} has {dim}")
         store = EmbeddingStore.create(dst, dim, enc, None, "zarr", meta, chunk_rows=int(chunk_rows), storage_options=so)

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -34,7 +34,16 @@ from minifloat_store.formats import Format, get_format
 from minifloat_store.store.embedding_store import EmbeddingStore
 from minifloat_store.store.sources import IdSource, open_source
 
-__all__ = ["DEFAULT_FIT_ROWS", "ConvertSummary", "convert", "parse_encoding", "remove_stale_staging"]
+__all__ = [
+    "DEFAULT_FIT_ROWS",
+    "ConvertSummary",
+    "convert",
+    "describe_encoding",
+    "fit_encoding",
+    "parse_encoding",
+    "remove_stale_staging",
+    "resolve_encoding",
+]
 
 #: Vectors an encoding that centres is fitted on when neither ``fit_rows`` nor ``fit_sample`` is given.
 DEFAULT_FIT_ROWS = 100_000
@@ -150,21 +159,40 @@ def describe_encoding(enc: Encoding, fitted_on: int) -> str:
     return out
 
 
-def _resolve_encoding(fmt: str | Format | Encoding, scale: str | None) -> Encoding:
-    """What ``fmt``/``scale`` ask for, as an Encoding (a format name keeps its study meaning)."""
+def resolve_encoding(fmt: str | Format | Encoding, scale: str | None) -> Encoding:
+    """What ``fmt``/``scale`` ask for, as an Encoding (a format name keeps its study meaning).
+
+    ``scale`` None means ``"vector"`` for a format name, the Encoding's own for an Encoding.
+    """
     if isinstance(fmt, Encoding):
         if scale is not None and scale != fmt.scale:
             raise ValueError(f"scale={scale!r} was given with an Encoding; its scale is part of it ({fmt!r})")
         return fmt
+    if not isinstance(fmt, (str, Format)):
+        raise TypeError(f"encoding must be a format name or a minifloat_store.Encoding, got {type(fmt).__name__}")
     return Encoding(get_format(fmt), check_scale_mode("vector" if scale is None else scale))
 
 
-def _fit(enc: Encoding, source: Any, fit_rows: int | None, fit_sample: ArrayLike | str | None) -> tuple[Encoding, int]:
-    """``enc`` fitted on ``fit_sample`` or the first ``fit_rows`` vectors of ``source``; the vectors used."""
+def fit_encoding(
+    enc: Encoding,
+    first_rows: Callable[[int], np.ndarray],
+    dim: int,
+    name: str,
+    fit_rows: int | None = None,
+    fit_sample: ArrayLike | str | None = None,
+) -> tuple[Encoding, int]:
+    """``enc`` fitted on ``fit_sample`` or the first ``fit_rows`` vectors of a source; the vectors used.
+
+    The one fitting rule of both converts (single process and Dask): only an
+    encoding that centres and is not fitted yet is fitted, by default on the
+    first ``DEFAULT_FIT_ROWS`` vectors; ``first_rows(m)`` returns at most the
+    first ``m`` vectors of the source called ``name``, of dimension ``dim``.
+    """
     if not enc.centres or enc.is_fitted:
         if fit_rows is not None or fit_sample is not None:
             why = "is already fitted" if enc.centres else "does not centre: it has nothing to fit"
-            raise ValueError(f"{enc!r} {why}; drop fit_rows/fit_sample (--fit-rows/--fit-sample)")
+            given = "fit_rows (--fit-rows)" if fit_rows is not None else "fit_sample (--fit-sample)"
+            raise ValueError(f"{enc!r} {why}; drop {given}")
         return enc, 0
     if fit_rows is not None and fit_sample is not None:
         raise ValueError("give fit_rows or fit_sample (--fit-rows or --fit-sample), not both")
@@ -174,11 +202,10 @@ def _fit(enc: Encoding, source: Any, fit_rows: int | None, fit_sample: ArrayLike
         else:
             sample = np.asarray(fit_sample)
     else:
-        rows = DEFAULT_FIT_ROWS if fit_rows is None else check_positive_int(fit_rows, "fit_rows")
-        sample = source.read(0, min(source.n, rows))
+        sample = first_rows(DEFAULT_FIT_ROWS if fit_rows is None else check_positive_int(fit_rows, "fit_rows"))
     fitted = enc.fit(sample)
-    if fitted.dim != source.dim:
-        raise ValueError(f"the fit sample has dim {fitted.dim}, the vectors of {source.name} {source.dim}")
+    if fitted.dim != dim:
+        raise ValueError(f"the fit sample has dim {fitted.dim}, the vectors of {name} {dim}")
     return fitted, len(sample)
 
 
@@ -394,7 +421,7 @@ def convert(
     """
     t0 = time.perf_counter()
     src, dst = os.fspath(src), os.fspath(dst)
-    enc = _resolve_encoding(fmt, scale)
+    enc = resolve_encoding(fmt, scale)
     if os.path.lexists(dst):
         raise FileExistsError(f"{dst} already exists; choose a new path for the converted store")
     stale = tuple(remove_stale_staging(dst))
@@ -436,7 +463,7 @@ def _convert(
             elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
                 raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
             meta = dict(metadata) if metadata is not None else dict(source.metadata)
-            enc, fitted_on = _fit(enc, source, *fit)
+            enc, fitted_on = fit_encoding(enc, lambda m: source.read(0, min(n, m)), dim, source.name, *fit)
             store = EmbeddingStore.create(tmp, dim, enc, None, backend, meta, chunk_rows=chunk_rows)
             created = True
             cos_sum, cos_min, cos_n, zero = 0.0, np.inf, 0, 0

@@ -26,7 +26,21 @@ from minifloat_store.store.record import ARRAYS, next_record
 from minifloat_store.store.store_state import StoreState
 from minifloat_store.store.validation import check_ids, check_json, check_packed, check_vectors
 
-__all__ = ["StoreWriting"]
+__all__ = ["StoreWriting", "stored_rows"]
+
+
+def stored_rows(packed: Packed | Encoded) -> tuple[np.ndarray, np.ndarray]:
+    """What a store writes for these vectors: rows of ``codes`` and the per-vector scales.
+
+    A row of ``codes`` is the element codes, then the block-scale bytes
+    (docs/format.md). Scales are float32 of shape (n,), ones for an encoding
+    without per-vector scales (written only where the layout has a scale column).
+    """
+    if isinstance(packed, Packed):
+        return packed.codes, packed.scales
+    codes = packed.codes if packed.block_scales is None else np.hstack((packed.codes, packed.block_scales))
+    scales = packed.scales if packed.scales is not None else np.ones(packed.n, dtype=np.float32)
+    return codes, scales
 
 
 class StoreWriting(StoreState):
@@ -138,16 +152,9 @@ class StoreWriting(StoreState):
             pass
 
     def _row_arrays(self, packed: Packed | Encoded) -> list[tuple[str, np.ndarray]]:
-        """The ``codes`` rows (codes, then block-scale bytes) and, where the layout has one, the scale column."""
-        if isinstance(packed, Packed):
-            codes, scales = packed.codes, packed.scales
-        else:
-            codes = packed.codes if packed.block_scales is None else np.hstack((packed.codes, packed.block_scales))
-            scales = packed.scales if packed.scales is not None else np.ones(packed.n, dtype=np.float32)
-        out = [("codes", codes)]
-        if self._layout.scale_column:
-            out.append(("scales", scales))
-        return out
+        """The ``codes`` rows and, where the layout has one, the scale column."""
+        codes, scales = stored_rows(packed)
+        return [("codes", codes), ("scales", scales)] if self._layout.scale_column else [("codes", codes)]
 
     def _scale_rows(self, rows: int) -> int:
         """The committed length of ``scales`` for ``rows`` rows (0 without a scale column)."""
