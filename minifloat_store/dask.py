@@ -32,6 +32,7 @@ import numpy as np
 import zarr
 
 from minifloat_store import scoring
+from minifloat_store._checks import check_positive_int
 from minifloat_store.codec import as_float32_matrix, encode
 from minifloat_store.encoding import Encoding
 from minifloat_store.formats import Format
@@ -277,10 +278,10 @@ def convert(
 
 # -- search and scoring --------------------------------------------------------
 def _search_partition(
-    snap: StoreSnapshot, lo: int, hi: int, live: np.ndarray, q: np.ndarray, k: int
+    snap: StoreSnapshot, lo: int, hi: int, live: np.ndarray, q: np.ndarray, k: int, threads: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     packed = read_partition(snap, lo, hi)
-    rows, scores = scoring.search(packed, q, k=k, exclude=~live)
+    rows, scores = scoring.search(packed, q, k=k, exclude=~live, threads=threads)
     return rows + lo, scores
 
 
@@ -297,7 +298,9 @@ def _merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], nq: int, k: int) -> 
     return out_r, out_s
 
 
-def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def search(
+    store: EmbeddingStore, queries: object, k: int = 10, client: Any = None, *, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``store.search(queries, k)``, with each shard searched by a Dask task and the top-k merged.
 
     Parameters
@@ -307,6 +310,9 @@ def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = No
     queries : array_like of shape (q, dim) or (dim,), floating point
     k : int
     client : distributed.Client, optional
+    threads : int, optional
+        numba and BLAS threads per task (``minifloat_store.search``); a worker
+        running several tasks at once on its cores wants ``cores // tasks``.
 
     Returns
     -------
@@ -314,8 +320,9 @@ def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = No
         ``k' = min(k, len(store))``, best first, ties by row order: exactly ``store.search``.
     scores : ndarray of shape (q, k'), float64
     """
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_positive_int(k, "k")
+    if threads is not None:
+        threads = check_positive_int(threads, "threads")  # here, not in every task
     q = as_float32_matrix(queries, "queries")
     if q.shape[1] != store.dim:
         raise ValueError(f"queries have {q.shape[1]} values; the store holds vectors of {store.dim}")
@@ -326,7 +333,7 @@ def search(store: EmbeddingStore, queries: object, k: int = 10, client: Any = No
     for lo, hi in snap.partitions():
         live = snap.live_mask(lo, hi)
         if live.any():
-            tasks.append(part(reader, lo, hi, live, q, int(k)))
+            tasks.append(part(reader, lo, hi, live, q, int(k), threads))
     rows, scores = _merge_topk(_compute(tasks, client), q.shape[0], int(k))
     flat = rows.ravel()
     # An object array, as EmbeddingStore.search returns: a fixed-width str array pads every id.

@@ -26,11 +26,14 @@ The store (``minifloat_store.store``) calls these with its precomputed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike
+from threadpoolctl import threadpool_limits
 
 from minifloat_store import _score_kernels as K
 from minifloat_store._checks import check_positive_int
@@ -62,7 +65,16 @@ from minifloat_store.fast_search import (
     search_index,
 )
 
-__all__ = ["SearchIndex", "cosine_index_pairs", "cosine_pairs", "search", "search_index", "vector_norms", "verify"]
+__all__ = [
+    "SearchIndex",
+    "cosine_index_pairs",
+    "cosine_pairs",
+    "search",
+    "search_index",
+    "thread_limit",
+    "vector_norms",
+    "verify",
+]
 
 SearchMethod = Literal["auto", "fast", "scan", "blas"]
 
@@ -310,6 +322,31 @@ def _blas_candidates(
     return rows_out, scores_out
 
 
+@contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Run the block with at most ``threads`` numba threads and ``threads`` BLAS threads.
+
+    Both pools size themselves to every core by default, and a search
+    alternates between them (BLAS pre-selects a chunk, numba rescores it);
+    a caller that runs several searches at once (one per worker thread, or
+    a Dask worker per core) gives each a share of the cores with this so
+    that the pools do not oversubscribe them. ``None`` changes nothing.
+    numba's limit applies to the calling thread only; BLAS's to the process
+    (threadpoolctl), restored on exit.
+    """
+    if threads is None:
+        yield
+        return
+    threads = check_positive_int(threads, "threads")
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def search(
     packed: Packed | Encoded | SearchIndex,
     queries: ArrayLike,
@@ -318,6 +355,7 @@ def search(
     norms: np.ndarray | None = None,
     *,
     method: SearchMethod = "auto",
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k stored vectors of highest cosine with each query (1:N identification).
 
@@ -350,6 +388,10 @@ def search(
         ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on
         (``BLAS_MIN_QUERIES_SIMD4`` for 4-bit formats on AVX2), ``"fast"``
         below.
+    threads : int, optional
+        At most this many threads, numba's and BLAS's alike (see
+        :func:`thread_limit`); default: numba's setting (every core unless
+        ``NUMBA_NUM_THREADS`` says otherwise) and BLAS's.
 
     Returns
     -------
@@ -366,6 +408,18 @@ def search(
         If a query has the wrong dimension or holds NaN/inf, ``k < 1``, or
         ``exclude``/``norms`` have the wrong shape.
     """
+    with thread_limit(threads):
+        return _search(packed, queries, k, exclude, norms, method)
+
+
+def _search(
+    packed: Packed | Encoded | SearchIndex,
+    queries: ArrayLike,
+    k: int,
+    exclude: np.ndarray | None,
+    norms: np.ndarray | None,
+    method: SearchMethod,
+) -> tuple[np.ndarray, np.ndarray]:
     index = packed if isinstance(packed, SearchIndex) else None
     packed = _check_packed(index.packed if index is not None else packed)
     qhat = _unit_queries(queries, packed.dim)

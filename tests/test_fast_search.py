@@ -8,8 +8,10 @@ pools, zero queries, and what the search state holds.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 import minifloat_store as mfs
 from minifloat_store import fast_search, scoring
@@ -143,3 +145,28 @@ def test_the_search_state_is_the_payload_alone():
     assert index.nbytes == p.nbytes == mfs.storage_bytes(2000, 192, "e2m1")
     assert x.nbytes / index.nbytes >= 7.5
     assert index.packed.codes is p.codes  # no copy of the codes
+
+
+def test_a_thread_limit_holds_numba_and_blas_inside_and_is_undone_after():
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    numba_before, blas_before = numba.get_num_threads(), blas_threads()
+    with scoring.thread_limit(1):
+        assert numba.get_num_threads() == 1
+        assert blas_threads() and set(blas_threads()) == {1}
+    assert numba.get_num_threads() == numba_before and blas_threads() == blas_before
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        with scoring.thread_limit(0):
+            pass
+
+
+@pytest.mark.parametrize("method", ["fast", "blas", "scan"])
+def test_search_with_one_thread_returns_what_every_core_returns(method):
+    rng = np.random.default_rng(5)
+    packed = mfs.encode(rng.standard_normal((3000, 64)).astype(np.float32), "e2m1")
+    q = rng.standard_normal((7, 64)).astype(np.float32)
+    rows, scores = mfs.search(packed, q, k=5, method=method)
+    rows1, scores1 = mfs.search(packed, q, k=5, method=method, threads=1)
+    np.testing.assert_array_equal(rows1, rows)
+    np.testing.assert_array_equal(scores1, scores)

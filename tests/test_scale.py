@@ -145,6 +145,8 @@ def test_distributed_reads_of_an_encoded_store_are_the_stores(client, tmp_path, 
         q = x[1:6] + 0.1
         got, want = mfs_dask.search(s, q, k=7, client=client), s.search(q, k=7)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        one_thread = mfs_dask.search(s, q, k=7, client=client, threads=1)
+        assert np.array_equal(one_thread[0], want[0]) and np.array_equal(one_thread[1], want[1])
         live = [i for n, i in enumerate(ids) if n % 9]
         left, right = live[:150], live[300:450]
         assert np.array_equal(mfs_dask.score_pairs(s, left, right, client=client), s.score(left, right))

@@ -310,13 +310,15 @@ class EmbeddingStore(StoreWriting):
             index.packed, self._rows_of(a, "nothing was scored"), self._rows_of(b, "nothing was scored")
         )
 
-    def search(self, queries: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: ArrayLike, k: int = 10, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` stored vectors most cosine-similar to each query.
 
         Parameters
         ----------
         queries : array_like of shape (q, dim) or (dim,), floating point
         k : int
+        threads : int, optional
+            At most this many numba and BLAS threads (``minifloat_store.search``).
 
         Returns
         -------
@@ -326,7 +328,7 @@ class EmbeddingStore(StoreWriting):
         """
         self._check_open()
         index, deleted = self._scoring_state()
-        rows, scores = scoring.search(index, queries, k=k, exclude=deleted)
+        rows, scores = scoring.search(index, queries, k=k, exclude=deleted, threads=threads)
         flat = rows.ravel()
         # An object array: a fixed-width str array would pad every id to the longest one.
         names = np.empty(len(flat), dtype=object)
