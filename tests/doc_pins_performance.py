@@ -358,7 +358,7 @@ PINS: list[Pin | Table] = [
         r"OpenBLAS sgemm, (\d+)k rows at a time\), FAISS ([\d.]+) `IndexFlatIP`.*?on int8 \(×(\d+)\) and float16 copies"
         r".*?codes plus the (\d+)-byte exclusion mask",
         lambda: [
-            _bench_constant("bench_search.py", "NUMPY_CHUNK") / 1024,
+            _bench_constant("_search_methods.py", "NUMPY_CHUNK") / 1024,
             json_at("bench_search", "faiss.version"),
             np.iinfo(np.int8).max,
             np.dtype(np.bool_).itemsize,
@@ -389,7 +389,7 @@ PINS: list[Pin | Table] = [
         PERF,
         r"with norms spread over ([\d.]+)–([\d.]+) x,",
         lambda: list(
-            map(float, re.search(r"rng\.uniform\(([\d.]+), ([\d.]+)", _source("benchmarks/bench_search.py")).groups())
+            map(float, re.search(r"rng\.uniform\(([\d.]+), ([\d.]+)", _source("benchmarks/_search_methods.py")).groups())
         ),
     ),
     Pin(
@@ -485,7 +485,7 @@ PINS: list[Pin | Table] = [
         lambda: [
             _machine("bench_search_2026-11-25")[0],
             _machine("bench_search_2026-11-25")[0],
-            _bench_constant("bench_search.py", "NUMPY_CHUNK") / 1024,
+            _bench_constant("_search_methods.py", "NUMPY_CHUNK") / 1024,
             json_at("bench_search_2026-11-25", "repeats"),
         ],
     ),
