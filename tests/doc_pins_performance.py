@@ -19,8 +19,8 @@ from test_docs_benchmarks import ROOT
 
 import minifloat_store as mfs
 from minifloat_store import encoded_scoring, exact_scan, scoring
+from minifloat_store._encoded_scan_kernels import FINE_RATIO
 from minifloat_store._encoded_score_kernels import split_special
-from minifloat_store._scan_kernels import FINE_RATIO
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.store import hdf5_backend, zarr_backend
 
