@@ -10,12 +10,17 @@ Where encode time goes: nf4 and e2m1 with scale "vector" encoded with each
 transform (none, centre, rotate, centre+rotate) in the same run; the
 differences are the cost of the mean subtraction and of the rotation.
 
-Search: ``--queries`` single queries and one batch of ``--batch`` queries,
-each with the default ``method="auto"`` (4-bit codes: the fast scan with
-exact rescoring, see docs/performance.md), the baseline too; median of the
-per-query times and best-of-k of the batch. ``--threads`` sets numba's.
+Search, with the default ``method="auto"`` (4-bit codes: the fast scan with
+exact rescoring, see docs/performance.md), the baseline too: ``--rounds``
+rounds of ``--queries`` single queries, and ``--repeats`` rounds of one batch
+of ``--batch`` queries; in each round every method runs once in turn (so a
+burst of load on a shared machine hits all alike). Reported: each method's
+best round (time per query for single queries) over e2m1's best, and the
+spread, min-max over rounds of the method's time over e2m1's in the same
+round. ``--threads`` sets numba's.
 
-    python benchmarks/bench_encoding.py [--rows 1000000] [--dim 192] [--repeats 3] [--no-search]
+    python benchmarks/bench_encoding.py [--rows 1000000] [--dim 192] [--repeats 3] [--queries 20] [--rounds 7]
+        [--no-search]
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -42,12 +50,39 @@ SEARCH_4BIT = [("e2m1", "vector"), ("e2m1", "block32"), ("e2m1", "block16"), ("n
                ("nf4", "block32"), ("int4", "vector"), ("int4", "block16")]  # fmt: skip
 
 
+def interleaved_rounds(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Warm-up round, then ``rounds`` rounds running every function once in turn: wall seconds per round.
+
+    Interleaving spreads a burst of load on the shared machine over every method alike.
+    """
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def round_ratios(times: list[float], base: list[float]) -> list[float]:
+    """(min, max) over rounds of a method's time over the baseline's in the same round."""
+    r = [t / b for t, b in zip(times, base, strict=True)]
+    return [min(r), max(r)]
+
+
+def _span(r: list[float]) -> str:
+    return f"{r[0]:.2f}-{r[1]:.2f}x"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=192)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--queries", type=int, default=5)
+    ap.add_argument("--queries", type=int, default=20, help="single queries per round")
+    ap.add_argument("--rounds", type=int, default=7, help="rounds of single queries")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--out", default="bench_encoding")
     ap.add_argument("--threads", type=int, default=0, help="numba threads (0: all cores)")
@@ -76,8 +111,8 @@ def main() -> None:
     for el, sc in CODEC:
         enc = mfs.Encoding(el, sc, "centre+rotate").fit(x[:10_000])
         packed = mfs.encode(x, enc)
-        t_enc = best_of(lambda enc=enc: mfs.encode(x, enc), args.repeats)
-        t_dec = best_of(lambda p=packed: mfs.decode(p, out=out), args.repeats)
+        t_enc = best_of(partial(mfs.encode, x, enc), args.repeats)
+        t_dec = best_of(partial(mfs.decode, packed, out=out), args.repeats)
         row = {"element": el, "scale": sc, "bits_per_value": enc.bits_per_value(d),
                "encode_gbps": gb / t_enc, "decode_gbps": gb / t_dec,
                "encode_vs_e2m1": t_enc0 / t_enc, "decode_vs_e2m1": t_dec0 / t_dec}  # fmt: skip
@@ -91,7 +126,7 @@ def main() -> None:
         row = {"element": el}
         for tr in ("none", "centre", "rotate", "centre+rotate"):
             enc = mfs.Encoding(el, "vector", tr).fit(x[:10_000])
-            row[tr] = gb / best_of(lambda enc=enc: mfs.encode(x, enc), args.repeats)
+            row[tr] = gb / best_of(partial(mfs.encode, x, enc), args.repeats)
         breakdown.append(row)
         print(f"{el:<6} " + "  ".join(f"{tr} {row[tr]:.2f}" for tr in ("none", "centre", "rotate", "centre+rotate")))
 
@@ -104,33 +139,46 @@ def main() -> None:
     queries = x[rng.choice(args.rows, args.batch, replace=False)] + rng.standard_normal((args.batch, d)).astype(
         np.float32
     )
+    # Every method's arrays first, then the timings, round by round.
+    methods: dict[str, tuple] = {"e2m1": (base, mfs.vector_norms(base))}
+    for el, sc in SEARCH_4BIT:
+        enc_p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate").fit(x[:10_000]))
+        methods[f"{el}/{sc}"] = (enc_p, mfs.vector_norms(enc_p))
 
-    def time_search(p, norms) -> tuple[float, float]:
-        mfs.search(p, queries[0], k=10, norms=norms)  # warm-up
-        single = []
+    def singles(p, nr) -> None:
         for q in queries[: args.queries]:
-            t0 = time.perf_counter()
-            mfs.search(p, q, k=10, norms=norms)
-            single.append(time.perf_counter() - t0)
-        batch = best_of(lambda: mfs.search(p, queries, k=10, norms=norms), args.repeats)
-        return float(np.median(single)), batch
+            mfs.search(p, q, k=10, norms=nr)
 
-    t_one0, t_batch0 = time_search(base, mfs.vector_norms(base))
-    print(f"\nsearch, k=10: baseline e2m1/vector (no transform): one query {1e3 * t_one0:.1f} ms, "
+    def one_batch(p, nr) -> None:
+        mfs.search(p, queries, k=10, norms=nr)
+
+    one = interleaved_rounds({name: partial(singles, *m) for name, m in methods.items()}, args.rounds)
+    batch = interleaved_rounds({name: partial(one_batch, *m) for name, m in methods.items()}, args.repeats)
+    per_query = {name: [t / args.queries for t in ts] for name, ts in one.items()}
+    t_one0, t_batch0 = min(per_query["e2m1"]), min(batch["e2m1"])
+    print(f"\nsearch, k=10: {args.queries} single queries per round, {args.rounds} rounds and {args.repeats} batch "
+          f"rounds, every method once per round in turn; best round per method; spread: the ratio of each "
+          f"round to e2m1's time in the same round, min-max")  # fmt: skip
+    print(f"baseline e2m1/vector (no transform): one query {1e3 * t_one0:.1f} ms, "
           f"{args.batch} queries {1e3 * t_batch0:.0f} ms")  # fmt: skip
-    print(f"{'4-bit encoding (centre+rotate)':<32} {'one query ms':>12} {'vs e2m1':>8} {'batch ms':>9} {'vs e2m1':>8}")
+    print(f"{'4-bit encoding (centre+rotate)':<32} {'one query ms':>12} {'vs e2m1':>8} {'spread':>11} "
+          f"{'batch ms':>9} {'vs e2m1':>8} {'spread':>11}")  # fmt: skip
     search_rows = []
     for el, sc in SEARCH_4BIT:
-        enc = mfs.Encoding(el, sc, "centre+rotate").fit(x[:10_000])
-        p = mfs.encode(x, enc)
-        t_one, t_batch = time_search(p, mfs.vector_norms(p))
+        name = f"{el}/{sc}"
+        t_one, t_batch = min(per_query[name]), min(batch[name])
+        one_spread = round_ratios(per_query[name], per_query["e2m1"])
+        batch_spread = round_ratios(batch[name], batch["e2m1"])
         row = {"element": el, "scale": sc, "one_query_s": t_one, "batch_s": t_batch,
-               "one_vs_e2m1": t_one / t_one0, "batch_vs_e2m1": t_batch / t_batch0}  # fmt: skip
+               "one_vs_e2m1": t_one / t_one0, "batch_vs_e2m1": t_batch / t_batch0,
+               "one_vs_e2m1_rounds": one_spread, "batch_vs_e2m1_rounds": batch_spread,
+               "one_query_rounds_s": per_query[name], "batch_rounds_s": batch[name]}  # fmt: skip
         search_rows.append(row)
-        print(f"{el + '/' + sc:<32} {1e3 * t_one:>12.1f} {row['one_vs_e2m1']:>7.2f}x {1e3 * t_batch:>9.0f} "
-              f"{row['batch_vs_e2m1']:>7.2f}x")  # fmt: skip
-    result["baseline"].update(one_query_s=t_one0, batch_s=t_batch0)
-    result.update(search_method="auto", search=search_rows)
+        print(f"{name:<32} {1e3 * t_one:>12.1f} {row['one_vs_e2m1']:>7.2f}x {_span(one_spread):>11} "
+              f"{1e3 * t_batch:>9.0f} {row['batch_vs_e2m1']:>7.2f}x {_span(batch_spread):>11}")  # fmt: skip
+    result["baseline"].update(one_query_s=t_one0, batch_s=t_batch0, one_query_rounds_s=per_query["e2m1"],
+                              batch_rounds_s=batch["e2m1"])  # fmt: skip
+    result.update(search_method="auto", search=search_rows, queries=args.queries, rounds=args.rounds)
     print(f"\nwrote {save(args.out, result)}")
 
 

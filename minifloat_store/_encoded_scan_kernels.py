@@ -1,4 +1,4 @@
-"""numba kernel for the approximate pass of search on 4-bit :class:`~minifloat_store.Encoding` rows (AVX2).
+"""numba kernels for the approximate pass of search on 4-bit :class:`~minifloat_store.Encoding` rows (AVX2).
 
 Private module; ``encoded_scoring.py`` builds the tables and states the error
 bound. A stored row is ``z_j = level(code_j) * f_b * f`` in the transformed
@@ -6,28 +6,148 @@ space (``f_b`` its block's factor, ``f`` the row's), and the exact score is
 ``(<z, R(q)> + <mean, q>) / |y|`` with ``|y|`` the decoded norm (float32,
 from the search index). Here each 16-entry codebook is written as one or
 two int8 tables times a step (``level ~= step_0 * A + step_1 * B``), the
-rotated query is rounded to int8, and the nibble kernels of
-``_scan_kernels`` give integer dot products per 32-byte chunk: whole rows at once without block scales,
-with them four int32 sums per chunk (8 bytes each, added in the vector
-registers), one per block of 16 values or two per block of 32, each block
-weighed by its factor in float64.
+rotated query is rounded to int8, and one AVX2 pass per row gives the integer
+dot product per 32-byte chunk: whole rows summed in int32 without block
+scales; with them, per chunk, four int32 sums of 8 bytes (one per block of 16
+values, or two per block of 32) converted to float64, each multiplied by its
+block's factor (exactly: an int32 times a power of two or an E4M3 value
+needs at most 28 significant bits) and added into four float64 lanes. No
+per-block scalar work and no store to memory.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from minifloat_store._encoded_score_kernels import factor_of
-from minifloat_store._scan_kernels import (
-    FINE_RATIO,
-    SUB_ROWS,
-    _take,
-    row_dot32,
-    row_dot32_fine,
-    row_pairs32,
-    row_pairs32_fine,
-)
+from minifloat_store._scan_kernels import SUB_ROWS, _Avx2, _take
+
+#: The two-table kernels return ``FINE_RATIO * dot(A) + dot(B)``: B counts steps FINE_RATIO times finer.
+FINE_RATIO = 126
+
+
+def _enc_codegen(pairs: int, fine: bool):
+    """LLVM for a whole 4-bit row of an encoding: a loop over 32-byte chunks.
+
+    ``pairs`` 0: returns the int32 dot product with the int8 query. 1 or 2
+    (8-byte groups per block: blocks of 16 or 32 values): returns the float64
+    ``sum_b f_b * dot_b``, ``f_b = ftab[blk[b]]`` (``blk``: the row's block
+    codes, uint8; ``ftab``: float64 factor per code). Per chunk, ``vpshufb``
+    looks the 64 nibbles up; ``vpsignb``/``vpabsb`` move the signs onto the
+    query; ``vpmaddubsw`` gives int16 pair products, low and high nibbles are
+    added in int16 (each at most 2 * 63 * 127, the sum at most 32004: no
+    overflow), and ``vpmaddwd`` widens to int32 lanes of 4 bytes, weighing
+    the coarse table by ``FINE_RATIO`` with ``fine`` (no int32 multiply).
+    """
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+
+        v = _Avx2(builder)
+        b = builder
+        codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, blk_addr, ftab_addr = args
+        ones = ir.Constant(v.v16i16, [1] * 16)
+        ratio = ir.Constant(v.v16i16, [FINE_RATIO] * 16)
+        tab = v.load(tab_addr)
+        tab_fine = v.load(fine_addr) if fine else None
+        v4f64 = ir.VectorType(ir.DoubleType(), 4)
+        v4i32 = ir.VectorType(ir.IntType(32), 4)
+        acc_i = cgutils.alloca_once_value(b, v.zero)
+
+        def pair16(c, ql, qh, t):
+            vl, vh = v.values(c, t)
+            al, ah = v.abs(vl), v.abs(vh)
+            lo = b.call(v.maddubs, [al, b.call(v.psign, [ql, vl])])
+            hi = b.call(v.maddubs, [ah, b.call(v.psign, [qh, vh])])
+            return b.add(lo, hi)
+
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        v4i64 = ir.VectorType(i64, 4)
+
+        v2f64, v2i32, v2i64 = ir.VectorType(ir.DoubleType(), 2), ir.VectorType(i32, 2), ir.VectorType(i64, 2)
+        lanes = 2 if pairs == 2 else 4  # blocks per chunk
+
+        def splat(ty, x):
+            return ir.Constant(ty, [x] * ty.count)
+
+        def factors(chunk):
+            """float64 factors of the chunk's blocks, decoded from their codes' bits (no table look-up).
+
+            E8M0 (blocks of 32): ``2**(c - 127)``, the float64 with exponent
+            field ``c + 896``. E4M3 (blocks of 16): a normal code is the float64
+            with exponent field ``(c >> 3) + 1016`` and the three mantissa bits
+            on top, ``(c + 8128) << 49``; a subnormal one (c < 8) ``c * 2**-9``.
+            Codes no encoder writes (E8M0 0xFF, E4M3 >= 0x7F) cannot reach here:
+            building an ``Encoded`` rejects them.
+            """
+            off = b.mul(chunk, ir.Constant(chunk.type, lanes))
+            ld = b.load(b.inttoptr(b.add(blk_addr, off), ir.VectorType(i8, lanes).as_pointer()))
+            ld.align = 1
+            if pairs == 2:
+                return b.bitcast(b.shl(b.add(b.zext(ld, v2i64), splat(v2i64, 896)), splat(v2i64, 52)), v2f64)
+            c64 = b.zext(ld, v4i64)
+            normal = b.bitcast(b.shl(b.add(c64, splat(v4i64, 8128)), splat(v4i64, 49)), v4f64)
+            sub = b.fmul(b.sitofp(b.zext(ld, v4i32), v4f64), splat(v4f64, 2.0**-9))
+            return b.select(b.icmp_unsigned("<", c64, splat(v4i64, 8)), sub, normal)
+
+        def groups(d):
+            """float64 sums of the chunk's blocks: lane i of ``d`` holds bytes 4i .. 4i + 3."""
+            even = b.shuffle_vector(d, d, ir.Constant(v4i32, [0, 2, 4, 6]))
+            odd = b.shuffle_vector(d, d, ir.Constant(v4i32, [1, 3, 5, 7]))
+            g = b.add(even, odd)  # 8-byte group j: a block of 16 values, or half a block of 32
+            if pairs == 2:
+                g = b.add(b.shuffle_vector(g, g, ir.Constant(v2i32, [0, 2])),
+                          b.shuffle_vector(g, g, ir.Constant(v2i32, [1, 3])))  # fmt: skip
+                return b.sitofp(g, v2f64)
+            return b.sitofp(g, v4f64)
+
+        acc_f = cgutils.alloca_once_value(b, ir.Constant(v2f64 if pairs == 2 else v4f64, [0.0] * lanes))
+
+        with cgutils.for_range(b, n_chunks) as loop:
+            off = b.mul(loop.index, ir.Constant(loop.index.type, 32))
+            c = v.load(b.add(codes_addr, off))
+            ql = v.load(b.add(qlo_addr, off))
+            qh = v.load(b.add(qhi_addr, off))
+            if fine:
+                d = b.add(b.call(v.maddwd, [pair16(c, ql, qh, tab), ratio]),
+                          b.call(v.maddwd, [pair16(c, ql, qh, tab_fine), ones]))  # fmt: skip
+            else:
+                d = b.call(v.maddwd, [pair16(c, ql, qh, tab), ones])
+            if pairs == 0:
+                b.store(b.add(b.load(acc_i), d), acc_i)
+            else:
+                b.store(b.fadd(b.load(acc_f), b.fmul(groups(d), factors(loop.index))), acc_f)
+        if pairs == 0:
+            return b.call(v.reduce, [b.load(acc_i)])
+        a = b.load(acc_f)
+        lane = [b.extract_element(a, ir.Constant(i32, j)) for j in range(lanes)]
+        return b.fadd(b.fadd(lane[0], lane[1]), b.fadd(lane[2], lane[3])) if lanes == 4 else b.fadd(lane[0], lane[1])
+
+    return codegen
+
+
+_ARGS = (types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, types.intp, types.uintp, types.uintp)
+
+
+def _kernel(pairs: int, fine: bool):
+    ret = types.int32 if pairs == 0 else types.float64
+
+    def typer(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, blk_addr, ftab_addr):
+        return ret(*_ARGS), _enc_codegen(pairs, fine)
+
+    return intrinsic(typer)
+
+
+# (codes, qlo, qhi, tab A, tab B, chunks, block codes, factor table) addresses -> int32 dot or float64 weighed sum.
+_dot = _kernel(0, False)
+_dot_fine = _kernel(0, True)
+_blocks16 = _kernel(1, False)
+_blocks16_fine = _kernel(1, True)
+_blocks32 = _kernel(2, False)
+_blocks32_fine = _kernel(2, True)
 
 
 @njit(cache=True, inline="always")
@@ -43,43 +163,43 @@ def _tail(row, qlo, qhi, tabs, fine, t, j):
 
 
 @njit(cache=True, inline="always")
-def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs_per_block, sums):
+def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs):
     """``sum_b f_b <L[codes in b], q_int>`` (float64) of one 4-bit row with int8 query ``t``.
 
     ``L = A`` (``tabs[0]``), or ``FINE_RATIO * A + B`` with ``fine``: integer
-    levels. ``pairs_per_block``: 8-byte groups per block (1: blocks of 16
-    values, 2: of 32); without block scales (``block_row`` empty) the row is
-    summed at once. ``sums`` (int32, (4 * ceil(bytes / 32),)) is scratch:
-    the kernel's integer sums per 8 bytes, exact (|sum| < 2**24).
+    levels. ``pairs``: 8-byte groups per block (1: blocks of 16 values, 2: of
+    32; 0: no block scales, the row summed at once in int32, exact as
+    |L q_int| <= 8001 * 127 per value and d <= 2048). ``block_row``: the
+    row's block codes (uint8), ``block_table`` (float64) their factors.
     """
     nb = row.shape[0]
     full = nb // 32
-    addr = row.ctypes.data
+    a = row.ctypes.data
     ql = qlo[t].ctypes.data
     qh = qhi[t].ctypes.data
     ta = tabs[0].ctypes.data
     tb = tabs[1].ctypes.data
-    n_blocks = block_row.shape[0]
-    if n_blocks == 0:
-        dot = row_dot32_fine(addr, ql, qh, ta, tb, full) if fine else row_dot32(addr, ql, qh, ta, full)
+    bl = block_row.ctypes.data
+    ft = block_table.ctypes.data
+    if pairs == 0:
+        dot = _dot_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _dot(a, ql, qh, ta, tb, full, bl, ft)
         for j in range(32 * full, nb):
             dot += _tail(row, qlo, qhi, tabs, fine, t, j)
         return np.float64(dot)
-    if fine:
-        row_pairs32_fine(addr, ql, qh, ta, tb, full, sums.ctypes.data)
+    if pairs == 1:
+        total = _blocks16_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _blocks16(a, ql, qh, ta, tb, full, bl, ft)
     else:
-        row_pairs32(addr, ql, qh, ta, full, sums.ctypes.data)
-    for g in range(4 * full, sums.shape[0]):
-        sums[g] = 0
-    for j in range(32 * full, nb):
-        sums[j >> 3] += _tail(row, qlo, qhi, tabs, fine, t, j)
-    total = 0.0
-    if pairs_per_block == 1:
-        for b in range(n_blocks):
-            total += block_table[block_row[b]] * np.float64(sums[b])
-    else:
-        for b in range(n_blocks):
-            total += block_table[block_row[b]] * np.float64(sums[2 * b] + sums[2 * b + 1])
+        total = _blocks32_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _blocks32(a, ql, qh, ta, tb, full, bl, ft)
+    group = 8 * pairs  # code bytes per block
+    j = 32 * full
+    while j < nb:  # the blocks after the last whole chunk, one int32 sum each
+        blk = j // group
+        end = min(nb, (blk + 1) * group)
+        s = np.int32(0)
+        for jj in range(j, end):
+            s += _tail(row, qlo, qhi, tabs, fine, t, jj)
+        total += block_table[block_row[blk]] * np.float64(s)
+        j = end
     return total
 
 
@@ -109,12 +229,10 @@ def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, 
     zero row). Heaps and pools as in ``_scan_kernels.scan_pool``.
     """
     n = codes.shape[0]
-    n_sums = 4 * ((codes.shape[1] + 31) // 32)
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
         f_n = np.empty(SUB_ROWS, np.float64)
         i_n = np.empty(SUB_ROWS, np.float64)
-        sums = np.empty(n_sums, np.int32)
         r_end = min(n, (blk + 1) * block_rows)
         for a in range(blk * block_rows, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
@@ -123,7 +241,7 @@ def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, 
             for t in range(qlo.shape[0]):
                 for p in range(m):
                     i = a + p
-                    dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs, sums)
+                    dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs)
                     s = dot * q_step[t] * f_n[p] + mean_dot[t] * i_n[p]
                     buf[p] = np.float32(min(max(s, -1.0), 1.0))
                 _take(buf[:m], a, skip, k, margin2, heap_s[blk, t], heap_r[blk, t],
@@ -134,11 +252,9 @@ def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, 
 def approx_all_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, block_table, pairs, qlo, qhi,
                     q_step, mean_dot, out):  # fmt: skip
     """``out[t, i]``: the score ``scan_pool_enc4`` gives row i for query t (float32); for tests of the bound."""
-    n_sums = 4 * ((codes.shape[1] + 31) // 32)
     for i in prange(codes.shape[0]):
-        sums = np.empty(n_sums, np.int32)
         f_n, i_n = _row_terms(scales, factor_mode, norms[i], i)
         for t in range(qlo.shape[0]):
-            dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs, sums)
+            dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs)
             s = dot * q_step[t] * f_n + mean_dot[t] * i_n
             out[t, i] = np.float32(min(max(s, -1.0), 1.0))

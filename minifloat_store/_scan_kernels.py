@@ -172,36 +172,23 @@ class _Avx2:
         return dots, al, ah
 
 
-#: The two-table kernels return ``FINE_RATIO * dot(A) + dot(B)``: B counts steps FINE_RATIO times finer.
-FINE_RATIO = 126
-
-
-def _row_codegen(mode, fine=False):
+def _row_codegen(mode):
     """LLVM for a whole 4-bit row: a loop over 32-byte chunks.
 
     ``"dot"`` returns the int32 dot product with the int8 query (vector
-    accumulator, one reduction); ``"dot_sq"`` also the sum of squared values;
-    ``"pairs"`` stores each chunk's four int32 sums of 8 bytes (sum i:
-    bytes 8i .. 8i + 7 of the chunk, one block of 16 values) at ``out_addr``
-    for the caller to weigh per block.
+    accumulator, one reduction); ``"dot_sq"`` also the sum of squared values.
     ``vpshufb`` looks 32 nibbles up in a 16-entry int8 table at once (``tab``
     holds it twice, once per 128-bit lane); ``vpsignb``/``vpabsb`` move the
     signs onto the int8 query so that ``vpmaddubsw`` multiplies and adds pairs
     into int16 (|value| <= 63 and |q| <= 127: no saturation), and ``vpmaddwd``
     widens to int32. Every address is that of readable bytes (32 per chunk).
-    ``fine``: a second table (argument after ``tab``) whose products count
-    ``1 / FINE_RATIO`` as much, added lane by lane.
     """
 
     def codegen(context, builder, signature, args):
         from numba.core import cgutils
 
         v = _Avx2(builder)
-        codes_addr, qlo_addr, qhi_addr, tab_addr = args[:4]
-        tab_fine = v.load(args[4]) if fine else None
-        n_chunks = args[5] if fine else args[4]
-        out_addr = args[-1]
-        ratio = ir.Constant(v.v8i32, [FINE_RATIO] * 8)
+        codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks = args
         acc_d = cgutils.alloca_once_value(builder, v.zero)
         acc_s = cgutils.alloca_once_value(builder, v.zero)
         tab = v.load(tab_addr)
@@ -212,23 +199,10 @@ def _row_codegen(mode, fine=False):
             qh = v.load(builder.add(qhi_addr, off))
             c = v.load(builder.add(codes_addr, off))
             d, al, ah = v.dot_lanes(c, ql, qh, tab)
-            if fine:
-                d = builder.add(builder.mul(d, ratio), v.dot_lanes(c, ql, qh, tab_fine)[0])
-            if mode == "pairs":
-                # Lane i holds bytes 4i .. 4i + 3: add lanes 2i and 2i + 1 (vphaddd-like shuffles).
-                v4 = ir.VectorType(ir.IntType(32), 4)
-                even = builder.shuffle_vector(d, d, ir.Constant(v4, [0, 2, 4, 6]))
-                odd = builder.shuffle_vector(d, d, ir.Constant(v4, [1, 3, 5, 7]))
-                half = builder.lshr(off, ir.Constant(off.type, 1))  # 16 output bytes per 32-byte chunk
-                ptr = builder.inttoptr(builder.add(out_addr, half), v4.as_pointer())
-                builder.store(builder.add(even, odd), ptr).align = 1
-            else:
-                builder.store(builder.add(builder.load(acc_d), d), acc_d)
+            builder.store(builder.add(builder.load(acc_d), d), acc_d)
             if mode == "dot_sq":
                 sq = builder.add(v.widen(al, al), v.widen(ah, ah))
                 builder.store(builder.add(builder.load(acc_s), sq), acc_s)
-        if mode == "pairs":
-            return context.get_dummy_value()
         dot = builder.call(v.reduce, [builder.load(acc_d)])
         if mode == "dot":
             return dot
@@ -251,27 +225,6 @@ def row_dot32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):  #
 def row_dot_sq32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks):  # pragma: no cover - compiled
     """(``row_dot32``, the sum of squared values) in one pass over the chunks."""
     return types.UniTuple(types.int32, 2)(*_ROW_ARGS), _row_codegen("dot_sq")
-
-
-@intrinsic
-def row_pairs32(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, n_chunks, out_addr):  # pragma: no cover
-    """``row_dot32``'s products summed per 8 bytes (4 int32 per chunk, stored at ``out_addr``, 16 bytes per chunk)."""
-    return types.void(*_ROW_ARGS, types.uintp), _row_codegen("pairs")
-
-
-_FINE_ARGS = (types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, types.intp)
-
-
-@intrinsic
-def row_dot32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks):  # pragma: no cover
-    """``FINE_RATIO * row_dot32(tab) + row_dot32(fine)`` in one pass over the chunks."""
-    return types.int32(*_FINE_ARGS), _row_codegen("dot", fine=True)
-
-
-@intrinsic
-def row_pairs32_fine(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, out_addr):  # noqa: E501  # pragma: no cover
-    """``row_pairs32`` with a fine table, as ``row_dot32_fine``."""
-    return types.void(*_FINE_ARGS, types.uintp), _row_codegen("pairs", fine=True)
 
 
 # ---------------------------------------------------------------- candidate pools

@@ -23,7 +23,8 @@ import numpy as np
 
 from minifloat_store import _encoded_scan_kernels as FK
 from minifloat_store import _encoded_score_kernels as K
-from minifloat_store._scan_kernels import FINE_RATIO, HAS_AVX2, int8_queries, pool_arrays, pool_candidates
+from minifloat_store._encoded_scan_kernels import FINE_RATIO
+from minifloat_store._scan_kernels import HAS_AVX2, int8_queries, pool_arrays, pool_candidates
 from minifloat_store._score_kernels import BLOCK_ROWS
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.encoding import Encoded, Encoding

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minifloat_store as mfs
+from minifloat_store import _encoded_scan_kernels as FK
 from minifloat_store import encoded_scoring, scoring
 from minifloat_store.codebooks import CODEBOOKS
 from minifloat_store.encoding import ENCODING_SCALES, TRANSFORMS
@@ -235,3 +236,60 @@ def test_nf4_levels_split_into_two_integer_tables_with_a_small_residual():
     assert fine and 0 < rho < 2e-3 and np.abs(tabs).max() <= 63
     tabs, fine, step, rho = encoded_scoring._int_tables(CODEBOOKS["e2m1"].table)
     assert not fine and rho == 0 and step == 0.5
+
+
+@needs_fast
+@pytest.mark.parametrize(("scale", "pairs", "valid"), [("block16", 1, 0x7F), ("block32", 2, 0xFF)])
+def test_fast_scan_weighs_each_block_by_the_factor_the_exact_path_uses(scale, pairs, valid):
+    """The kernel decodes block-scale codes from their bits: equal to the table for every code an encoder writes."""
+    tabs, _, _, _ = encoded_scoring._int_tables(CODEBOOKS["int4"].table)
+    one = int(np.flatnonzero(tabs[0, :16] == 1)[0])
+    row = np.full(32, one | one << 4, np.uint8)  # one 32-byte chunk, every value 1
+    q = np.ones((1, 32), np.int8)
+    table = encoded_scoring._block_table(scale)
+    other = 0x38 if scale == "block16" else 127  # a factor of 1
+    for c in range(valid):
+        blocks = np.full(4 // pairs, other, np.uint8)
+        blocks[-1] = c  # the chunk's last block: lanes the kernel fills last
+        got = FK.enc4_dot(row, blocks, q, q, tabs, False, 0, table, pairs)
+        per_block = 16.0 * pairs  # 16 or 32 values of 1 times 1
+        assert got == per_block * (table[blocks].sum()), f"code {c:#04x}"
+
+
+def random_block_encoded(scale: str, d: int, n: int = 600) -> mfs.Encoded:
+    """Random 4-bit codes with block scales over the whole valid range: zero blocks, E4M3 subnormals, extremes."""
+    rng = np.random.default_rng(4)
+    enc = mfs.Encoding("int4", scale, "none").fit(np.ones((2, d), np.float32))
+    codes = rng.integers(0, 256, (n, enc.code_bytes(d)), dtype=np.uint8)
+    hi = 0x7F if scale == "block16" else 0xFF
+    blocks = rng.integers(0, hi, (n, enc.n_blocks(d)), dtype=np.uint8)
+    blocks[: n // 3] = rng.integers(0, 8, (n // 3, enc.n_blocks(d)))  # E4M3 subnormals / tiny E8M0 factors
+    blocks[n // 3 : n // 2] = np.where(rng.random((n // 2 - n // 3, enc.n_blocks(d))) < 0.5, 0, hi - 1)
+    near = (0x30, 0x48) if scale == "block16" else (120, 135)  # factors within a few powers of two
+    blocks[n // 2 : 2 * n // 3] = rng.integers(*near, (2 * n // 3 - n // 2, enc.n_blocks(d)))
+    scales = rng.uniform(0.5, 2.0, n).astype(np.float32) if scale == "block16" else None
+    return mfs.Encoded(codes, scales, blocks, enc, d)
+
+
+@needs_fast
+@pytest.mark.parametrize("scale", ["block16", "block32"])
+@pytest.mark.parametrize("d", [104, 192])
+def test_fast_search_with_extreme_and_zero_block_scales_returns_the_exact_scan(scale, d):
+    """d = 104: one whole 32-byte chunk and a tail; every block-scale code range; bound and bit-for-bit results."""
+    p = random_block_encoded(scale, d)
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((6, d)).astype(np.float32)
+    q[0] = mfs.decode(p[350:351])[0]  # a stored vector with comparable block scales
+    index = scoring.search_index(p)
+    qhat = unit(q)
+    approx, bound = encoded_scoring._approx_scores(p, index.norms, qhat)
+    ok = ~encoded_scoring.special_mask(p, index.norms)
+    rows = encoded_scoring._Rows(p)
+    for t in range(len(q)):
+        exact = rows.score(encoded_scoring._Query(p, qhat[t]), np.flatnonzero(ok))
+        assert (np.abs(approx[t, ok].astype(np.float64) - exact) <= bound[t]).all()
+    for k in (1, 10):
+        fast = mfs.search(p, q, k=k, method="fast")
+        scan = mfs.search(p, q, k=k, method="scan")
+        np.testing.assert_array_equal(fast[0], scan[0])
+        np.testing.assert_array_equal(fast[1], scan[1])
