@@ -6,7 +6,8 @@ A stored row is ``z_j = level(code_j) * f_b * f`` in the transformed space
 (``f_b`` its block's factor, ``f`` the row's); the score is ``(<z, R(q)> +
 <mean, q>) / |y|`` with ``|y|`` the float32 decoded norm of the search
 index. Here eight codes at a time become their eight float32 levels in
-vector registers and meet the float32 rotated query on eight float32 lanes;
+vector registers and meet the float32 rotated query on eight float32 lanes
+(four sets of lanes in turn, so that the adds do not wait on each other);
 with block scales each block's lanes are multiplied by its float32 factor
 before they join the row's. Codes become levels without a table in memory:
 
@@ -142,17 +143,29 @@ class _Groups:
 
 
 def _span_codegen(bits, kind):
-    """LLVM for ``sum over n groups of level(code) * q``: eight float32 lanes, then ``_Groups.reduce``."""
+    """LLVM for ``sum over n groups of level(code) * q``: four accumulators of eight float32 lanes
+    (group g into accumulator g % 4, the last n % 4 groups into the first: independent chains
+    of adds), added as ``(a0 + a1) + (a2 + a3)``, then ``_Groups.reduce``."""
 
     def codegen(context, builder, signature, args):
         from numba.core import cgutils
 
         codes_addr, q_addr, n_groups, shift, mult, tab_addr = args
         gr = _Groups(builder, bits, kind, shift, mult, tab_addr)
-        acc = cgutils.alloca_once_value(builder, gr.zero)
-        with cgutils.for_range(builder, n_groups) as loop:
-            builder.store(builder.fadd(builder.load(acc), gr.products(codes_addr, q_addr, loop.index)), acc)
-        return gr.reduce(builder.load(acc))
+        accs = [cgutils.alloca_once_value(builder, gr.zero) for _ in range(4)]
+        four = ir.Constant(n_groups.type, 4)
+        n4 = builder.udiv(n_groups, four)
+        with cgutils.for_range(builder, n4) as loop:
+            g0 = builder.mul(loop.index, four)
+            for j, acc in enumerate(accs):
+                g = builder.add(g0, ir.Constant(g0.type, j))
+                builder.store(builder.fadd(builder.load(acc), gr.products(codes_addr, q_addr, g)), acc)
+        rest = builder.sub(n_groups, builder.mul(n4, four))
+        with cgutils.for_range(builder, rest) as loop:
+            g = builder.add(builder.mul(n4, four), loop.index)
+            builder.store(builder.fadd(builder.load(accs[0]), gr.products(codes_addr, q_addr, g)), accs[0])
+        a = [builder.load(acc) for acc in accs]
+        return gr.reduce(builder.fadd(builder.fadd(a[0], a[1]), builder.fadd(a[2], a[3])))
 
     return codegen
 
