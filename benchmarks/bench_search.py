@@ -78,7 +78,7 @@ from minifloat_store import scoring  # noqa: E402
 from minifloat_store.formats import FORMATS  # noqa: E402
 
 SEARCH_FORMATS = ("e2m1", "e4m3", "fp16")
-SEARCH_ENCODINGS = (("nf4", "vector"), ("nf4", "block32"), ("int4", "block16"), ("int8", "vector"))
+SEARCH_ENCODINGS = (("nf4", "vector"), ("nf4", "block32"), ("int4", "block16"), ("int8", "vector"), ("int8", "block32"))
 #: Thread counts of the scaling table (numba.set_num_threads, faiss, usearch and BLAS through threadpoolctl).
 THREAD_COUNTS = (1, 2)
 FAISS_TYPES = ("QT_4bit", "QT_8bit", "QT_fp16")

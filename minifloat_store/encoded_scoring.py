@@ -23,9 +23,11 @@ import numpy as np
 
 from minifloat_store import _encoded_scan_kernels as FK
 from minifloat_store import _encoded_score_kernels as K
+from minifloat_store import _encoded_wide_scan_kernels as WK
 from minifloat_store._encoded_scan_kernels import FINE_RATIO
 from minifloat_store._scan_kernels import HAS_AVX2, int8_queries, pool_arrays, pool_candidates
 from minifloat_store._score_kernels import BLOCK_ROWS
+from minifloat_store._wide_scan_kernels import HAS_F16C
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.encoding_codec import (
@@ -401,7 +403,7 @@ def _kernel_candidates(
     return out_r, out_s
 
 
-# ---------------------------------------------------------------- fast scan with exact rescoring (4-bit, AVX2)
+# ---------------------------------------------------------------- fast scan with exact rescoring (AVX2)
 
 
 def _int_tables(table: np.ndarray) -> tuple[np.ndarray, bool, float, float]:
@@ -433,12 +435,93 @@ def _int_tables(table: np.ndarray) -> tuple[np.ndarray, bool, float, float]:
 
 
 def encoded_fast_ok(e: Encoded, k: int) -> bool:
-    """True when the fast scan serves these vectors: 4-bit codes, an AVX2 CPU, ``k <= 256``, d <= 2048.
-
-    (d bounds the int32 sums: |L q_int| <= 8001 * 127 per value.)
-    """
+    """True when the fast scan serves these vectors: an AVX2 CPU, ``k <= 256``, and 4-bit codes with
+    d <= 2048 (the int32 sums: |L q_int| <= 8001 * 127 per value) or any other width ``_wide_layout`` serves."""
     cb = e.encoding.codebook
-    return HAS_AVX2 and cb.bits == 4 and k <= 256 and e.dim <= 2048 and bool(np.isfinite(cb.table).all())
+    if not (HAS_AVX2 and k <= 256):
+        return False
+    if cb.bits == 4:
+        return e.dim <= 2048 and bool(np.isfinite(cb.table).all())
+    return _wide_layout(e.encoding) is not None
+
+
+def _wide_layout(enc: Encoding) -> tuple[int, int, int, float] | None:
+    """(bits, kind, shift, mult) of ``_encoded_wide_scan_kernels`` for codes other than 4-bit, or None:
+    1- and 2-bit codes (the exact scan reads 4 or 8 values per table look-up: as fast) and bf16 scaled
+    to its maximum (3.4e38: float32 sums would overflow) stay on the exact scan."""
+    cb = enc.codebook
+    bits = cb.bits
+    shift, mult = 0, 1.0
+    if cb.family == "int" and bits in (6, 8):
+        kind = WK.KIND_INT
+    elif cb.fmt is not None and bits in (6, 8):
+        kind, shift, mult = WK.KIND_MINI, 23 - cb.fmt.mantissa_bits, 2.0 ** (127 - cb.fmt.bias)
+    elif bits == 3:
+        kind = WK.KIND_TABLE
+    elif cb.name == "fp16":
+        kind = WK.KIND_F16
+    elif cb.name == "bf16" and not enc.divides:  # scaled to 3.4e38, a row's float32 sums would overflow
+        kind = WK.KIND_BF16
+    elif cb.name == "fp32":
+        kind = WK.KIND_F32
+    else:
+        return None
+    if (bits, kind) not in WK.SERVED or (kind == WK.KIND_F16 and not HAS_F16C):
+        return None
+    return bits, kind, shift, mult
+
+
+def _wide_bound(e: Encoded, low: float) -> float:
+    """Bound on ``|approximate - exact score|`` of the wide scan, for rows of norm 0 or at least ``low``.
+
+    Each product ``level_j * q32_j`` is rounded once, as is the float32 query
+    (``q32_j`` against ``R(q)_j``); it then passes through at most ``chain =
+    d // 8 + n_blocks + 18`` rounded float32 operations (a lane's adds within
+    its block, the block factor's product, the adds across blocks, three to
+    sum the lanes, up to 15 codes added one by one), so the row's sum errs by
+    at most ``(chain + 2) * 2**-24`` (doubled for the higher-order terms) of
+    ``sum_j f f_b |level_j q_j| <= |z| |q|`` (Cauchy-Schwarz), and over the
+    norm ``|z| / |y| <= 1 + |mean| / |y|``. Float32 underflow costs at most
+    2**-150 per product, against a nonzero level of at least 2**-24 (bf16 and
+    fp32 are unscaled, their rows at least 1e-20 long): inside ``1e-9``, as
+    are the float64 steps; the score's rounding to float32 adds ``2**-24``,
+    the float32 norms ``NORM32_ERR``.
+    """
+    chain = e.dim // 8 + e.encoding.n_blocks(e.dim) + 18
+    ratio = 1.0 + (_mean_norm(e.encoding) / low if np.isfinite(low) else 0.0)
+    return ratio * (1 + 2.0**-10) * 2 * (chain + 2) * 2.0**-24 + 2.0**-23 + 1e-9 + NORM32_ERR
+
+
+def _wide_tables(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """The arguments of ``scan_pool_wide_enc`` between ``codes`` and ``skip``, and each query's bound."""
+    enc = e.encoding
+    bits, kind, shift, mult = _wide_layout(enc)  # type: ignore[misc]
+    qrot = rotation(enc.seed, e.dim).forward(qhat) if enc.rotates else qhat
+    mean_dot = qhat @ _mean64(enc) if enc.centres else np.zeros(qhat.shape[0])
+    tab8 = np.zeros(8, np.float32)
+    table32 = np.ascontiguousarray(enc.codebook.table, dtype=np.float32)
+    if bits == 3:
+        tab8[:] = table32
+    safe = e.dim // 8  # groups read whole; a 3- or 6-bit group reads 1 or 2 bytes beyond its own
+    load = WK.LOAD_BYTES.get(bits, bits)
+    if load > bits:
+        row_bytes = e.codes.shape[1]
+        safe = min(safe, (row_bytes - load) // bits + 1 if row_bytes >= load else 0)
+    scales, mode = _factor_args(e)
+    args = (_blocks(e), scales, mode, norms32, bits, kind, np.int32(shift), np.float32(mult), tab8, table32,
+            enc.block_size, _block_table(enc.scale), _block_table(enc.scale).astype(np.float32), safe,
+            np.ascontiguousarray(qrot, dtype=np.float32),
+            np.ascontiguousarray(mean_dot))  # fmt: skip
+    return args, np.full(qhat.shape[0], _wide_bound(e, low))
+
+
+def _fast_kernels(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray):
+    """(scan kernel, all-rows kernel, their arguments between ``codes`` and ``skip``, each query's bound)."""
+    if e.encoding.codebook.bits == 4:
+        args, bound = _fast_tables(e, norms32, low, qhat)
+        return FK.scan_pool_enc4, FK.approx_all_enc4, args, bound
+    args, bound = _wide_tables(e, norms32, low, qhat)
+    return WK.scan_pool_wide_enc, WK.approx_all_wide_enc, args, bound
 
 
 def _fast_tables(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
@@ -471,9 +554,9 @@ def _approx_scores(e: Encoded, norms32: np.ndarray, qhat: np.ndarray) -> tuple[n
     """Every row's approximate score (float32, (Q, n)) from the float32 norms and each query's bound
     for the rows not in :func:`special_rows`: what the tests check."""
     _, low = special_rows(e, norms32)
-    args, bound = _fast_tables(e, norms32, low, qhat)
+    _, approx_all, args, bound = _fast_kernels(e, norms32, low, qhat)
     out = np.empty((qhat.shape[0], e.n), np.float32)
-    FK.approx_all_enc4(e.codes, *args, out)
+    approx_all(e.codes, *args, out)
     return out, bound
 
 
@@ -491,10 +574,10 @@ def _fast_candidates(
     live = np.flatnonzero(~zero_q)
     redo = [int(t) for t in np.flatnonzero(zero_q)]
     if live.size:
-        args, bound = _fast_tables(e, norms32, low, qhat[live])
+        scan, _, args, bound = _fast_kernels(e, norms32, low, qhat[live])
         pools = pool_arrays(e.n, live.size, k, FAST_BLOCK_ROWS, POOL_ROWS)
         margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
-        FK.scan_pool_enc4(e.codes, *args, skip, k, margin2, *pools, FAST_BLOCK_ROWS)
+        scan(e.codes, *args, skip, k, margin2, *pools, FAST_BLOCK_ROWS)
         cand, over = pool_candidates(pools, bound, k)
         for j, t in enumerate(live):
             if over[j]:

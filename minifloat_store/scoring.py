@@ -365,8 +365,9 @@ def search(
         n stored vectors of dimension d; a :func:`search_index` serves the
         fast scan without a pass to compute norms (for Encoded vectors,
         whose norms need a full decode, build it once and search it).
-        Encoded vectors with 4-bit codes take the fast scan too (on AVX2);
-        other Encoded vectors take ``"scan"`` for ``"fast"``.
+        Encoded vectors take the fast scan too (on AVX2), except 1- and
+        2-bit codes and bf16 with scale "vector", which take ``"scan"`` for
+        ``"fast"`` (``encoded_scoring.encoded_fast_ok``).
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10

@@ -442,12 +442,14 @@ PINS: list[Pin | Table] = [
     Pin(
         "encoded fast-scan tests",
         PERF,
-        r"a (1e\d+) and a (1e-\d+) row\), .*?checks the bound itself at d = (\d+) and (\d+), and overflows the pools "
-        r"with (\d+) copies of one vector",
+        r"a (1e\d+) and a (1e-\d+) row\), .*?checks the bound itself at d = (\d+), (\d+) and (\d+), and overflows "
+        r"the pools with (\d+) copies of one vector",
         lambda: [
             _test_literal(r"x\[\d+\] \*= np\.float32\((1e\d+)\)"),
             _test_literal(r"x\[\d+\] \*= np\.float32\((1e-\d+)\)"),
-            *re.search(r'parametrize\("d", \[(\d+), (\d+)\]\)', _source("tests/test_encoding_scoring.py")).groups(),
+            *re.search(
+                r'parametrize\("d", \[(\d+), (\d+), (\d+)\]\)', _source("tests/test_encoding_scoring.py")
+            ).groups(),
             _test_literal(r"rng\.choice\(np\.arange\(1, \d+\), (\d+), replace=False\)"),
         ],
     ),
@@ -467,8 +469,21 @@ PINS: list[Pin | Table] = [
     Pin(
         "BLAS from 6 queries for wider encodings",
         PERF,
-        r"query at a time and the BLAS pre-selection from (\d+) queries on\.",
+        r"query at a time, and every Encoded the BLAS pre-selection from (\d+) queries on\.",
         lambda: [scoring.BLAS_MIN_QUERIES],
+    ),
+    Pin(
+        "encoded wide-scan bound",
+        PERF,
+        r"`c = floor\(d/8\) \+ n_blocks \+ (\d+)` rounded float32 operations.*?At d = (\d+), B is ([\d.e-]+) without",
+        lambda: [
+            re.search(
+                r"e\.dim // 8 \+ e\.encoding\.n_blocks\(e\.dim\) \+ (\d+)",
+                _source("minifloat_store/encoded_scoring.py"),
+            ).group(1),
+            "192",
+            encoded_scoring._wide_bound(mfs.encode(np.ones((1, 192), np.float32), mfs.Encoding("int8")), np.inf),
+        ],
     ),
     # --- Trial scoring: bench_search_2026-11-25.json
     Pin(

@@ -143,10 +143,21 @@ def test_scores_track_the_float32_cosines():
         assert np.sqrt(np.mean((c - ref) ** 2)) < bound
 
 
-# ---------------------------------------------------------------- the fast scan (4-bit codes)
+# ---------------------------------------------------------------- the fast scan (4-bit codes, and wider)
 
 FAST4 = [(el, sc, tr) for el in ("e2m1", "int4", "nf4") for sc in ENCODING_SCALES for tr in ("none", "centre+rotate")]
-needs_fast = pytest.mark.skipif(not encoded_scoring.HAS_AVX2, reason="the 4-bit fast scan needs AVX2")
+#: Every element of another width the wide scan serves, at every scale it takes (bf16 unscaled only).
+WIDE_ELEMENTS = ("int8", "int6", "e4m3", "e5m2", "e3m4", "e3m2", "e2m3", "int3", "nf3", "fp16", "bf16", "fp32")
+WIDE = [
+    (el, sc, tr)
+    for el in WIDE_ELEMENTS
+    for sc in ENCODING_SCALES
+    for tr in ("none", "centre+rotate")
+    if (CODEBOOKS[el].bits <= 8 or not sc.startswith("block"))
+    and (el != "bf16" or sc == "none")
+    and (el != "fp32" or sc == "none")
+]
+needs_fast = pytest.mark.skipif(not encoded_scoring.HAS_AVX2, reason="the fast scans need AVX2")
 
 
 def adversarial(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,8 +189,8 @@ def unit(q: np.ndarray) -> np.ndarray:
 
 
 @needs_fast
-@pytest.mark.parametrize(("el", "sc", "tr"), FAST4)
-@pytest.mark.parametrize("d", [40, 192])
+@pytest.mark.parametrize(("el", "sc", "tr"), FAST4 + WIDE)
+@pytest.mark.parametrize("d", [40, 61, 192])
 def test_fast_scan_scores_stay_within_the_stated_bound(el, sc, tr, d):
     x, q = adversarial(d)
     p = mfs.encode(x, mfs.Encoding(el, sc, tr, seed=2).fit(x[300:]))
@@ -197,7 +208,7 @@ def test_fast_scan_scores_stay_within_the_stated_bound(el, sc, tr, d):
 
 
 @needs_fast
-@pytest.mark.parametrize(("el", "sc", "tr"), FAST4)
+@pytest.mark.parametrize(("el", "sc", "tr"), FAST4 + WIDE)
 def test_fast_search_returns_what_the_exact_scan_returns(el, sc, tr):
     """Rows and scores bit for bit, with adversarial rows, special norms, exclusions and a zero query."""
     x, q = adversarial(64)
@@ -213,8 +224,9 @@ def test_fast_search_returns_what_the_exact_scan_returns(el, sc, tr):
 
 
 @needs_fast
+@pytest.mark.parametrize("el", ["nf4", "int8"])
 @pytest.mark.parametrize("sc", ["vector", "block32", "block16"])
-def test_fast_search_near_ties_that_overflow_the_pools_still_give_exact_results(sc, monkeypatch):
+def test_fast_search_near_ties_that_overflow_the_pools_still_give_exact_results(el, sc, monkeypatch):
     """600 copies of one vector in one block overflow a 256-entry pool; the query falls
     back to the exact scan and the ties come back by ascending row."""
     monkeypatch.setattr(encoded_scoring, "FAST_BLOCK_ROWS", 2048)
@@ -222,12 +234,42 @@ def test_fast_search_near_ties_that_overflow_the_pools_still_give_exact_results(
     x = rng.standard_normal((5000, 48)).astype(np.float32)
     dup = np.sort(rng.choice(np.arange(1, 5000), 600, replace=False))
     x[dup] = x[0]
-    p = mfs.encode(x, mfs.Encoding("nf4", sc, "centre+rotate").fit(x))
+    p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate").fit(x))
     rows, scores = mfs.search(p, x[0], k=20, method="fast")
     np.testing.assert_array_equal(rows[0], np.concatenate([[0], dup])[:20])
     r_scan, s_scan = mfs.search(p, x[0], k=20, method="scan")
     np.testing.assert_array_equal(rows, r_scan)
     np.testing.assert_array_equal(scores, s_scan)
+
+
+@needs_fast
+@pytest.mark.parametrize(("el", "sc"), [("int8", "vector"), ("int8", "block32"), ("e4m3", "block16"), ("nf3", "none")])
+def test_one_query_takes_the_wide_fast_scan_for_codes_wider_than_4_bits(el, sc, monkeypatch):
+    """search(method="auto") with one query runs the wide approximate scan, not the exact one."""
+    calls = []
+    scan = encoded_scoring.WK.scan_pool_wide_enc
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return scan(*args)
+
+    monkeypatch.setattr(encoded_scoring.WK, "scan_pool_wide_enc", spy)
+    x, q = adversarial(64)
+    p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate", seed=1).fit(x[300:]))
+    assert encoded_scoring.encoded_fast_ok(p, 10)
+    rows, scores = mfs.search(scoring.search_index(p), q[3], k=10)
+    assert calls == [p.codes.shape]
+    ref = mfs.search(p, q[3], k=10, method="scan")
+    np.testing.assert_array_equal(rows, ref[0])
+    np.testing.assert_array_equal(scores, ref[1])
+
+
+@pytest.mark.parametrize(("el", "sc"), [("binary", "vector"), ("int2", "block16"), ("nf2", "none"), ("bf16", "vector")])
+def test_codes_the_exact_scan_serves_as_fast_stay_off_the_approximate_scan(el, sc):
+    """1- and 2-bit codes (a table read covers 4 or 8 values), and bf16 scaled up to 3.4e38 (float32
+    sums would overflow), are scanned exactly."""
+    x, _ = adversarial(64)
+    assert not encoded_scoring.encoded_fast_ok(mfs.encode(x[:10], mfs.Encoding(el, sc)), 10)
 
 
 def test_nf4_levels_split_into_two_integer_tables_with_a_small_residual():
