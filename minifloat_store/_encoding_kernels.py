@@ -198,38 +198,62 @@ def least_squares(t, lv, d):
     return (n0 + n1) + (n2 + n3), (q0 + q1) + (q2 + q3)
 
 
+@njit(cache=True, inline="always")
+def _pack_groups(cbuf, bits, per, nbytes, codes, i):
+    """Pack the whole groups of ``per`` codes (``per * bits == 8 * nbytes``) of ``cbuf`` into row i; return
+    how many codes that was. Called with constant widths, so the inner loops unroll to shifts and ORs."""
+    groups = cbuf.shape[0] // per
+    for g in range(groups):
+        acc = np.int64(0)
+        for m in range(per):
+            acc |= np.int64(cbuf[per * g + m]) << (bits * m)
+        for k in range(nbytes):
+            codes[i, nbytes * g + k] = np.uint8((acc >> (8 * k)) & 0xFF)
+    return groups * per
+
+
 @njit(cache=True)
 def pack_row(cbuf, bits, codes, i):
-    """Pack codes ``cbuf`` (int32, (d,)) into row ``i`` of ``codes`` (uint8) as an LSB-first bit stream."""
+    """Pack codes ``cbuf`` (int32, (d,), each in ``[0, 2**bits)``) into row ``i`` of ``codes`` (uint8) as an
+    LSB-first bit stream: whole groups of codes that fill whole bytes first, the rest bit by bit."""
     d = cbuf.shape[0]
     if bits == 8:
         for j in range(d):
             codes[i, j] = np.uint8(cbuf[j] & 0xFF)
-    elif bits == 4:
-        for k in range(d // 2):
-            codes[i, k] = np.uint8(cbuf[2 * k] | (cbuf[2 * k + 1] << 4))
-        if d % 2:
-            codes[i, d // 2] = np.uint8(cbuf[d - 1])
-    elif bits == 16 or bits == 32:
+        return
+    if bits == 16 or bits == 32:
         nb = bits // 8
         for j in range(d):
             c = cbuf[j]
             for k in range(nb):
                 codes[i, nb * j + k] = np.uint8((c >> (8 * k)) & 0xFF)
+        return
+    if bits == 4:
+        j = _pack_groups(cbuf, 4, 2, 1, codes, i)
+    elif bits == 2:
+        j = _pack_groups(cbuf, 2, 4, 1, codes, i)
+    elif bits == 1:
+        j = _pack_groups(cbuf, 1, 8, 1, codes, i)
+    elif bits == 3:
+        j = _pack_groups(cbuf, 3, 8, 3, codes, i)
+    elif bits == 6:
+        j = _pack_groups(cbuf, 6, 4, 3, codes, i)
     else:
-        acc = np.int64(0)
-        nacc = 0
-        o = 0
-        for j in range(d):
-            acc |= np.int64(cbuf[j]) << nacc
-            nacc += bits
-            while nacc >= 8:
-                codes[i, o] = np.uint8(acc & 0xFF)
-                acc >>= 8
-                nacc -= 8
-                o += 1
-        if nacc > 0:
+        j = 0
+    # every group above ends on a byte boundary, so the tail starts at byte j * bits / 8
+    o = j * bits // 8
+    acc = np.int64(0)
+    nacc = 0
+    for jj in range(j, d):
+        acc |= np.int64(cbuf[jj]) << nacc
+        nacc += bits
+        while nacc >= 8:
             codes[i, o] = np.uint8(acc & 0xFF)
+            acc >>= 8
+            nacc -= 8
+            o += 1
+    if nacc > 0:
+        codes[i, o] = np.uint8(acc & 0xFF)
 
 
 @njit(cache=True)
