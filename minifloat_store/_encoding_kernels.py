@@ -186,8 +186,10 @@ def pack_row(cbuf, bits, codes, i):
             for k in range(nb):
                 codes[i, nb * j + k] = np.uint8((c >> (8 * k)) & 0xFF)
         return
-    if bits == 4:
-        j = _pack_groups(cbuf, 4, 2, 1, codes, i)
+    if bits == 4:  # this simpler loop measured faster than the group one
+        for k in range(d // 2):
+            codes[i, k] = np.uint8(cbuf[2 * k] | (cbuf[2 * k + 1] << 4))
+        j = d - d % 2
     elif bits == 2:
         j = _pack_groups(cbuf, 2, 4, 1, codes, i)
     elif bits == 1:
