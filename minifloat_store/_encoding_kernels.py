@@ -342,20 +342,21 @@ def _encode_one(x, i, mean, centre, rotate, s1, factors, p, norm, family, bits, 
         g = np.float32(np.float64(amax) / (448.0 * max_level))
         scales[i] = g
         nb = (d + block - 1) // block
+        den = max_level * np.float64(g)
+        # Three passes over the blocks, with lv and cbuf (free until quantize_row) holding each block's
+        # max, then its 1/scale and code: the middle pass, two float64 divisions and an E4M3 rounding
+        # per block, then runs the blocks side by side instead of waiting on each in turn.
         for b in range(nb):
-            lo = b * block
-            hi = min(d, lo + block)
-            bmax = _max_abs_span(t, lo, hi)
-            r = np.float32(0.0)
-            if g > 0:
-                r = np.float32(np.float64(bmax) / (max_level * np.float64(g)))
+            lv[b] = _max_abs_span(t, b * block, min(d, (b + 1) * block))
+        for b in range(nb):
+            r = np.float32(np.float64(lv[b]) / den) if g > 0 else np.float32(0.0)
             bc = encode_value(f32_bits(r), 8, 3, 7, E4M3_MAX_BITS)
-            block_scales[i, b] = bc
+            cbuf[b] = bc
             f = np.float32(np.float64(e4m3_table[bc]) * np.float64(g))
-            inv = np.float32(0.0)
-            if f > 0:
-                inv = np.float32(min(1.0 / np.float64(f), np.float64(FLOAT32_MAX)))
-            _mul_span(t, lo, hi, inv)
+            lv[b] = np.float32(min(1.0 / np.float64(f), np.float64(FLOAT32_MAX))) if f > 0 else np.float32(0.0)
+        for b in range(nb):
+            block_scales[i, b] = cbuf[b]
+            _mul_span(t, b * block, min(d, (b + 1) * block), lv[b])
         quantize_row(t, np.float32(1.0), family, bits, mant_bits, bias, max_bits, int_max, thresholds, table, cbuf, lv)
     pack_row(cbuf, bits, codes, i)
     return 0
