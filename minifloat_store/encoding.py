@@ -40,7 +40,7 @@ Scales
     * binary: any positive step (only the sign is kept); ``alpha`` is then
       ``mean|t|``.
 
-    ``rms(t) = sqrt(sum(t**2) / d)``; sums are float64, left to right.
+    ``rms(t) = sqrt(sum(t**2) / d)``; sums are float64, in the fixed order docs/format.md gives.
 ``"block32"``
     OCP Microscaling (MX v1.0): one E8M0 scale ``X = 2**e`` per 32
     consecutive values (the last block may be shorter), ``e = floor(log2(max|t_block|)) - emax``
