@@ -258,7 +258,7 @@ def split_special(norms, skip, mean_norm, skip_out, special_out):
 
     A row not in ``skip`` is special when its norm is above 1e30, in (0, 1e-20),
     or below ``mean_norm / 4`` (``4 * norm < mean_norm``; pass 0 when the
-    encoding does not centre). ``skip_out`` = skip or special; the special rows
+    encoding does not centre), or NaN. ``skip_out`` = skip or special; the special rows
     go to ``special_out`` in order. Returns (special count, rows scored, the
     smallest nonzero norm among them, inf if none).
     """
@@ -269,7 +269,9 @@ def split_special(norms, skip, mean_norm, skip_out, special_out):
         v = norms[i]
         s = skip[i]
         if not s:
-            if v > 1e30 or (v < 1e-20 and v > 0.0) or 4 * v < mean_norm:
+            # A NaN norm (a NaN code: a damaged row, never from encode) is special too:
+            # scored from decode, as for packed minifloats, so every method agrees.
+            if v != v or v > 1e30 or (v < 1e-20 and v > 0.0) or 4 * v < mean_norm:
                 special_out[count] = i
                 count += 1
                 s = True
