@@ -86,6 +86,11 @@ BLAS_MIN_QUERIES = 6
 #: The same for 4-bit formats served by the AVX2 kernel: measured faster than
 #: BLAS at 100 queries on 1M x 192 (benchmarks/bench_search.py).
 BLAS_MIN_QUERIES_SIMD4 = 128
+#: The same for the vector scans of 8- and 16-bit packed formats and for
+#: Encoded vectors the fast scan serves: one pass over the codes for every
+#: query at once beat the BLAS path up to about 20-40 queries on 1M x 192
+#: (a batch of 10 took it 2.5x longer), BLAS won at 100.
+BLAS_MIN_QUERIES_WIDE = 24
 #: Rows decoded to float32 at a time on the BLAS path.
 CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path (bounds the (q, CHUNK_ROWS) buffer).
@@ -387,8 +392,9 @@ def search(
         ``"blas"``: decode 16k rows at a time to float32, pre-select with a
         matrix product, rescore exactly. All return identical results;
         ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on
-        (``BLAS_MIN_QUERIES_SIMD4`` for 4-bit formats on AVX2), ``"fast"``
-        below.
+        (``BLAS_MIN_QUERIES_SIMD4`` for 4-bit formats on AVX2,
+        ``BLAS_MIN_QUERIES_WIDE`` for 8- and 16-bit formats on the vector scan
+        and for Encoded vectors the fast scan serves), ``"fast"`` below.
     threads : int, optional
         At most this many threads, numba's and BLAS's alike (see
         :func:`thread_limit`); default: numba's setting (every core unless
@@ -445,9 +451,9 @@ def _search(
     if isinstance(packed, Encoded):
         fast_ok = encoded_fast_ok(packed, kk)
         if method == "auto":
-            # Batches stay on BLAS: at 100 queries the fast scan measured 0.96-1.8x the BLAS path's
-            # time for 4-bit encodings (1.8x with block scales; docs/performance.md).
-            method = "blas" if nq >= BLAS_MIN_QUERIES else "fast"
+            # Large batches stay on BLAS: at 100 queries the fast scan took 1.5-2x the BLAS path's
+            # time for 4-bit encodings (docs/performance.md); small ones take the fast scan.
+            method = "blas" if nq >= (BLAS_MIN_QUERIES_WIDE if fast_ok else BLAS_MIN_QUERIES) else "fast"
         if method == "fast" and not fast_ok:
             method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
         if index is None:
@@ -457,7 +463,8 @@ def _search(
         return _top_k(*found, kk)
     if method == "auto":
         plan = _fast_plan(packed.fmt, packed.dim)
-        method = "blas" if nq >= (BLAS_MIN_QUERIES_SIMD4 if plan == "simd4" else BLAS_MIN_QUERIES) else "fast"
+        blas_from = {"simd4": BLAS_MIN_QUERIES_SIMD4, "wide": BLAS_MIN_QUERIES_WIDE}.get(plan or "", BLAS_MIN_QUERIES)
+        method = "blas" if nq >= blas_from else "fast"
     if method == "fast" and kk > FAST_MAX_K:
         method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
     if method == "fast" and isinstance(packed, Packed) and _fast_plan(packed.fmt, packed.dim) is not None:

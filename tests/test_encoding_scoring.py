@@ -358,3 +358,24 @@ def test_a_damaged_row_with_a_nan_code_gives_every_method_the_same_results(eleme
         np.testing.assert_array_equal(rows, found["scan"][0])
         np.testing.assert_array_equal(scores, found["scan"][1])
         assert 7 not in rows and np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize(("nq", "fast"), [(10, True), (scoring.BLAS_MIN_QUERIES_WIDE, False)])
+def test_a_small_batch_takes_the_fast_scan_and_a_large_one_the_blas_path(nq, fast, monkeypatch):
+    """A batch of 10 queries on int8 codes is one fast pass (BLAS measured 2.5x slower there); 24 and up go to BLAS."""
+    calls = []
+    scan = encoded_scoring.WK.scan_pool_wide_enc
+
+    def spy(*args):
+        calls.append(1)
+        return scan(*args)
+
+    monkeypatch.setattr(encoded_scoring.WK, "scan_pool_wide_enc", spy)
+    x, _ = adversarial(64)
+    queries = np.random.default_rng(2).standard_normal((nq, x.shape[1]))
+    p = mfs.encode(x, mfs.Encoding("int8", "vector", "centre+rotate", seed=1).fit(x))
+    rows, scores = mfs.search(scoring.search_index(p), queries, k=5)
+    assert bool(calls) == fast
+    ref = mfs.search(p, queries, k=5, method="scan")
+    np.testing.assert_array_equal(rows, ref[0])
+    np.testing.assert_array_equal(scores, ref[1])
