@@ -329,29 +329,22 @@ PINS: list[Pin | Table] = [
     ),
     # --- Search and scoring: what was run and on what (the tables' numbers are test_docs_benchmarks.py's)
     Pin(
-        "search invocations",
+        "search invocation",
         PERF,
-        r"`python benchmarks/bench_search\.py --threads (\d+) --repeats (\d+) --skip-memory` and "
-        r"`\.\.\. --threads (\d+) --repeats (\d+) --modes single --skip-memory --out (\w+)`",
-        lambda: [
-            json_at("bench_search", "threads"),
-            json_at("bench_search", "repeats"),
-            json_at("bench_search_1thread", "threads"),
-            json_at("bench_search_1thread", "repeats"),
-            "bench_search_1thread",
-        ],
+        r"`python benchmarks/bench_search\.py --threads (\d+) --repeats (\d+) --skip-memory` \(",
+        lambda: [json_at("bench_search", "threads"), json_at("bench_search", "repeats")],
     ),
     Pin(
         "search machine",
         PERF,
-        r"top 10\), run (\d{4}-\d\d-\d\d) on (\d+) cores of an ([\w ]+?) \*\*shared",
+        r"top 10\), run (\d{4}-\d\d-\d\d) on (\d+) cores of an ([\w ]+?) with no other jobs running",
         lambda: [_machine("bench_search")[0], *_machine("bench_search")[2:]],
     ),
     Pin(
         "search peers",
         PERF,
         r"OpenBLAS sgemm, (\d+)k rows at a time\), FAISS ([\d.]+) `IndexFlatIP`.*?on int8 \(×(\d+)\) and float16 copies"
-        r".*?codes plus the (\d+)-byte exclusion mask",
+        r".*?the per-row extras and the (\d+)-byte exclusion mask",
         lambda: [
             _bench_constant("_search_methods.py", "NUMPY_CHUNK") / 1024,
             json_at("bench_search", "faiss.version"),
@@ -364,18 +357,14 @@ PINS: list[Pin | Table] = [
         PERF,
         r"Targets \(one query at a time, (\d+) M × (\d+), e2m1\): \* At least ([\d.]+)x the queries/s of the fastest "
         r"peer.*?\* recall@(\d+) = ([\d.]+) against exact search on the decoded vectors: \*\*met\*\* \(([\d.]+) for "
-        r"e2m1, e4m3 and fp16;.*?\* Search state at least ([\d.]+)x smaller than float32",
+        r"every mfs method;.*?\* Search state at least ([\d.]+)x smaller than float32",
         lambda: [
             json_at("bench_search", "rows") / 1e6,
             json_at("bench_search", "dim"),
             _target("bench_search", r">= ([\d.]+)x the fastest peer"),
             json_at("bench_search", "k"),
             _target("bench_search", r"recall@\d+ = ([\d.]+)"),
-            min(
-                r["recall_at_k"]
-                for r in load("bench_search")["search"]
-                if r["method"] in ("mfs_e2m1", "mfs_e4m3", "mfs_fp16")
-            ),
+            min(r["recall_at_k"] for r in load("bench_search")["search"] if r["method"].startswith("mfs_")),
             _target("bench_search", r">= ([\d.]+)x smaller"),
         ],
     ),
@@ -384,33 +373,17 @@ PINS: list[Pin | Table] = [
         PERF,
         r"with norms spread over ([\d.]+)–([\d.]+) x,",
         lambda: list(
-            map(float, re.search(r"rng\.uniform\(([\d.]+), ([\d.]+)", _source("benchmarks/_search_methods.py")).groups())
+            map(
+                float,
+                re.search(r"rng\.uniform\(([\d.]+), ([\d.]+)", _source("benchmarks/_search_methods.py")).groups(),
+            )
         ),
     ),
     Pin(
-        "one-thread table",
+        "search rounds",
         PERF,
-        r"One query at a time with \*\*one\*\* thread \(same script, `--threads (\d+)`\)",
-        lambda: [json_at("bench_search_1thread", "threads")],
-    ),
-    Pin(
-        "e4m3 and fp16 threads",
-        PERF,
-        r"q/s with (\d+) threads against FAISS QT_8bit's",
-        lambda: [json_at("bench_search", "threads")],
-    ),
-    Pin(
-        "encoded search invocation",
-        PERF,
-        r"benchmarks/bench_search\.py --threads (\d+) --repeats (\d+) --modes single --skip-memory --skip-scaling "
-        r"--out (\w+)`: the same (\d+) M x (\d+) data",
-        lambda: [
-            json_at("bench_search_encoded", "threads"),
-            json_at("bench_search_encoded", "repeats"),
-            "bench_search_encoded",
-            json_at("bench_search_encoded", "rows") / 1e6,
-            json_at("bench_search_encoded", "dim"),
-        ],
+        r"best of (\d+) rounds after a warm-up\. The memory bandwidth",
+        lambda: [json_at("bench_search", "repeats")],
     ),
     # --- Exact results from an approximate scan: the limits, probed
     Pin(
@@ -489,7 +462,8 @@ PINS: list[Pin | Table] = [
     Pin(
         "trial scoring run",
         PERF,
-        r"\(the crossover measured for the exact scan on (\d{4}-\d\d-\d\d);.*?\*\*Trial scoring\*\* \(from the "
+        r"\(the crossover for table formats measured for the exact scan on (\d{4}-\d\d-\d\d) and not re-measured;"
+        r".*?\*\*Trial scoring\*\* \(from the "
         r"(\d{4}-\d\d-\d\d) run.*?gathers normalised float32 rows (\d+)k pairs at a time.*?"
         r"\| seconds \(best of (\d+)\) \|",
         lambda: [
@@ -528,10 +502,10 @@ PINS: list[Pin | Table] = [
         ],
     ),
     Pin(
-        "encoded BLAS from 6 queries",
+        "encoded BLAS from 24 queries",
         PERF,
-        r"so `auto` keeps the BLAS path from (\d+) queries on for encoded",
-        lambda: [scoring.BLAS_MIN_QUERIES],
+        r"so `auto` takes the BLAS path from `BLAS_MIN_QUERIES_WIDE` = (\d+) queries on for encoded",
+        lambda: [scoring.BLAS_MIN_QUERIES_WIDE],
     ),
     # --- The design choices, measured
     Pin(
