@@ -74,6 +74,22 @@ def timings(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[st
     return {"best": times[0], "median": median}
 
 
+def interleaved_rounds(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Warm-up round, then ``rounds`` rounds running every function once in turn: wall seconds per round.
+
+    Interleaving spreads a burst of load on the shared machine over every method alike.
+    """
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def save(name: str, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (with the machine facts added) to benchmarks/results/NAME.json."""
     RESULTS.mkdir(exist_ok=True)

@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import best_of, machine, save  # noqa: E402
+from _common import best_of, interleaved_rounds, machine, save  # noqa: E402
 
 import minifloat_store as mfs  # noqa: E402
 
@@ -48,22 +45,6 @@ CODEC = [
 ]  # fmt: skip
 SEARCH_4BIT = [("e2m1", "vector"), ("e2m1", "block32"), ("e2m1", "block16"), ("nf4", "vector"),
                ("nf4", "block32"), ("int4", "vector"), ("int4", "block16")]  # fmt: skip
-
-
-def interleaved_rounds(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    """Warm-up round, then ``rounds`` rounds running every function once in turn: wall seconds per round.
-
-    Interleaving spreads a burst of load on the shared machine over every method alike.
-    """
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return times
 
 
 def round_ratios(times: list[float], base: list[float]) -> list[float]:

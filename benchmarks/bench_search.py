@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, save  # noqa: E402
+from _common import interleaved_rounds, machine, save  # noqa: E402
 from _search_methods import (  # noqa: E402
     NUMPY_CHUNK,
     SEED,
@@ -164,15 +164,8 @@ def measure_memory(names: list[str], rows: int, dim: int, k: int, q: np.ndarray)
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """Warm-up round, then ``repeats`` rounds running every function once in turn."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    """Warm-up round, then ``repeats`` rounds running every function once in turn: best and median seconds."""
+    times = interleaved_rounds(fns, repeats)
     return {name: {"best_s": min(t), "median_s": float(np.median(t))} for name, t in times.items()}
 
 
