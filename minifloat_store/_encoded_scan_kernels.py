@@ -29,7 +29,7 @@ from minifloat_store._scan_kernels import SUB_ROWS, _Avx2, _take
 FINE_RATIO = 126
 
 
-def _enc_codegen(pairs: int, fine: bool):
+def _enc_codegen(pairs: int, fine: bool, group: int = 1):
     """LLVM for a whole 4-bit row of an encoding: a loop over 32-byte chunks.
 
     ``pairs`` 0: returns the int32 dot product with the int8 query. 1 or 2
@@ -41,6 +41,11 @@ def _enc_codegen(pairs: int, fine: bool):
     added in int16 (each at most 2 * 63 * 127, the sum at most 32004: no
     overflow), and ``vpmaddwd`` widens to int32 lanes of 4 bytes, weighing
     the coarse table by ``FINE_RATIO`` with ``fine`` (no int32 multiply).
+
+    ``group`` > 1: the same for ``group`` queries at once, ``q_stride`` bytes
+    apart in ``qlo``/``qhi``; each chunk's codes are loaded, looked up and
+    (with block scales) their factors decoded once for all of them, and the
+    ``group`` results are stored as float64 at ``out_addr`` (nothing returned).
     """
 
     def codegen(context, builder, signature, args):
@@ -48,18 +53,22 @@ def _enc_codegen(pairs: int, fine: bool):
 
         v = _Avx2(builder)
         b = builder
-        codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, blk_addr, ftab_addr = args
+        codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, blk_addr, ftab_addr = args[:8]
+        q_stride, out_addr = args[8:] if group > 1 else (None, None)
         ones = ir.Constant(v.v16i16, [1] * 16)
         ratio = ir.Constant(v.v16i16, [FINE_RATIO] * 16)
         tab = v.load(tab_addr)
         tab_fine = v.load(fine_addr) if fine else None
         v4f64 = ir.VectorType(ir.DoubleType(), 4)
         v4i32 = ir.VectorType(ir.IntType(32), 4)
-        acc_i = cgutils.alloca_once_value(b, v.zero)
 
-        def pair16(c, ql, qh, t):
+        def looked_up(c, t):
+            """The chunk's values in table t and their magnitudes: shared by every query of the group."""
             vl, vh = v.values(c, t)
-            al, ah = v.abs(vl), v.abs(vh)
+            return vl, vh, v.abs(vl), v.abs(vh)
+
+        def pair16(vals, ql, qh):
+            vl, vh, al, ah = vals
             lo = b.call(v.maddubs, [al, b.call(v.psign, [ql, vl])])
             hi = b.call(v.maddubs, [ah, b.call(v.psign, [qh, vh])])
             return b.add(lo, hi)
@@ -104,27 +113,45 @@ def _enc_codegen(pairs: int, fine: bool):
                 return b.sitofp(g, v2f64)
             return b.sitofp(g, v4f64)
 
-        acc_f = cgutils.alloca_once_value(b, ir.Constant(v2f64 if pairs == 2 else v4f64, [0.0] * lanes))
+        zero_f = ir.Constant(v2f64 if pairs == 2 else v4f64, [0.0] * lanes)
+        accs = [cgutils.alloca_once_value(b, v.zero if pairs == 0 else zero_f) for _ in range(group)]
 
         with cgutils.for_range(b, n_chunks) as loop:
             off = b.mul(loop.index, ir.Constant(loop.index.type, 32))
             c = v.load(b.add(codes_addr, off))
-            ql = v.load(b.add(qlo_addr, off))
-            qh = v.load(b.add(qhi_addr, off))
-            if fine:
-                d = b.add(b.call(v.maddwd, [pair16(c, ql, qh, tab), ratio]),
-                          b.call(v.maddwd, [pair16(c, ql, qh, tab_fine), ones]))  # fmt: skip
-            else:
-                d = b.call(v.maddwd, [pair16(c, ql, qh, tab), ones])
+            coarse = looked_up(c, tab)
+            fine_vals = looked_up(c, tab_fine) if fine else None
+            f = factors(loop.index) if pairs else None
+            for g, acc in enumerate(accs):
+                q_off = b.add(off, b.mul(q_stride, ir.Constant(q_stride.type, g))) if g else off
+                ql = v.load(b.add(qlo_addr, q_off))
+                qh = v.load(b.add(qhi_addr, q_off))
+                if fine:
+                    d = b.add(b.call(v.maddwd, [pair16(coarse, ql, qh), ratio]),
+                              b.call(v.maddwd, [pair16(fine_vals, ql, qh), ones]))  # fmt: skip
+                else:
+                    d = b.call(v.maddwd, [pair16(coarse, ql, qh), ones])
+                if pairs == 0:
+                    b.store(b.add(b.load(acc), d), acc)
+                else:
+                    b.store(b.fadd(b.load(acc), b.fmul(groups(d), f)), acc)
+
+        def result(acc):
             if pairs == 0:
-                b.store(b.add(b.load(acc_i), d), acc_i)
-            else:
-                b.store(b.fadd(b.load(acc_f), b.fmul(groups(d), factors(loop.index))), acc_f)
-        if pairs == 0:
-            return b.call(v.reduce, [b.load(acc_i)])
-        a = b.load(acc_f)
-        lane = [b.extract_element(a, ir.Constant(i32, j)) for j in range(lanes)]
-        return b.fadd(b.fadd(lane[0], lane[1]), b.fadd(lane[2], lane[3])) if lanes == 4 else b.fadd(lane[0], lane[1])
+                return b.call(v.reduce, [b.load(acc)])
+            a = b.load(acc)
+            lane = [b.extract_element(a, ir.Constant(i32, j)) for j in range(lanes)]
+            if lanes == 4:
+                return b.fadd(b.fadd(lane[0], lane[1]), b.fadd(lane[2], lane[3]))
+            return b.fadd(lane[0], lane[1])
+
+        if group == 1:
+            return result(accs[0])
+        out = b.inttoptr(out_addr, ir.DoubleType().as_pointer())
+        for g, acc in enumerate(accs):
+            r = result(acc)
+            b.store(b.sitofp(r, ir.DoubleType()) if pairs == 0 else r, b.gep(out, [ir.Constant(i64, g)]))
+        return context.get_dummy_value()
 
     return codegen
 
@@ -148,6 +175,28 @@ _blocks16 = _kernel(1, False)
 _blocks16_fine = _kernel(1, True)
 _blocks32 = _kernel(2, False)
 _blocks32_fine = _kernel(2, True)
+
+#: Queries one call of the group kernels serves.
+GROUP = 4
+#: Batches of at least this many queries take the group kernels (smaller ones: one query at a time).
+GROUP_FROM = 4
+
+
+def _group_kernel(pairs: int, fine: bool):
+    def typer(typingctx, codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, blk_addr, ftab_addr,
+              q_stride, out_addr):  # fmt: skip
+        return types.void(*_ARGS, types.uintp, types.uintp), _enc_codegen(pairs, fine, GROUP)
+
+    return intrinsic(typer)
+
+
+# The same for GROUP queries (``q_stride`` bytes apart), their float64 results stored at ``out_addr``.
+_g_dot = _group_kernel(0, False)
+_g_dot_fine = _group_kernel(0, True)
+_g_blocks16 = _group_kernel(1, False)
+_g_blocks16_fine = _group_kernel(1, True)
+_g_blocks32 = _group_kernel(2, False)
+_g_blocks32_fine = _group_kernel(2, True)
 
 
 @njit(cache=True, inline="always")
@@ -204,6 +253,62 @@ def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs):
 
 
 @njit(cache=True, inline="always")
+def enc4_dot_group(row, block_row, qlo, qhi, tabs, fine, t0, block_table, pairs, out):
+    """``enc4_dot`` of one row with queries ``t0 .. t0 + GROUP - 1`` into ``out`` (GROUP,) float64.
+
+    The results are those ``enc4_dot`` gives, bit for bit: the same integer
+    sums, weighed and added in the same order.
+    """
+    nb = row.shape[0]
+    full = nb // 32
+    a = row.ctypes.data
+    ql = qlo[t0].ctypes.data
+    qh = qhi[t0].ctypes.data
+    ta = tabs[0].ctypes.data
+    tb = tabs[1].ctypes.data
+    bl = block_row.ctypes.data
+    ft = block_table.ctypes.data
+    stride = qlo.strides[0]
+    o = out.ctypes.data
+    if pairs == 0:
+        if fine:
+            _g_dot_fine(a, ql, qh, ta, tb, full, bl, ft, stride, o)
+        else:
+            _g_dot(a, ql, qh, ta, tb, full, bl, ft, stride, o)
+    elif pairs == 1:
+        if fine:
+            _g_blocks16_fine(a, ql, qh, ta, tb, full, bl, ft, stride, o)
+        else:
+            _g_blocks16(a, ql, qh, ta, tb, full, bl, ft, stride, o)
+    elif fine:
+        _g_blocks32_fine(a, ql, qh, ta, tb, full, bl, ft, stride, o)
+    else:
+        _g_blocks32(a, ql, qh, ta, tb, full, bl, ft, stride, o)
+    if 32 * full == nb:
+        return
+    for g in range(GROUP):  # the bytes after the last whole chunk, as enc4_dot adds them
+        t = t0 + g
+        if pairs == 0:
+            dot = np.int32(0)
+            for j in range(32 * full, nb):
+                dot += _tail(row, qlo, qhi, tabs, fine, t, j)
+            out[g] = np.float64(np.int32(out[g]) + dot)
+            continue
+        group = 8 * pairs
+        j = 32 * full
+        total = out[g]
+        while j < nb:
+            blk = j // group
+            end = min(nb, (blk + 1) * group)
+            s = np.int32(0)
+            for jj in range(j, end):
+                s += _tail(row, qlo, qhi, tabs, fine, t, jj)
+            total += block_table[block_row[blk]] * np.float64(s)
+            j = end
+        out[g] = total
+
+
+@njit(cache=True, inline="always")
 def _row_terms(scales, factor_mode, norm, i):
     """(f / norm, 1 / norm) of row i in float64: f the row's factor; zeros for a zero row."""
     if norm <= 0.0:
@@ -229,16 +334,30 @@ def scan_pool_enc4(codes, block_scales, scales, factor_mode, norms, tabs, fine, 
     zero row). Heaps and pools as in ``_scan_kernels.scan_pool``.
     """
     n = codes.shape[0]
+    grouped = qlo.shape[0] - qlo.shape[0] % GROUP if qlo.shape[0] >= GROUP_FROM else 0
     for blk in prange(heap_s.shape[0]):
         buf = np.empty(SUB_ROWS, np.float32)
         f_n = np.empty(SUB_ROWS, np.float64)
         i_n = np.empty(SUB_ROWS, np.float64)
+        gbuf = np.empty((GROUP, SUB_ROWS), np.float32)
+        dots = np.empty(GROUP, np.float64)
         r_end = min(n, (blk + 1) * block_rows)
         for a in range(blk * block_rows, r_end, SUB_ROWS):
             m = min(r_end, a + SUB_ROWS) - a
             for p in range(m):
                 f_n[p], i_n[p] = _row_terms(scales, factor_mode, norms[a + p], a + p)
-            for t in range(qlo.shape[0]):
+            for t0 in range(0, grouped, GROUP):  # GROUP queries per pass over the rows
+                for p in range(m):
+                    i = a + p
+                    enc4_dot_group(codes[i], block_scales[i], qlo, qhi, tabs, fine, t0, block_table, pairs, dots)
+                    for g in range(GROUP):
+                        s = dots[g] * q_step[t0 + g] * f_n[p] + mean_dot[t0 + g] * i_n[p]
+                        gbuf[g, p] = np.float32(min(max(s, -1.0), 1.0))
+                for g in range(GROUP):
+                    t = t0 + g
+                    _take(gbuf[g, :m], a, skip, k, margin2, heap_s[blk, t], heap_r[blk, t],
+                          pool_s[blk, t], pool_r[blk, t], state[blk, t], overflow[blk, t:])  # fmt: skip
+            for t in range(grouped, qlo.shape[0]):
                 for p in range(m):
                     i = a + p
                     dot = enc4_dot(codes[i], block_scales[i], qlo, qhi, tabs, fine, t, block_table, pairs)

@@ -39,7 +39,7 @@ from minifloat_store.encoding_codec import (
 )
 from minifloat_store.transforms import rotation
 
-__all__ = ["encoded_fast_ok", "encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
+__all__ = ["encoded_fast_plan", "encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
 
 #: Rows decoded at a time (norms, pairs, the BLAS pre-selection).
 CHUNK_ROWS = 16384
@@ -331,7 +331,7 @@ def encoded_search(
 
     ``norms32`` (n,) float32, ``special`` and ``low``: what a search index
     holds (``fast_search.search_index``; :func:`special_rows`). ``method`` is
-    "fast" (only where :func:`encoded_fast_ok`), "scan" or "blas"; all give
+    "fast" (only where :func:`encoded_fast_plan` names a plan), "scan" or "blas"; all give
     the same scores, computed with float64 norms of the rows they return.
     ``k`` is at most the number of non-skipped rows. The caller sorts.
     """
@@ -434,15 +434,18 @@ def _int_tables(table: np.ndarray) -> tuple[np.ndarray, bool, float, float]:
     return tabs, fine, step, rho
 
 
-def encoded_fast_ok(e: Encoded, k: int) -> bool:
-    """True when the fast scan serves these vectors: an AVX2 CPU, ``k <= 256``, and 4-bit codes with
-    d <= 2048 (the int32 sums: |L q_int| <= 8001 * 127 per value) or any other width ``_wide_layout`` serves."""
+def encoded_fast_plan(e: Encoded, k: int) -> str | None:
+    """Which fast scan serves these vectors: "simd4" (4-bit codes, the int8 kernel), "wide" or None.
+
+    Needs an AVX2 CPU and ``k <= 256``; 4-bit codes need d <= 2048 (the int32
+    sums: |L q_int| <= 8001 * 127 per value), other widths ``_wide_layout``.
+    """
     cb = e.encoding.codebook
     if not (HAS_AVX2 and k <= 256):
-        return False
+        return None
     if cb.bits == 4:
-        return e.dim <= 2048 and bool(np.isfinite(cb.table).all())
-    return _wide_layout(e.encoding) is not None
+        return "simd4" if e.dim <= 2048 and bool(np.isfinite(cb.table).all()) else None
+    return "wide" if _wide_layout(e.encoding) is not None else None
 
 
 def _wide_layout(enc: Encoding) -> tuple[int, int, int, float] | None:

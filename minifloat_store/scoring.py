@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from minifloat_store import _score_kernels as K
 from minifloat_store._checks import check_positive_int
 from minifloat_store.codec import Packed, decode
-from minifloat_store.encoded_scoring import encoded_fast_ok, encoded_pairs, encoded_search, encoded_verify
+from minifloat_store.encoded_scoring import encoded_fast_plan, encoded_pairs, encoded_search, encoded_verify
 from minifloat_store.encoding import Encoded
 from minifloat_store.exact_scan import (
     _check_norms,
@@ -327,6 +327,17 @@ def _blas_candidates(
     return rows_out, scores_out
 
 
+def _choose_method(method: SearchMethod, nq: int, plan: str | None) -> SearchMethod:
+    """The path a search of ``nq`` queries takes: "auto" resolved, "fast" where no fast scan serves
+    the vectors (``plan`` None; else "simd4", "wide" or "table") replaced by an exact one."""
+    if method == "auto":
+        blas_from = {"simd4": BLAS_MIN_QUERIES_SIMD4, "wide": BLAS_MIN_QUERIES_WIDE}.get(plan or "", BLAS_MIN_QUERIES)
+        method = "blas" if nq >= blas_from else "fast"
+    if method == "fast" and plan is None:
+        method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
+    return method
+
+
 @contextmanager
 def thread_limit(threads: int | None) -> Iterator[None]:
     """Run the block with at most ``threads`` numba threads and ``threads`` BLAS threads.
@@ -372,7 +383,7 @@ def search(
         whose norms need a full decode, build it once and search it).
         Encoded vectors take the fast scan too (on AVX2), except 1- and
         2-bit codes and bf16 with scale "vector", which take ``"scan"`` for
-        ``"fast"`` (``encoded_scoring.encoded_fast_ok``).
+        ``"fast"`` (``encoded_scoring.encoded_fast_plan``).
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10
@@ -449,25 +460,14 @@ def _search(
     if kk == 0 or nq == 0:
         return np.empty((nq, kk), dtype=np.int64), np.empty((nq, kk), dtype=np.float64)
     if isinstance(packed, Encoded):
-        fast_ok = encoded_fast_ok(packed, kk)
-        if method == "auto":
-            # Large batches stay on BLAS: at 100 queries the fast scan took 1.5-2x the BLAS path's
-            # time for 4-bit encodings (docs/performance.md); small ones take the fast scan.
-            method = "blas" if nq >= (BLAS_MIN_QUERIES_WIDE if fast_ok else BLAS_MIN_QUERIES) else "fast"
-        if method == "fast" and not fast_ok:
-            method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
+        method = _choose_method(method, nq, encoded_fast_plan(packed, kk))
         if index is None:
             index = search_index(packed, norms)
         assert index.norms is not None  # an Encoded index holds its float32 norms
         found = encoded_search(packed, index.norms, index.special_rows, index.low, skip, qhat, kk, method)
         return _top_k(*found, kk)
-    if method == "auto":
-        plan = _fast_plan(packed.fmt, packed.dim)
-        blas_from = {"simd4": BLAS_MIN_QUERIES_SIMD4, "wide": BLAS_MIN_QUERIES_WIDE}.get(plan or "", BLAS_MIN_QUERIES)
-        method = "blas" if nq >= blas_from else "fast"
-    if method == "fast" and kk > FAST_MAX_K:
-        method = "blas" if nq >= BLAS_MIN_QUERIES else "scan"
-    if method == "fast" and isinstance(packed, Packed) and _fast_plan(packed.fmt, packed.dim) is not None:
+    method = _choose_method(method, nq, _fast_plan(packed.fmt, packed.dim) if kk <= FAST_MAX_K else None)
+    if method == "fast":
         if index is None:
             index = _index_from_norms(packed, _norms_for(packed, norms, "norms"))
         return _search_fast(index, skip, qhat, kk)

@@ -258,7 +258,7 @@ def test_one_query_takes_the_wide_fast_scan_for_codes_wider_than_4_bits(el, sc, 
     monkeypatch.setattr(encoded_scoring.WK, "scan_pool_wide_enc", spy)
     x, q = adversarial(64)
     p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate", seed=1).fit(x[300:]))
-    assert encoded_scoring.encoded_fast_ok(p, 10)
+    assert encoded_scoring.encoded_fast_plan(p, 10) is not None
     rows, scores = mfs.search(scoring.search_index(p), q[3], k=10)
     assert calls == [p.codes.shape]
     ref = mfs.search(p, q[3], k=10, method="scan")
@@ -271,7 +271,7 @@ def test_codes_the_exact_scan_serves_as_fast_stay_off_the_approximate_scan(el, s
     """1- and 2-bit codes (a table read covers 4 or 8 values), and bf16 scaled up to 3.4e38 (float32
     sums would overflow), are scanned exactly."""
     x, _ = adversarial(64)
-    assert not encoded_scoring.encoded_fast_ok(mfs.encode(x[:10], mfs.Encoding(el, sc)), 10)
+    assert encoded_scoring.encoded_fast_plan(mfs.encode(x[:10], mfs.Encoding(el, sc)), 10) is None
 
 
 def test_nf4_levels_split_into_two_integer_tables_with_a_small_residual():
@@ -379,3 +379,51 @@ def test_a_small_batch_takes_the_fast_scan_and_a_large_one_the_blas_path(nq, fas
     ref = mfs.search(p, queries, k=5, method="scan")
     np.testing.assert_array_equal(rows, ref[0])
     np.testing.assert_array_equal(scores, ref[1])
+
+
+@needs_fast
+@pytest.mark.parametrize(("element", "scale"), [("int4", "none"), ("nf4", "vector"), ("int4", "block16"),
+                                                ("nf4", "block16"), ("e2m1", "block32"), ("nf4", "block32")])  # fmt: skip
+@pytest.mark.parametrize("d", [40, 192, 200])
+def test_group_kernel_gives_each_query_the_one_query_kernels_value_bit_for_bit(element, scale, d):
+    """A batch's GROUP queries per pass over a row get exactly the sum one query at a time gets: whole
+    chunks and the bytes after them (d = 40 and 200 leave 20 and 4 code bytes past the last chunk)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((50, d)).astype(np.float32)
+    p = mfs.encode(x, mfs.Encoding(element, scale, "rotate", seed=2))
+    tabs, fine, _, _ = encoded_scoring._int_tables(p.encoding.codebook.table)
+    pairs = {"block16": 1, "block32": 2}.get(scale, 0)
+    width = 32 * -(-p.codes.shape[1] // 32)
+    qlo = rng.integers(-127, 128, (FK.GROUP + 1, width), dtype=np.int8)
+    qhi = rng.integers(-127, 128, (FK.GROUP + 1, width), dtype=np.int8)
+    blocks, table = encoded_scoring._blocks(p), encoded_scoring._block_table(scale)
+    out = np.empty(FK.GROUP, np.float64)
+    for i in range(p.n):
+        FK.enc4_dot_group(p.codes[i], blocks[i], qlo, qhi, tabs, fine, 1, table, pairs, out)
+        one = [FK.enc4_dot(p.codes[i], blocks[i], qlo, qhi, tabs, fine, 1 + g, table, pairs) for g in range(FK.GROUP)]
+        np.testing.assert_array_equal(out, one)
+
+
+@needs_fast
+@pytest.mark.parametrize(("el", "sc"), [("nf4", "vector"), ("e2m1", "block32")])
+def test_a_batch_of_100_on_4_bit_codes_takes_the_fast_scan(el, sc, monkeypatch):
+    """100 queries on 4-bit Encoded codes are one grouped fast pass (measured faster than BLAS at 100,
+    benchmarks/bench_search_crossover.py), equal to the exact scan; a batch that is no multiple of GROUP too."""
+    calls = []
+    scan = encoded_scoring.FK.scan_pool_enc4
+
+    def spy(*args):
+        calls.append(args[9].shape[0])  # qlo: one row per query
+        return scan(*args)
+
+    monkeypatch.setattr(encoded_scoring.FK, "scan_pool_enc4", spy)
+    x, _ = adversarial(64)
+    queries = np.random.default_rng(3).standard_normal((101, x.shape[1]))
+    p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate", seed=1).fit(x))
+    for nq in (100, 101):
+        calls.clear()
+        rows, scores = mfs.search(scoring.search_index(p), queries[:nq], k=5)
+        assert calls == [nq]
+        ref = mfs.search(p, queries[:nq], k=5, method="scan")
+        np.testing.assert_array_equal(rows, ref[0])
+        np.testing.assert_array_equal(scores, ref[1])
