@@ -381,9 +381,12 @@ def test_a_small_batch_takes_the_fast_scan_and_a_large_one_the_blas_path(nq, fas
     np.testing.assert_array_equal(scores, ref[1])
 
 
+GROUP_CASES = [("int4", "none"), ("nf4", "vector"), ("int4", "block16"), ("nf4", "block16"), ("e2m1", "block32"),
+               ("nf4", "block32")]  # fmt: skip
+
+
 @needs_fast
-@pytest.mark.parametrize(("element", "scale"), [("int4", "none"), ("nf4", "vector"), ("int4", "block16"),
-                                                ("nf4", "block16"), ("e2m1", "block32"), ("nf4", "block32")])  # fmt: skip
+@pytest.mark.parametrize(("element", "scale"), GROUP_CASES)
 @pytest.mark.parametrize("d", [40, 192, 200])
 def test_group_kernel_gives_each_query_the_one_query_kernels_value_bit_for_bit(element, scale, d):
     """A batch's GROUP queries per pass over a row get exactly the sum one query at a time gets: whole
