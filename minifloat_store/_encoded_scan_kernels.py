@@ -54,7 +54,8 @@ def _enc_codegen(pairs: int, fine: bool, group: int = 1):
         v = _Avx2(builder)
         b = builder
         codes_addr, qlo_addr, qhi_addr, tab_addr, fine_addr, n_chunks, blk_addr, ftab_addr = args[:8]
-        q_stride, out_addr = args[8:] if group > 1 else (None, None)
+        # Byte offset of each query of the group from the first (args[8]: the queries' stride).
+        shifts = [b.mul(args[8], ir.Constant(args[8].type, g)) for g in range(group)] if group > 1 else []
         ones = ir.Constant(v.v16i16, [1] * 16)
         ratio = ir.Constant(v.v16i16, [FINE_RATIO] * 16)
         tab = v.load(tab_addr)
@@ -123,7 +124,7 @@ def _enc_codegen(pairs: int, fine: bool, group: int = 1):
             fine_vals = looked_up(c, tab_fine) if fine else None
             f = factors(loop.index) if pairs else None
             for g, acc in enumerate(accs):
-                q_off = b.add(off, b.mul(q_stride, ir.Constant(q_stride.type, g))) if g else off
+                q_off = b.add(off, shifts[g]) if g else off
                 ql = v.load(b.add(qlo_addr, q_off))
                 qh = v.load(b.add(qhi_addr, q_off))
                 if fine:
@@ -147,7 +148,7 @@ def _enc_codegen(pairs: int, fine: bool, group: int = 1):
 
         if group == 1:
             return result(accs[0])
-        out = b.inttoptr(out_addr, ir.DoubleType().as_pointer())
+        out = b.inttoptr(args[9], ir.DoubleType().as_pointer())
         for g, acc in enumerate(accs):
             r = result(acc)
             b.store(b.sitofp(r, ir.DoubleType()) if pairs == 0 else r, b.gep(out, [ir.Constant(i64, g)]))

@@ -26,6 +26,7 @@ The store (``minifloat_store.store``) calls these with its precomputed
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -83,13 +84,14 @@ SearchMethod = Literal["auto", "fast", "scan", "blas"]
 #: rescoring (or, for fp32, the exact scan). Measured by
 #: benchmarks/bench_search.py (see docs/performance.md).
 BLAS_MIN_QUERIES = 6
-#: The same for 4-bit formats served by the AVX2 kernel: measured faster than
-#: BLAS at 100 queries on 1M x 192 (benchmarks/bench_search.py).
+#: The same for 4-bit codes the AVX2 int8 kernels serve (packed e2m1 and
+#: 4-bit Encoded vectors): on 1M x 192 the fast scan took 0.6-0.8x the BLAS
+#: path's time at 100 queries and BLAS won at 200
+#: (benchmarks/bench_search_crossover.py, docs/performance.md).
 BLAS_MIN_QUERIES_SIMD4 = 128
-#: The same for the vector scans of 8- and 16-bit packed formats and for
-#: Encoded vectors the fast scan serves: one pass over the codes for every
-#: query at once beat the BLAS path up to about 20-40 queries on 1M x 192
-#: (a batch of 10 took it 2.5x longer), BLAS won at 100.
+#: The same for the vector scans of 8- and 16-bit packed formats and of
+#: Encoded codes of other widths: the fast scan won at 20 queries, BLAS at 40
+#: for e4m3 and int8 (bench_search_crossover.py).
 BLAS_MIN_QUERIES_WIDE = 24
 #: Rows decoded to float32 at a time on the BLAS path.
 CHUNK_ROWS = 16384
@@ -338,6 +340,30 @@ def _choose_method(method: SearchMethod, nq: int, plan: str | None) -> SearchMet
     return method
 
 
+#: BLAS thread limits open in this process (one entry per open ``thread_limit``), the
+#: limiter that restores the value found before the first, and the lock guarding both.
+_BLAS_OPEN: list[int] = []
+_BLAS_FIRST: list[threadpool_limits] = []
+_BLAS_LOCK = threading.Lock()
+
+
+def _blas_limit_enter(threads: int) -> None:
+    with _BLAS_LOCK:
+        if not _BLAS_OPEN:
+            _BLAS_FIRST.append(threadpool_limits(limits=threads, user_api="blas"))
+        _BLAS_OPEN.append(threads)
+        threadpool_limits(limits=min(_BLAS_OPEN), user_api="blas")
+
+
+def _blas_limit_exit(threads: int) -> None:
+    with _BLAS_LOCK:
+        _BLAS_OPEN.remove(threads)
+        if _BLAS_OPEN:
+            threadpool_limits(limits=min(_BLAS_OPEN), user_api="blas")
+        else:
+            _BLAS_FIRST.pop().restore_original_limits()
+
+
 @contextmanager
 def thread_limit(threads: int | None) -> Iterator[None]:
     """Run the block with at most ``threads`` numba threads and ``threads`` BLAS threads.
@@ -347,8 +373,12 @@ def thread_limit(threads: int | None) -> Iterator[None]:
     a caller that runs several searches at once (one per worker thread, or
     a Dask worker per core) gives each a share of the cores with this so
     that the pools do not oversubscribe them. ``None`` changes nothing.
-    numba's limit applies to the calling thread only; BLAS's to the process
-    (threadpoolctl), restored on exit.
+    numba's limit applies to the calling thread only. BLAS's applies to the
+    whole process (threadpoolctl): while several limits are open, in any
+    threads, the smallest holds, and when the last one closes, whatever the
+    order, BLAS gets back the count it had before the first. (OpenBLAS
+    0.3.31 ignores a count set from a thread other than the main one once
+    the main thread has set one; numba's limit holds regardless.)
     """
     if threads is None:
         yield
@@ -356,10 +386,11 @@ def thread_limit(threads: int | None) -> Iterator[None]:
     threads = check_positive_int(threads, "threads")
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _blas_limit_enter(threads)
     try:
-        with threadpool_limits(limits=threads, user_api="blas"):
-            yield
+        yield
     finally:
+        _blas_limit_exit(threads)
         numba.set_num_threads(before)
 
 
@@ -403,9 +434,10 @@ def search(
         ``"blas"``: decode 16k rows at a time to float32, pre-select with a
         matrix product, rescore exactly. All return identical results;
         ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on
-        (``BLAS_MIN_QUERIES_SIMD4`` for 4-bit formats on AVX2,
-        ``BLAS_MIN_QUERIES_WIDE`` for 8- and 16-bit formats on the vector scan
-        and for Encoded vectors the fast scan serves), ``"fast"`` below.
+        (``BLAS_MIN_QUERIES_SIMD4`` for 4-bit codes on AVX2, packed or
+        Encoded; ``BLAS_MIN_QUERIES_WIDE`` for 8- and 16-bit formats on the
+        vector scan and for Encoded codes of other widths the fast scan
+        serves), ``"fast"`` below.
     threads : int, optional
         At most this many threads, numba's and BLAS's alike (see
         :func:`thread_limit`); default: numba's setting (every core unless

@@ -8,6 +8,8 @@ pools, zero queries, and what the search state holds.
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 import pytest
@@ -159,6 +161,58 @@ def test_a_thread_limit_holds_numba_and_blas_inside_and_is_undone_after():
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         with scoring.thread_limit(0):
             pass
+
+
+class _ProcessBlasLimit:
+    """Stands for threadpoolctl's limiter on one process-wide BLAS count: what OpenBLAS does when
+    every thread's call takes effect (in the OpenBLAS 0.3.31 here, a worker thread's call is
+    ignored once the main thread has set a count, so the real library cannot show the order)."""
+
+    count = 2
+
+    def __init__(self, limits: int, user_api: str) -> None:
+        assert user_api == "blas"
+        self.found = _ProcessBlasLimit.count
+        _ProcessBlasLimit.count = limits
+
+    def restore_original_limits(self) -> None:
+        _ProcessBlasLimit.count = self.found
+
+    def __enter__(self) -> _ProcessBlasLimit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore_original_limits()
+
+
+def test_thread_limits_closed_out_of_order_in_two_threads_give_blas_its_count_back(monkeypatch):
+    """Two threads each open a limit and close them in the opposite order: BLAS runs with the
+    smaller while both are open, the other's once one closes, and its own count once both have."""
+    monkeypatch.setattr(scoring, "threadpool_limits", _ProcessBlasLimit)
+    first_open, second_open, first_closed = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def first() -> None:
+        with scoring.thread_limit(1):
+            first_open.set()
+            second_open.wait(10)
+            seen.append(_ProcessBlasLimit.count)
+        first_closed.set()
+
+    def second() -> None:
+        first_open.wait(10)
+        with scoring.thread_limit(3):
+            second_open.set()
+            first_closed.wait(10)
+            seen.append(_ProcessBlasLimit.count)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == [1, 3]
+    assert _ProcessBlasLimit.count == 2
 
 
 @pytest.mark.parametrize("method", ["fast", "blas", "scan"])
