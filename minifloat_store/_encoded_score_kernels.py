@@ -153,7 +153,7 @@ def scan_topk(codes, block_scales, scales, factor_mode, bits, table, lut, qrot, 
     """Cosine of every non-skipped row with one query; best ``k`` per block of rows (unsorted).
 
     Exact with float64 ``norms``; with the float32 norms a search index holds,
-    within ``2**-23`` of exact (``encoded_scoring.NORM32_ERR``).
+    within ``2**-23`` of exact (``encoded_fast_scan.NORM32_ERR``).
     """
     n = codes.shape[0]
     d = qrot.shape[0]

@@ -25,7 +25,7 @@ before they join the row's. Codes become levels without a table in memory:
 Codes after the last whole group (``d % 8``, and a last group that could not
 be read whole) are looked up in the float32 level table one at a time and
 added after the lanes are summed; so is a short last block, weighed in
-float64 (``encoded_scoring._wide_bound`` counts every rounding). 1- and
+float64 (``encoded_fast_scan._wide_bound`` counts every rounding). 1- and
 2-bit codes are not served: the exact scan's table of per-byte sums
 (4 or 8 values per read) measured as fast.
 """

@@ -15,82 +15,39 @@ score then ascending row).
   candidates with float32 BLAS on decoded chunks and rescore them exactly,
   as for packed minifloats (the rows stay in the transformed space: no
   inverse rotation per row).
+* ``search(method="fast")`` takes the approximate pass of
+  :mod:`~minifloat_store.encoded_fast_scan` (AVX2) and rescores its
+  candidates here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from minifloat_store import _encoded_scan_kernels as FK
 from minifloat_store import _encoded_score_kernels as K
-from minifloat_store import _encoded_wide_scan_kernels as WK
-from minifloat_store._encoded_scan_kernels import FINE_RATIO
-from minifloat_store._scan_kernels import HAS_AVX2, int8_queries, pool_arrays, pool_candidates
 from minifloat_store._score_kernels import BLOCK_ROWS
-from minifloat_store._wide_scan_kernels import HAS_F16C
-from minifloat_store.codebooks import get_codebook
-from minifloat_store.encoding import Encoded, Encoding
+from minifloat_store.encoded_fast_scan import NORM32_ERR, fast_kernels, fast_pass
+from minifloat_store.encoding import Encoded
 from minifloat_store.encoding_codec import (
     _E4M3_TABLE,
     _SCALE_MODE,
     _transform_args,
+    block_codes,
+    block_factor_table,
     decode_rows_into,
     decode_unit_chunk,
+    factor_args,
+    mean64,
+    mean_norm,
 )
 from minifloat_store.transforms import rotation
 
-__all__ = ["encoded_fast_plan", "encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
+__all__ = ["encoded_norms", "encoded_pairs", "encoded_search", "encoded_verify"]
 
 #: Rows decoded at a time (norms, pairs, the BLAS pre-selection).
 CHUNK_ROWS = 16384
 #: Queries multiplied at a time on the BLAS path.
 QUERY_BATCH = 256
-#: Bound on |score with a float32 norm - score with the float64 norm|: the
-#: cosine before clipping is at most 1 + 1e-6 in magnitude and the rounded
-#: norm within 2**-24 of the norm, relatively (rows outside float32's normal
-#: range are special rows, scored from decode).
-NORM32_ERR = 2.0**-23
-#: Rows per parallel work item of the fast scan, and pool entries per (work item, query) (at least 4k).
-FAST_BLOCK_ROWS = 16384
-POOL_ROWS = 256
-
-_NO_BLOCKS = np.zeros(1, dtype=np.float64)
-_BLOCK_TABLES: dict[str, np.ndarray] = {}
-
-
-def _mean64(enc: Encoding) -> np.ndarray:
-    """The fitted mean as float64 (d,); only called for encodings that centre, which are fitted."""
-    if enc.mean is None:
-        raise ValueError(f"encoding {enc} centres but has not been fitted (no mean)")
-    return enc.mean.astype(np.float64)
-
-
-def _block_table(scale: str) -> np.ndarray:
-    """float64 factor of every block-scale code: ``2**(c - 127)`` (E8M0) or the E4M3 value."""
-    if scale not in ("block32", "block16"):
-        return _NO_BLOCKS
-    t = _BLOCK_TABLES.get(scale)
-    if t is None:
-        if scale == "block32":
-            t = np.ldexp(1.0, np.arange(256) - 127)
-            t[255] = 0.0  # NaN code: rejected when an Encoded is built
-        else:
-            t = get_codebook("e4m3").table.astype(np.float64)
-            t[0x7F:] = 0.0  # NaN and negative codes: rejected likewise
-        t.flags.writeable = False
-        _BLOCK_TABLES[scale] = t
-    return t
-
-
-def _factor_args(e: Encoded) -> tuple[np.ndarray, int]:
-    """(scales, mode) from which the kernels take a row's factor: 1/s for the study's divisor, s, or 1."""
-    if e.scales is None:
-        return np.zeros(1, np.float32), K.FACTOR_ONE
-    return e.scales, K.FACTOR_DIVIDE if e.encoding.divides else K.FACTOR_MULTIPLY
-
-
-def _blocks(e: Encoded) -> np.ndarray:
-    return e.block_scales if e.block_scales is not None else np.zeros((e.n, 0), dtype=np.uint8)
 
 
 def _decode_chunk(e: Encoded, rows: np.ndarray | None, lo: int, hi: int) -> np.ndarray:
@@ -118,7 +75,7 @@ def encoded_norms(e: Encoded, rows: np.ndarray | None = None) -> np.ndarray:
         # Without a vector scale, decode_one reads scales[i] as 1: a zero-stride view, nothing allocated per row.
         scales = e.scales if e.scales is not None else np.broadcast_to(np.float32(1.0), (e.n,))
         K.decoded_norms(e.codes, enc.codebook.bits, enc.codebook.table, _SCALE_MODE[enc.scale], enc.divides,
-                        scales, max(enc.block_size, 1), _blocks(e), _E4M3_TABLE, *_transform_args(enc, e.dim),
+                        scales, max(enc.block_size, 1), block_codes(e), _E4M3_TABLE, *_transform_args(enc, e.dim),
                         rows, np.empty(e.dim, np.float32), out)  # fmt: skip
         return out
     for lo in range(0, m, CHUNK_ROWS):
@@ -177,7 +134,7 @@ class _Query:
         enc = e.encoding
         cb = enc.codebook
         self.qrot = rotation(enc.seed, e.dim).forward(qhat[None, :])[0] if enc.rotates else qhat
-        self.mean_dot = float(_mean64(enc) @ qhat) if enc.centres else 0.0
+        self.mean_dot = float(mean64(enc) @ qhat) if enc.centres else 0.0
         if cb.bits in K.LUT_BITS:
             self.lut = np.empty((enc.code_bytes(e.dim), 256), dtype=np.float64)
             K.query_lut(self.qrot, cb.bits, cb.table.astype(np.float64), self.lut)
@@ -191,10 +148,10 @@ class _Rows:
     def __init__(self, e: Encoded) -> None:
         enc = e.encoding
         self.e = e
-        self.scales, self.factor_mode = _factor_args(e)
-        self.blocks = _blocks(e)
+        self.scales, self.factor_mode = factor_args(e)
+        self.blocks = block_codes(e)
         self.block = enc.block_size
-        self.block_table = _block_table(enc.scale)
+        self.block_table = block_factor_table(enc.scale)
         self.table = enc.codebook.table
 
     def score(self, q: _Query, rows: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
@@ -253,7 +210,7 @@ def special_rows(e: Encoded, norms32: np.ndarray) -> tuple[np.ndarray, float]:
     """
     n = norms32.shape[0]
     out = np.empty(n, np.int64)
-    count, _, low = K.split_special(norms32, np.zeros(n, np.bool_), _mean_norm(e.encoding), np.empty(n, np.bool_), out)
+    count, _, low = K.split_special(norms32, np.zeros(n, np.bool_), mean_norm(e.encoding), np.empty(n, np.bool_), out)
     return out[:count].copy(), float(low)
 
 
@@ -268,10 +225,6 @@ def norms32_of(norms: np.ndarray) -> np.ndarray:
     """float64 decoded norms rounded to the float32 a search index holds (above float32's range: inf, special)."""
     with np.errstate(over="ignore"):
         return norms.astype(np.float32)
-
-
-def _mean_norm(enc: Encoding) -> float:
-    return float(np.linalg.norm(_mean64(enc))) if enc.centres else 0.0
 
 
 def exact_scores(e: Encoded, qhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -313,7 +266,7 @@ def _blas_margin(e: Encoded, low: float) -> float:
     """
     ratio = 1.0
     if e.encoding.centres and np.isfinite(low):
-        ratio += 2 * _mean_norm(e.encoding) / low
+        ratio += 2 * mean_norm(e.encoding) / low
     return 1.1 * (e.dim + 12) * ratio * 2.0**-24 + NORM32_ERR + 1e-12
 
 
@@ -331,7 +284,7 @@ def encoded_search(
 
     ``norms32`` (n,) float32, ``special`` and ``low``: what a search index
     holds (``fast_search.search_index``; :func:`special_rows`). ``method`` is
-    "fast" (only where :func:`encoded_fast_plan` names a plan), "scan" or "blas"; all give
+    "fast" (only where ``encoded_fast_scan.encoded_fast_plan`` names a plan), "scan" or "blas"; all give
     the same scores, computed with float64 norms of the rows they return.
     ``k`` is at most the number of non-skipped rows. The caller sorts.
     """
@@ -369,7 +322,7 @@ def _kernel_candidates(
     cap = min(n_valid, k + max(k, 32))
     margin2 = 2 * _blas_margin(e, low)
     enc, d = e.encoding, e.dim
-    mean = _mean64(enc) if enc.centres else None
+    mean = mean64(enc) if enc.centres else None
     aug = np.empty((min(CHUNK_ROWS, e.n), d + 1), dtype=np.float32)
     out_r, out_s = [], []
     for q0 in range(0, qhat.shape[0], QUERY_BATCH):
@@ -403,161 +356,14 @@ def _kernel_candidates(
     return out_r, out_s
 
 
-# ---------------------------------------------------------------- fast scan with exact rescoring (AVX2)
-
-
-def _int_tables(table: np.ndarray) -> tuple[np.ndarray, bool, float, float]:
-    """The 16 levels as integers times one step, ``level = step * L + r``, and ``rho``.
-
-    Levels that are small integers times their smallest magnitude (int4,
-    e2m1) give ``L = A`` (|A| <= 63) and ``r = 0``. Otherwise (nf4) ``A``
-    rounds to ``max|level| / 63`` and B (|B| <= 63) rounds what A leaves to
-    ``FINE_RATIO`` times finer: ``L = FINE_RATIO * A + B``. ``rho = max |r| /
-    |level|`` over nonzero levels (a zero level has L = r = 0) bounds the
-    residual of a row against the row itself: ``|r_row| <= rho |level_row|``.
-    Returns (tabs (2, 32) int8: A and B, each twice; fine; step; rho).
-    """
-    t = table.astype(np.float64)
-    nz = np.abs(t[t != 0])
-    step = float(nz.min())
-    a = np.rint(t / step)
-    b = np.zeros(16)
-    fine = not (np.all(t / step == a) and np.abs(a).max() <= 63)
-    if fine:
-        coarse = float(nz.max()) / 63
-        a = np.rint(t / coarse)
-        step = coarse / FINE_RATIO
-        b = np.rint((t - coarse * a) / step)
-    r = t - step * (FINE_RATIO * a + b if fine else a)
-    rho = float((np.abs(r[t != 0]) / np.abs(t[t != 0])).max())
-    tabs = np.stack([np.concatenate([a, a]), np.concatenate([b, b])]).astype(np.int8)
-    return tabs, fine, step, rho
-
-
-def encoded_fast_plan(e: Encoded, k: int) -> str | None:
-    """Which fast scan serves these vectors: "simd4" (4-bit codes, the int8 kernel), "wide" or None.
-
-    Needs an AVX2 CPU and ``k <= 256``; 4-bit codes need d <= 2048 (the int32
-    sums: |L q_int| <= 8001 * 127 per value), other widths ``_wide_layout``.
-    """
-    cb = e.encoding.codebook
-    if not (HAS_AVX2 and k <= 256):
-        return None
-    if cb.bits == 4:
-        return "simd4" if e.dim <= 2048 and bool(np.isfinite(cb.table).all()) else None
-    return "wide" if _wide_layout(e.encoding) is not None else None
-
-
-def _wide_layout(enc: Encoding) -> tuple[int, int, int, float] | None:
-    """(bits, kind, shift, mult) of ``_encoded_wide_scan_kernels`` for codes other than 4-bit, or None:
-    1- and 2-bit codes (the exact scan reads 4 or 8 values per table look-up: as fast) and bf16 scaled
-    to its maximum (3.4e38: float32 sums would overflow) stay on the exact scan."""
-    cb = enc.codebook
-    bits = cb.bits
-    shift, mult = 0, 1.0
-    if cb.family == "int" and bits in (6, 8):
-        kind = WK.KIND_INT
-    elif cb.fmt is not None and bits in (6, 8):
-        kind, shift, mult = WK.KIND_MINI, 23 - cb.fmt.mantissa_bits, 2.0 ** (127 - cb.fmt.bias)
-    elif bits == 3:
-        kind = WK.KIND_TABLE
-    elif cb.name == "fp16":
-        kind = WK.KIND_F16
-    elif cb.name == "bf16" and not enc.divides:  # scaled to 3.4e38, a row's float32 sums would overflow
-        kind = WK.KIND_BF16
-    elif cb.name == "fp32":
-        kind = WK.KIND_F32
-    else:
-        return None
-    if (bits, kind) not in WK.SERVED or (kind == WK.KIND_F16 and not HAS_F16C):
-        return None
-    return bits, kind, shift, mult
-
-
-def _wide_bound(e: Encoded, low: float) -> float:
-    """Bound on ``|approximate - exact score|`` of the wide scan, for rows of norm 0 or at least ``low``.
-
-    Each product ``level_j * q32_j`` is rounded once, as is the float32 query
-    (``q32_j`` against ``R(q)_j``); it then passes through at most ``chain =
-    d // 8 + n_blocks + 18`` rounded float32 operations (a lane's adds within
-    its block, the block factor's product, the adds across blocks, three to
-    sum the lanes, up to 15 codes added one by one), so the row's sum errs by
-    at most ``(chain + 2) * 2**-24`` (doubled for the higher-order terms) of
-    ``sum_j f f_b |level_j q_j| <= |z| |q|`` (Cauchy-Schwarz), and over the
-    norm ``|z| / |y| <= 1 + |mean| / |y|``. Float32 underflow costs at most
-    2**-150 per product, against a nonzero level of at least 2**-24 (bf16 and
-    fp32 are unscaled, their rows at least 1e-20 long): inside ``1e-9``, as
-    are the float64 steps; the score's rounding to float32 adds ``2**-24``,
-    the float32 norms ``NORM32_ERR``.
-    """
-    chain = e.dim // 8 + e.encoding.n_blocks(e.dim) + 18
-    ratio = 1.0 + (_mean_norm(e.encoding) / low if np.isfinite(low) else 0.0)
-    return ratio * (1 + 2.0**-10) * 2 * (chain + 2) * 2.0**-24 + 2.0**-23 + 1e-9 + NORM32_ERR
-
-
-def _wide_tables(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """The arguments of ``scan_pool_wide_enc`` between ``codes`` and ``skip``, and each query's bound."""
-    enc = e.encoding
-    bits, kind, shift, mult = _wide_layout(enc)  # type: ignore[misc]
-    qrot = rotation(enc.seed, e.dim).forward(qhat) if enc.rotates else qhat
-    mean_dot = qhat @ _mean64(enc) if enc.centres else np.zeros(qhat.shape[0])
-    tab8 = np.zeros(8, np.float32)
-    table32 = np.ascontiguousarray(enc.codebook.table, dtype=np.float32)
-    if bits == 3:
-        tab8[:] = table32
-    safe = e.dim // 8  # groups read whole; a 3- or 6-bit group reads 1 or 2 bytes beyond its own
-    load = WK.LOAD_BYTES.get(bits, bits)
-    if load > bits:
-        row_bytes = e.codes.shape[1]
-        safe = min(safe, (row_bytes - load) // bits + 1 if row_bytes >= load else 0)
-    scales, mode = _factor_args(e)
-    args = (_blocks(e), scales, mode, norms32, bits, kind, np.int32(shift), np.float32(mult), tab8, table32,
-            enc.block_size, _block_table(enc.scale), _block_table(enc.scale).astype(np.float32), safe,
-            np.ascontiguousarray(qrot, dtype=np.float32),
-            np.ascontiguousarray(mean_dot))  # fmt: skip
-    return args, np.full(qhat.shape[0], _wide_bound(e, low))
-
-
-def _fast_kernels(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray):
-    """(scan kernel, all-rows kernel, their arguments between ``codes`` and ``skip``, each query's bound)."""
-    if e.encoding.codebook.bits == 4:
-        args, bound = _fast_tables(e, norms32, low, qhat)
-        return FK.scan_pool_enc4, FK.approx_all_enc4, args, bound
-    args, bound = _wide_tables(e, norms32, low, qhat)
-    return WK.scan_pool_wide_enc, WK.approx_all_wide_enc, args, bound
-
-
-def _fast_tables(e: Encoded, norms32: np.ndarray, low: float, qhat: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """The arguments of ``scan_pool_enc4`` between ``codes`` and ``skip``, and each query's error bound.
-
-    Bound (float64 (Q,)) on ``|approximate - exact score|`` for every row
-    whose norm is 0 or at least ``low``. Per block, the approximate dot errs from the exact
-    ``<z, R(q)>`` by ``f f_b (sum l_j e_j - sum r_j qq_j)`` (``qq`` the int8
-    query over S, ``e = qq - R(q)``, ``r`` the level residuals), in all at
-    most ``|z| (|e| + rho |qq|)`` by Cauchy-Schwarz; over the norm,
-    ``|z| / |y| <= 1 + |mean| / |y|`` (the rounding inside decode moves that
-    by far less than 2**-10); the float64 arithmetic and the final rounding
-    to float32 add under ``2**-23 + 1e-9``, and the float32 norms ``NORM32_ERR``.
-    """
-    enc = e.encoding
-    tabs, fine, step, rho = _int_tables(enc.codebook.table)
-    qrot = rotation(enc.seed, e.dim).forward(qhat) if enc.rotates else qhat
-    mean_dot = qhat @ _mean64(enc) if enc.centres else np.zeros(qhat.shape[0])
-    qlo, qhi, inv_s, err, qq = int8_queries(qrot, e.codes.shape[1])
-    ratio = 1.0 + (_mean_norm(enc) / low if np.isfinite(low) else 0.0)
-    bound = ratio * (1 + 2.0**-10) * (err + rho * qq) * (1 + 2.0**-20) + 2.0**-23 + 1e-9 + NORM32_ERR
-    pairs = {0: 0, 16: 1, 32: 2}[enc.block_size]  # 8-byte groups per block
-    scales, mode = _factor_args(e)
-    args = (_blocks(e), scales, mode, norms32, tabs, fine, _block_table(enc.scale), pairs, qlo, qhi,
-            inv_s * step, np.ascontiguousarray(mean_dot))  # fmt: skip
-    return args, bound
+# ---------------------------------------------------------------- the fast scan's candidates, rescored
 
 
 def _approx_scores(e: Encoded, norms32: np.ndarray, qhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every row's approximate score (float32, (Q, n)) from the float32 norms and each query's bound
     for the rows not in :func:`special_rows`: what the tests check."""
     _, low = special_rows(e, norms32)
-    _, approx_all, args, bound = _fast_kernels(e, norms32, low, qhat)
+    _, approx_all, args, bound = fast_kernels(e, norms32, low, qhat)
     out = np.empty((qhat.shape[0], e.n), np.float32)
     approx_all(e.codes, *args, out)
     return out, bound
@@ -566,7 +372,8 @@ def _approx_scores(e: Encoded, norms32: np.ndarray, qhat: np.ndarray) -> tuple[n
 def _fast_candidates(
     e: Encoded, rows: _Rows, norms32: np.ndarray, skip: np.ndarray, qhat: np.ndarray, k: int, n_valid: int, low: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The approximate scan, then the exact scores of every row within twice the bound of the k-th best.
+    """The approximate scan (:func:`~minifloat_store.encoded_fast_scan.fast_pass`), then the exact
+    scores of its candidates.
 
     A zero query (every row ties at its mean term) or a pool that overflowed
     (hundreds of near-ties in one block) takes the exact scan instead.
@@ -577,11 +384,7 @@ def _fast_candidates(
     live = np.flatnonzero(~zero_q)
     redo = [int(t) for t in np.flatnonzero(zero_q)]
     if live.size:
-        scan, _, args, bound = _fast_kernels(e, norms32, low, qhat[live])
-        pools = pool_arrays(e.n, live.size, k, FAST_BLOCK_ROWS, POOL_ROWS)
-        margin2 = np.float32(2 * bound.max() * (1 + 2.0**-20) + 1e-6)  # float32 threshold arithmetic, rounded up
-        scan(e.codes, *args, skip, k, margin2, *pools, FAST_BLOCK_ROWS)
-        cand, over = pool_candidates(pools, bound, k)
+        cand, over = fast_pass(e, norms32, skip, qhat[live], k, low)
         for j, t in enumerate(live):
             if over[j]:
                 redo.append(int(t))

@@ -12,6 +12,7 @@ import numpy as np
 
 from minifloat_store import _encoding_kernels as K
 from minifloat_store._checks import as_float32_matrix, check_finite_rows, describe
+from minifloat_store._encoded_score_kernels import FACTOR_DIVIDE, FACTOR_MULTIPLY, FACTOR_ONE
 from minifloat_store.codebooks import Codebook, get_codebook
 from minifloat_store.encoding import Encoded, Encoding
 from minifloat_store.transforms import rotation
@@ -142,3 +143,50 @@ def decode_with(e: Encoded, out: np.ndarray | None = None) -> np.ndarray:
     elif out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"out must be a writable C-contiguous float32 array of shape {shape}, got {describe(out)}")
     return decode_rows_into(e, None, out)
+
+
+# ---------------------------------------------------------------- an Encoded's arrays as the scoring kernels take them
+
+_NO_BLOCKS = np.zeros(1, dtype=np.float64)
+_BLOCK_TABLES: dict[str, np.ndarray] = {}
+
+
+def mean64(enc: Encoding) -> np.ndarray:
+    """The fitted mean as float64 (d,); only called for encodings that centre, which are fitted."""
+    if enc.mean is None:
+        raise ValueError(f"encoding {enc} centres but has not been fitted (no mean)")
+    return enc.mean.astype(np.float64)
+
+
+def block_factor_table(scale: str) -> np.ndarray:
+    """float64 factor of every block-scale code: ``2**(c - 127)`` (E8M0) or the E4M3 value."""
+    if scale not in ("block32", "block16"):
+        return _NO_BLOCKS
+    t = _BLOCK_TABLES.get(scale)
+    if t is None:
+        if scale == "block32":
+            t = np.ldexp(1.0, np.arange(256) - 127)
+            t[255] = 0.0  # NaN code: rejected when an Encoded is built
+        else:
+            t = get_codebook("e4m3").table.astype(np.float64)
+            t[0x7F:] = 0.0  # NaN and negative codes: rejected likewise
+        t.flags.writeable = False
+        _BLOCK_TABLES[scale] = t
+    return t
+
+
+def factor_args(e: Encoded) -> tuple[np.ndarray, int]:
+    """(scales, mode) from which the kernels take a row's factor: 1/s for the study's divisor, s, or 1."""
+    if e.scales is None:
+        return np.zeros(1, np.float32), FACTOR_ONE
+    return e.scales, FACTOR_DIVIDE if e.encoding.divides else FACTOR_MULTIPLY
+
+
+def block_codes(e: Encoded) -> np.ndarray:
+    """The rows' block-scale codes, uint8 (n, blocks); (n, 0) without block scales."""
+    return e.block_scales if e.block_scales is not None else np.zeros((e.n, 0), dtype=np.uint8)
+
+
+def mean_norm(enc: Encoding) -> float:
+    """|mean| of an encoding that centres, else 0."""
+    return float(np.linalg.norm(mean64(enc))) if enc.centres else 0.0

@@ -39,7 +39,8 @@ from threadpoolctl import threadpool_limits
 from minifloat_store import _score_kernels as K
 from minifloat_store._checks import check_positive_int
 from minifloat_store.codec import Packed, decode
-from minifloat_store.encoded_scoring import encoded_fast_plan, encoded_pairs, encoded_search, encoded_verify
+from minifloat_store.encoded_fast_scan import encoded_fast_plan
+from minifloat_store.encoded_scoring import encoded_pairs, encoded_search, encoded_verify
 from minifloat_store.encoding import Encoded
 from minifloat_store.exact_scan import (
     _check_norms,
@@ -85,13 +86,15 @@ SearchMethod = Literal["auto", "fast", "scan", "blas"]
 #: benchmarks/bench_search.py (see docs/performance.md).
 BLAS_MIN_QUERIES = 6
 #: The same for 4-bit codes the AVX2 int8 kernels serve (packed e2m1 and
-#: 4-bit Encoded vectors): on 1M x 192 the fast scan took 0.6-0.8x the BLAS
-#: path's time at 100 queries and BLAS won at 200
-#: (benchmarks/bench_search_crossover.py, docs/performance.md).
+#: 4-bit Encoded vectors): on 1M x 192 the fast scan took 0.71-0.98x the
+#: BLAS path's time at 100 queries and 1.22-1.44x at 200
+#: (benchmarks/bench_search_crossover.py; docs/performance.md, "When a batch
+#: takes BLAS").
 BLAS_MIN_QUERIES_SIMD4 = 128
 #: The same for the vector scans of 8- and 16-bit packed formats and of
-#: Encoded codes of other widths: the fast scan won at 20 queries, BLAS at 40
-#: for e4m3 and int8 (bench_search_crossover.py).
+#: Encoded codes of other widths: at 20 queries the fast scan won for fp16
+#: and int8 and tied for e4m3 (1.04x); at 40 BLAS won for e4m3 and int8
+#: (same benchmark).
 BLAS_MIN_QUERIES_WIDE = 24
 #: Rows decoded to float32 at a time on the BLAS path.
 CHUNK_ROWS = 16384
@@ -414,7 +417,7 @@ def search(
         whose norms need a full decode, build it once and search it).
         Encoded vectors take the fast scan too (on AVX2), except 1- and
         2-bit codes and bf16 with scale "vector", which take ``"scan"`` for
-        ``"fast"`` (``encoded_scoring.encoded_fast_plan``).
+        ``"fast"`` (``encoded_fast_scan.encoded_fast_plan``).
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10

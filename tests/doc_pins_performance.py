@@ -18,7 +18,7 @@ from doc_pins import AtMost, Derived, Number, Pin, Table, constant, from_test_mo
 from test_docs_benchmarks import ROOT
 
 import minifloat_store as mfs
-from minifloat_store import encoded_scoring, exact_scan, scoring
+from minifloat_store import encoded_fast_scan, exact_scan, scoring
 from minifloat_store._encoded_scan_kernels import FINE_RATIO
 from minifloat_store._encoded_score_kernels import split_special
 from minifloat_store.codebooks import get_codebook
@@ -111,7 +111,7 @@ def _mean_ratio_bound() -> float:
 
 def _largest_integer_level() -> int:
     """The largest |A| the encoded 4-bit kernel takes as exact integer levels (a table 0..M plus negatives)."""
-    exact = [m for m in range(8, 200) if not encoded_scoring._int_tables(_levels(m))[1]]
+    exact = [m for m in range(8, 200) if not encoded_fast_scan._int_tables(_levels(m))[1]]
     return max(exact)
 
 
@@ -403,7 +403,7 @@ PINS: list[Pin | Table] = [
             FINE_RATIO,
             _largest_integer_level(),
             FINE_RATIO,
-            encoded_scoring._int_tables(get_codebook("nf4").table)[3],
+            encoded_fast_scan._int_tables(get_codebook("nf4").table)[3],
         ],
     ),
     Pin(
@@ -452,10 +452,10 @@ PINS: list[Pin | Table] = [
         lambda: [
             re.search(
                 r"e\.dim // 8 \+ e\.encoding\.n_blocks\(e\.dim\) \+ (\d+)",
-                _source("minifloat_store/encoded_scoring.py"),
+                _source("minifloat_store/encoded_fast_scan.py"),
             ).group(1),
             "192",
-            encoded_scoring._wide_bound(mfs.encode(np.ones((1, 192), np.float32), mfs.Encoding("int8")), np.inf),
+            encoded_fast_scan._wide_bound(mfs.encode(np.ones((1, 192), np.float32), mfs.Encoding("int8")), np.inf),
         ],
     ),
     # --- Trial scoring: bench_search_2026-11-25.json

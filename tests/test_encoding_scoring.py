@@ -9,7 +9,7 @@ import pytest
 
 import minifloat_store as mfs
 from minifloat_store import _encoded_scan_kernels as FK
-from minifloat_store import encoded_scoring, scoring
+from minifloat_store import encoded_fast_scan, encoded_scoring, encoding_codec, scoring
 from minifloat_store.codebooks import CODEBOOKS
 from minifloat_store.encoding import ENCODING_SCALES, TRANSFORMS
 
@@ -159,7 +159,7 @@ WIDE = [
     and (el != "bf16" or sc == "none")
     and (el != "fp32" or sc == "none")
 ]
-needs_fast = pytest.mark.skipif(not encoded_scoring.HAS_AVX2, reason="the fast scans need AVX2")
+needs_fast = pytest.mark.skipif(not encoded_fast_scan.HAS_AVX2, reason="the fast scans need AVX2")
 
 
 def adversarial(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +231,7 @@ def test_fast_search_returns_what_the_exact_scan_returns(el, sc, tr):
 def test_fast_search_near_ties_that_overflow_the_pools_still_give_exact_results(el, sc, monkeypatch):
     """600 copies of one vector in one block overflow a 256-entry pool; the query falls
     back to the exact scan and the ties come back by ascending row."""
-    monkeypatch.setattr(encoded_scoring, "FAST_BLOCK_ROWS", 2048)
+    monkeypatch.setattr(encoded_fast_scan, "FAST_BLOCK_ROWS", 2048)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((5000, 48)).astype(np.float32)
     dup = np.sort(rng.choice(np.arange(1, 5000), 600, replace=False))
@@ -249,16 +249,16 @@ def test_fast_search_near_ties_that_overflow_the_pools_still_give_exact_results(
 def test_one_query_takes_the_wide_fast_scan_for_codes_wider_than_4_bits(el, sc, monkeypatch):
     """search(method="auto") with one query runs the wide approximate scan, not the exact one."""
     calls = []
-    scan = encoded_scoring.WK.scan_pool_wide_enc
+    scan = encoded_fast_scan.WK.scan_pool_wide_enc
 
     def spy(*args):
         calls.append(args[0].shape)
         return scan(*args)
 
-    monkeypatch.setattr(encoded_scoring.WK, "scan_pool_wide_enc", spy)
+    monkeypatch.setattr(encoded_fast_scan.WK, "scan_pool_wide_enc", spy)
     x, q = adversarial(64)
     p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate", seed=1).fit(x[300:]))
-    assert encoded_scoring.encoded_fast_plan(p, 10) is not None
+    assert encoded_fast_scan.encoded_fast_plan(p, 10) is not None
     rows, scores = mfs.search(scoring.search_index(p), q[3], k=10)
     assert calls == [p.codes.shape]
     ref = mfs.search(p, q[3], k=10, method="scan")
@@ -271,14 +271,14 @@ def test_codes_the_exact_scan_serves_as_fast_stay_off_the_approximate_scan(el, s
     """1- and 2-bit codes (a table read covers 4 or 8 values), and bf16 scaled up to 3.4e38 (float32
     sums would overflow), are scanned exactly."""
     x, _ = adversarial(64)
-    assert encoded_scoring.encoded_fast_plan(mfs.encode(x[:10], mfs.Encoding(el, sc)), 10) is None
+    assert encoded_fast_scan.encoded_fast_plan(mfs.encode(x[:10], mfs.Encoding(el, sc)), 10) is None
 
 
 def test_nf4_levels_split_into_two_integer_tables_with_a_small_residual():
     """nf4 levels are no integer multiple of one step: two int8 tables leave under 0.2 % of each level."""
-    tabs, fine, step, rho = encoded_scoring._int_tables(CODEBOOKS["nf4"].table)
+    tabs, fine, step, rho = encoded_fast_scan._int_tables(CODEBOOKS["nf4"].table)
     assert fine and 0 < rho < 2e-3 and np.abs(tabs).max() <= 63
-    tabs, fine, step, rho = encoded_scoring._int_tables(CODEBOOKS["e2m1"].table)
+    tabs, fine, step, rho = encoded_fast_scan._int_tables(CODEBOOKS["e2m1"].table)
     assert not fine and rho == 0 and step == 0.5
 
 
@@ -286,11 +286,11 @@ def test_nf4_levels_split_into_two_integer_tables_with_a_small_residual():
 @pytest.mark.parametrize(("scale", "pairs", "valid"), [("block16", 1, 0x7F), ("block32", 2, 0xFF)])
 def test_fast_scan_weighs_each_block_by_the_factor_the_exact_path_uses(scale, pairs, valid):
     """The kernel decodes block-scale codes from their bits: equal to the table for every code an encoder writes."""
-    tabs, _, _, _ = encoded_scoring._int_tables(CODEBOOKS["int4"].table)
+    tabs, _, _, _ = encoded_fast_scan._int_tables(CODEBOOKS["int4"].table)
     one = int(np.flatnonzero(tabs[0, :16] == 1)[0])
     row = np.full(32, one | one << 4, np.uint8)  # one 32-byte chunk, every value 1
     q = np.ones((1, 32), np.int8)
-    table = encoded_scoring._block_table(scale)
+    table = encoding_codec.block_factor_table(scale)
     other = 0x38 if scale == "block16" else 127  # a factor of 1
     for c in range(valid):
         blocks = np.full(4 // pairs, other, np.uint8)
@@ -364,13 +364,13 @@ def test_a_damaged_row_with_a_nan_code_gives_every_method_the_same_results(eleme
 def test_a_small_batch_takes_the_fast_scan_and_a_large_one_the_blas_path(nq, fast, monkeypatch):
     """A batch of 10 queries on int8 codes is one fast pass (BLAS measured 2.5x slower there); 24 and up go to BLAS."""
     calls = []
-    scan = encoded_scoring.WK.scan_pool_wide_enc
+    scan = encoded_fast_scan.WK.scan_pool_wide_enc
 
     def spy(*args):
         calls.append(1)
         return scan(*args)
 
-    monkeypatch.setattr(encoded_scoring.WK, "scan_pool_wide_enc", spy)
+    monkeypatch.setattr(encoded_fast_scan.WK, "scan_pool_wide_enc", spy)
     x, _ = adversarial(64)
     queries = np.random.default_rng(2).standard_normal((nq, x.shape[1]))
     p = mfs.encode(x, mfs.Encoding("int8", "vector", "centre+rotate", seed=1).fit(x))
@@ -394,12 +394,12 @@ def test_group_kernel_gives_each_query_the_one_query_kernels_value_bit_for_bit(e
     rng = np.random.default_rng(5)
     x = rng.standard_normal((50, d)).astype(np.float32)
     p = mfs.encode(x, mfs.Encoding(element, scale, "rotate", seed=2))
-    tabs, fine, _, _ = encoded_scoring._int_tables(p.encoding.codebook.table)
+    tabs, fine, _, _ = encoded_fast_scan._int_tables(p.encoding.codebook.table)
     pairs = {"block16": 1, "block32": 2}.get(scale, 0)
     width = 32 * -(-p.codes.shape[1] // 32)
     qlo = rng.integers(-127, 128, (FK.GROUP + 1, width), dtype=np.int8)
     qhi = rng.integers(-127, 128, (FK.GROUP + 1, width), dtype=np.int8)
-    blocks, table = encoded_scoring._blocks(p), encoded_scoring._block_table(scale)
+    blocks, table = encoding_codec.block_codes(p), encoding_codec.block_factor_table(scale)
     out = np.empty(FK.GROUP, np.float64)
     for i in range(p.n):
         FK.enc4_dot_group(p.codes[i], blocks[i], qlo, qhi, tabs, fine, 1, table, pairs, out)
@@ -413,13 +413,13 @@ def test_a_batch_of_100_on_4_bit_codes_takes_the_fast_scan(el, sc, monkeypatch):
     """100 queries on 4-bit Encoded codes are one grouped fast pass (measured faster than BLAS at 100,
     benchmarks/bench_search_crossover.py), equal to the exact scan; a batch that is no multiple of GROUP too."""
     calls = []
-    scan = encoded_scoring.FK.scan_pool_enc4
+    scan = encoded_fast_scan.FK.scan_pool_enc4
 
     def spy(*args):
         calls.append(args[9].shape[0])  # qlo: one row per query
         return scan(*args)
 
-    monkeypatch.setattr(encoded_scoring.FK, "scan_pool_enc4", spy)
+    monkeypatch.setattr(encoded_fast_scan.FK, "scan_pool_enc4", spy)
     x, _ = adversarial(64)
     queries = np.random.default_rng(3).standard_normal((101, x.shape[1]))
     p = mfs.encode(x, mfs.Encoding(el, sc, "centre+rotate", seed=1).fit(x))
