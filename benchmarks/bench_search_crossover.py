@@ -36,7 +36,7 @@ from _search_methods import data_chunks, make_queries  # noqa: E402
 
 import minifloat_store as mfs  # noqa: E402
 from minifloat_store import scoring  # noqa: E402
-from minifloat_store.encoded_scoring import encoded_fast_plan  # noqa: E402
+from minifloat_store.encoded_fast_scan import encoded_fast_plan  # noqa: E402
 from minifloat_store.fast_search import _fast_plan  # noqa: E402
 
 #: (name, format or (element, scale) of an Encoding with centre+rotate)

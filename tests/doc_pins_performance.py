@@ -19,7 +19,7 @@ from test_docs_benchmarks import ROOT
 
 import minifloat_store as mfs
 from minifloat_store import encoded_fast_scan, exact_scan, scoring
-from minifloat_store._encoded_scan_kernels import FINE_RATIO
+from minifloat_store._encoded_scan_kernels import FINE_RATIO, GROUP
 from minifloat_store._encoded_score_kernels import split_special
 from minifloat_store.codebooks import get_codebook
 from minifloat_store.store import hdf5_backend, zarr_backend
@@ -157,6 +157,16 @@ def _scale_out() -> list[Number]:
         1,
         dask[1]["search_vs_single"],
     ]
+
+
+def _simd4_crossover() -> list[int]:
+    """(largest batch the fast scan won for every 4-bit method, smallest batch BLAS won for all of them)."""
+    rows = [r for r in load("bench_search_crossover")["methods"] if r["plan"] == "simd4"]
+    assert len(rows) == 3, "the prose says all three"
+    batches = load("bench_search_crossover")["batches"]
+    fast = max(b for b in batches if all(r["fast_over_blas"][str(b)] < 1 for r in rows))
+    blas = min(b for b in batches if all(r["fast_over_blas"][str(b)] > 1 for r in rows))
+    return [fast, blas]
 
 
 PINS: list[Pin | Table] = [
@@ -442,7 +452,7 @@ PINS: list[Pin | Table] = [
     Pin(
         "BLAS from 6 queries for wider encodings",
         PERF,
-        r"query at a time, and every Encoded the BLAS pre-selection from (\d+) queries on\.",
+        r"query at a time, and take the BLAS pre-selection from (\d+) queries on\.",
         lambda: [scoring.BLAS_MIN_QUERIES],
     ),
     Pin(
@@ -488,6 +498,44 @@ PINS: list[Pin | Table] = [
         r"every score agrees within ([\d.e-]+), the tolerance `tests/test_scoring\.py` holds every format to",
         lambda: [from_test_module("test_scoring", "TOL")],
     ),
+    # --- When a batch takes BLAS: bench_search_crossover.json
+    Pin(
+        "crossover run",
+        PERF,
+        r"`python benchmarks/bench_search_crossover\.py --threads (\d+) --repeats (\d+)` \(the same ([\d,]+) x (\d+) "
+        r"vectors.*?run (\d{4}-\d\d-\d\d) at (\d\d:\d\d), load average ([\d.]+) → ([\d.]+)\)",
+        lambda: [
+            json_at("bench_search_crossover", "threads"),
+            json_at("bench_search_crossover", "repeats"),
+            json_at("bench_search_crossover", "rows"),
+            json_at("bench_search_crossover", "dim"),
+            json_at("bench_search_crossover", "machine.date").split()[0],
+            json_at("bench_search_crossover", "machine.date")[11:16],
+            json_at("bench_search_crossover", "machine.loadavg_start.0"),
+            json_at("bench_search_crossover", "machine.loadavg_end.0"),
+        ],
+    ),
+    Table(
+        "crossover table",
+        PERF,
+        "| method | fast scan |",
+        lambda: {
+            f"{r['method']} {r['plan']}": [
+                *(r["fast_over_blas"][str(b)] for b in load("bench_search_crossover")["batches"]),
+                r["blas_wins_from"],
+                r["auto_blas_from"],
+            ]
+            for r in load("bench_search_crossover")["methods"]
+        },
+        keys=2,
+    ),
+    Pin(
+        "crossover thresholds",
+        PERF,
+        r"`auto` takes the BLAS path from `BLAS_MIN_QUERIES_SIMD4` = (\d+) queries for 4-bit codes \(the fast scan won "
+        r"at (\d+) queries for all three here, BLAS at (\d+)\) and from `BLAS_MIN_QUERIES_WIDE` = (\d+)",
+        lambda: [scoring.BLAS_MIN_QUERIES_SIMD4, *_simd4_crossover(), scoring.BLAS_MIN_QUERIES_WIDE],
+    ),
     # --- Encodings (centre+rotate): what is not a timing
     Pin(
         "encoding threads and load",
@@ -502,10 +550,10 @@ PINS: list[Pin | Table] = [
         ],
     ),
     Pin(
-        "encoded BLAS from 24 queries",
+        "group kernel width",
         PERF,
-        r"so `auto` takes the BLAS path from `BLAS_MIN_QUERIES_WIDE` = (\d+) queries on for encoded",
-        lambda: [scoring.BLAS_MIN_QUERIES_WIDE],
+        r"the 4-bit kernel now serves `GROUP` = (\d+) queries per",
+        lambda: [GROUP],
     ),
     # --- The design choices, measured
     Pin(

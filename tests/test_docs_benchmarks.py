@@ -200,7 +200,34 @@ def test_readme_search_sentence_is_the_saved_results():
     check(m.group(1), by_method["mfs_e2m1"]["single_qps"], "README e2m1 q/s")
     check(m.group(2), res["targets"]["e2m1_single_qps_over_fastest_peer"], "README ratio")
     check(m.group(4), by_method[fastest]["single_qps"], "README fastest peer q/s")
-    check.done(at_least=3)
+    m = re.search(
+        r"e4m3 answers ([\d.]+) q/s, fp16 ([\d.]+) q/s and int8 with centre\+rotate ([\d.]+) q/s one query", text
+    )
+    assert m, "README: the wider formats' search sentence is gone"
+    for i, method in enumerate(("mfs_e4m3", "mfs_fp16", "mfs_int8_vector_cr")):
+        check(m.group(1 + i), by_method[method]["single_qps"], f"README {method} q/s")
+    check.done(at_least=6)
+
+
+def test_readme_encoding_speed_sentence_is_the_saved_results():
+    res = load("bench_encoding")
+    text = prose("README.md")
+    m = re.search(
+        r"every encoding encodes at ([\d.]+)-([\d.]+) GB/s of float32 on (\d+) cores, and every 4-bit encoding "
+        r"searches in ([\d.]+)-([\d.]+)x packed e2m1's time one query at a time and ([\d.]+)-([\d.]+)x in batches of "
+        r"100\.",
+        text,
+    )
+    assert m, "README: the encoding speed sentence is gone"
+    check = Checker()
+    check(m.group(1), min(r["encode_gbps"] for r in res["codec"]), "README encode low")
+    check(m.group(2), max(r["encode_gbps"] for r in res["codec"]), "README encode high")
+    check(m.group(3), res["machine"]["cores"], "README cores")
+    check(m.group(4), min(r["one_vs_e2m1"] for r in res["search"]), "README one-query low")
+    check(m.group(5), max(r["one_vs_e2m1"] for r in res["search"]), "README one-query high")
+    check(m.group(6), min(r["batch_vs_e2m1"] for r in res["search"]), "README batch low")
+    check(m.group(7), max(r["batch_vs_e2m1"] for r in res["search"]), "README batch high")
+    check.done(at_least=7)
 
 
 def test_codec_tables_are_the_saved_results():
