@@ -233,16 +233,34 @@ def enc4_dot(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs):
     ft = block_table.ctypes.data
     if pairs == 0:
         dot = _dot_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _dot(a, ql, qh, ta, tb, full, bl, ft)
-        for j in range(32 * full, nb):
-            dot += _tail(row, qlo, qhi, tabs, fine, t, j)
-        return np.float64(dot)
-    if pairs == 1:
-        total = _blocks16_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _blocks16(a, ql, qh, ta, tb, full, bl, ft)
+        chunks = np.float64(dot)
+    elif pairs == 1:
+        chunks = _blocks16_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _blocks16(a, ql, qh, ta, tb, full, bl, ft)
     else:
-        total = _blocks32_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _blocks32(a, ql, qh, ta, tb, full, bl, ft)
+        chunks = _blocks32_fine(a, ql, qh, ta, tb, full, bl, ft) if fine else _blocks32(a, ql, qh, ta, tb, full, bl, ft)
+    return _with_tail(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs, chunks)
+
+
+@njit(cache=True, inline="always")
+def _with_tail(row, block_row, qlo, qhi, tabs, fine, t, block_table, pairs, chunks):
+    """``chunks`` (float64: the whole 32-byte chunks' sum for query t) plus the bytes after them.
+
+    Without block scales (``pairs`` 0) the whole row is one int32 sum: the
+    tail's int32 products are added to it before the conversion to float64.
+    With them, each block in the tail gets its own int32 sum times its factor.
+    """
+    nb = row.shape[0]
+    j = 32 * (nb // 32)
+    if j == nb:
+        return chunks
+    if pairs == 0:
+        dot = np.int32(chunks)
+        for jj in range(j, nb):
+            dot += _tail(row, qlo, qhi, tabs, fine, t, jj)
+        return np.float64(dot)
+    total = chunks
     group = 8 * pairs  # code bytes per block
-    j = 32 * full
-    while j < nb:  # the blocks after the last whole chunk, one int32 sum each
+    while j < nb:
         blk = j // group
         end = min(nb, (blk + 1) * group)
         s = np.int32(0)
@@ -258,7 +276,8 @@ def enc4_dot_group(row, block_row, qlo, qhi, tabs, fine, t0, block_table, pairs,
     """``enc4_dot`` of one row with queries ``t0 .. t0 + GROUP - 1`` into ``out`` (GROUP,) float64.
 
     The results are those ``enc4_dot`` gives, bit for bit: the same integer
-    sums, weighed and added in the same order.
+    sums, weighed and added in the same order. ``qlo`` and ``qhi`` have one
+    shape (``int8_queries`` makes both), so one row stride serves both.
     """
     nb = row.shape[0]
     full = nb // 32
@@ -285,28 +304,9 @@ def enc4_dot_group(row, block_row, qlo, qhi, tabs, fine, t0, block_table, pairs,
         _g_blocks32_fine(a, ql, qh, ta, tb, full, bl, ft, stride, o)
     else:
         _g_blocks32(a, ql, qh, ta, tb, full, bl, ft, stride, o)
-    if 32 * full == nb:
-        return
-    for g in range(GROUP):  # the bytes after the last whole chunk, as enc4_dot adds them
-        t = t0 + g
-        if pairs == 0:
-            dot = np.int32(0)
-            for j in range(32 * full, nb):
-                dot += _tail(row, qlo, qhi, tabs, fine, t, j)
-            out[g] = np.float64(np.int32(out[g]) + dot)
-            continue
-        group = 8 * pairs
-        j = 32 * full
-        total = out[g]
-        while j < nb:
-            blk = j // group
-            end = min(nb, (blk + 1) * group)
-            s = np.int32(0)
-            for jj in range(j, end):
-                s += _tail(row, qlo, qhi, tabs, fine, t, jj)
-            total += block_table[block_row[blk]] * np.float64(s)
-            j = end
-        out[g] = total
+    if 32 * full != nb:
+        for g in range(GROUP):
+            out[g] = _with_tail(row, block_row, qlo, qhi, tabs, fine, t0 + g, block_table, pairs, out[g])
 
 
 @njit(cache=True, inline="always")
