@@ -1,11 +1,14 @@
 """Where search(method="auto") should switch from the fast scan to the BLAS path: both timed per batch size.
 
-On bench_search.py's data (1,000,000 x 192, the same seeded chunks and
-queries), for each kind of fast-scan kernel (plan "simd4": 4-bit codes in
-int8 registers; "wide": 8- and 16-bit codes, and Encoded codes of other
-widths, in float32 registers), ``mfs.search(index, queries[:b], k=10,
-method=m)`` with m = "fast" and "blas", for batches b of ``--batches``
-queries. Timing: one warm-up round, then ``--repeats`` rounds in which every
+On bench_search.py's data (1,000,000 x 192, the same seeded chunks; the
+largest batch of queries drawn as it draws its 100), for each kind of
+fast-scan kernel (plan "simd4": 4-bit codes in int8 registers; "wide": 8-
+and 16-bit codes, and Encoded codes of other widths, in float32 registers),
+``mfs.search(index, queries[:b], k=10, method=m)`` with m = "fast" and
+"blas", for batches b of ``--batches`` queries, through a ``search_index``
+as the store searches (a packed index holds no norms: its BLAS path
+computes them, one more pass per call).
+Timing: one warm-up round, then ``--repeats`` rounds in which every
 (method, batch, path) runs once in turn; best per entry. Printed: the fast
 scan's time over the BLAS path's, per batch (below 1: fast wins), and the
 smallest batch from which BLAS won, against the threshold ``auto`` uses

@@ -1,6 +1,6 @@
 """numba kernels for the approximate pass of search on 4-bit :class:`~minifloat_store.Encoding` rows (AVX2).
 
-Private module; ``encoded_scoring.py`` builds the tables and states the error
+Private module; ``encoded_fast_scan.py`` builds the tables and states the error
 bound. A stored row is ``z_j = level(code_j) * f_b * f`` in the transformed
 space (``f_b`` its block's factor, ``f`` the row's), and the exact score is
 ``(<z, R(q)> + <mean, q>) / |y|`` with ``|y|`` the decoded norm (float32,
@@ -12,7 +12,8 @@ scales; with them, per chunk, four int32 sums of 8 bytes (one per block of 16
 values, or two per block of 32) converted to float64, each multiplied by its
 block's factor (exactly: an int32 times a power of two or an E4M3 value
 needs at most 28 significant bits) and added into four float64 lanes. No
-per-block scalar work and no store to memory.
+per-block scalar work and no store to memory until the row's result. For a
+batch, the group kernels serve ``GROUP`` queries per pass over a row.
 """
 
 from __future__ import annotations
@@ -277,7 +278,9 @@ def enc4_dot_group(row, block_row, qlo, qhi, tabs, fine, t0, block_table, pairs,
 
     The results are those ``enc4_dot`` gives, bit for bit: the same integer
     sums, weighed and added in the same order. ``qlo`` and ``qhi`` have one
-    shape (``int8_queries`` makes both), so one row stride serves both.
+    shape (``int8_queries`` makes both), so one row stride serves both;
+    ``t0 + GROUP`` is at most their number of rows (``scan_pool_enc4`` groups
+    only whole sets of GROUP queries).
     """
     nb = row.shape[0]
     full = nb // 32

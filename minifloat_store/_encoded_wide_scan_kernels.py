@@ -1,7 +1,7 @@
 """numba kernels for the approximate pass of search on :class:`~minifloat_store.Encoding` rows of 3, 6, 8, 16
 or 32 bits (AVX2, and F16C for fp16).
 
-Private module; ``encoded_scoring.py`` chooses it and states the error bound.
+Private module; ``encoded_fast_scan.py`` chooses it and states the error bound.
 A stored row is ``z_j = level(code_j) * f_b * f`` in the transformed space
 (``f_b`` its block's factor, ``f`` the row's); the score is ``(<z, R(q)> +
 <mean, q>) / |y|`` with ``|y|`` the float32 decoded norm of the search

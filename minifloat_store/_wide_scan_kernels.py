@@ -115,7 +115,7 @@ def row_dot_sq_wide(row, kind, shift, mult, table32, q, d):
 
     Whole groups of 8 codes in the vector registers; the last ``d % 8``
     codes from ``table32`` (already ``* unit``), added one by one after the
-    lanes are summed (``fast_search._wide_bound`` counts those adds).
+    lanes are summed (the ``chain`` ``fast_search._table_bound`` is given counts those adds).
     """
     groups = d // 8
     addr = row.ctypes.data

@@ -351,20 +351,25 @@ _BLAS_LOCK = threading.Lock()
 
 
 def _blas_limit_enter(threads: int) -> None:
+    """Open a limit: BLAS runs with the smallest open one (a library call only when that changes)."""
     with _BLAS_LOCK:
         if not _BLAS_OPEN:
-            _BLAS_FIRST.append(threadpool_limits(limits=threads, user_api="blas"))
+            first = threadpool_limits(limits=threads, user_api="blas")  # records the counts it found
+            _BLAS_FIRST.append(first)
+        elif threads < min(_BLAS_OPEN):
+            threadpool_limits(limits=threads, user_api="blas")
         _BLAS_OPEN.append(threads)
-        threadpool_limits(limits=min(_BLAS_OPEN), user_api="blas")
 
 
 def _blas_limit_exit(threads: int) -> None:
+    """Close a limit: the smallest still open holds; after the last, the counts found before the first."""
     with _BLAS_LOCK:
+        low = min(_BLAS_OPEN)
         _BLAS_OPEN.remove(threads)
-        if _BLAS_OPEN:
-            threadpool_limits(limits=min(_BLAS_OPEN), user_api="blas")
-        else:
+        if not _BLAS_OPEN:
             _BLAS_FIRST.pop().restore_original_limits()
+        elif min(_BLAS_OPEN) != low:
+            threadpool_limits(limits=min(_BLAS_OPEN), user_api="blas")
 
 
 @contextmanager
@@ -389,11 +394,13 @@ def thread_limit(threads: int | None) -> Iterator[None]:
     threads = check_positive_int(threads, "threads")
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    _blas_limit_enter(threads)
     try:
-        yield
+        _blas_limit_enter(threads)
+        try:
+            yield
+        finally:
+            _blas_limit_exit(threads)
     finally:
-        _blas_limit_exit(threads)
         numba.set_num_threads(before)
 
 
@@ -416,8 +423,9 @@ def search(
         fast scan without a pass to compute norms (for Encoded vectors,
         whose norms need a full decode, build it once and search it).
         Encoded vectors take the fast scan too (on AVX2), except 1- and
-        2-bit codes and bf16 with scale "vector", which take ``"scan"`` for
-        ``"fast"`` (``encoded_fast_scan.encoded_fast_plan``).
+        2-bit codes and bf16 with scale "vector", which for ``"fast"`` take
+        ``"scan"``, or ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on
+        (``encoded_fast_scan.encoded_fast_plan``).
     queries : array_like of shape (q, d) or (d,), floating point
         A (d,) query is a batch of one.
     k : int, default 10
@@ -432,8 +440,9 @@ def search(
         ``"fast"``: an approximate float32 (or, for 4-bit formats on AVX2,
         int8) scan of the codes for all queries at once, parallel over row
         blocks, keeping every row within twice a proven error bound of the
-        k-th best, which are then rescored exactly (fp32 codes take
-        ``"scan"``). ``"scan"``: exact table-driven scan per query.
+        k-th best, which are then rescored exactly (fp32 codes, and ``k``
+        over 256, take ``"scan"``, or ``"blas"`` from ``BLAS_MIN_QUERIES``
+        queries on). ``"scan"``: exact table-driven scan per query.
         ``"blas"``: decode 16k rows at a time to float32, pre-select with a
         matrix product, rescore exactly. All return identical results;
         ``"auto"`` takes ``"blas"`` from ``BLAS_MIN_QUERIES`` queries on

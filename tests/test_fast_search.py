@@ -215,6 +215,27 @@ def test_thread_limits_closed_out_of_order_in_two_threads_give_blas_its_count_ba
     assert _ProcessBlasLimit.count == 2
 
 
+def test_a_thread_limit_whose_blas_call_fails_leaves_numba_and_later_limits_as_they_were(monkeypatch):
+    """threadpoolctl raising on entry: the error reaches the caller, numba's count is restored, and the
+    next limit starts from a clean slate (records and restores the count it finds)."""
+
+    class Failing:
+        def __init__(self, limits: int, user_api: str) -> None:
+            raise RuntimeError("no BLAS here")
+
+    before = numba.get_num_threads()
+    monkeypatch.setattr(scoring, "threadpool_limits", Failing)
+    with pytest.raises(RuntimeError, match="no BLAS here"):
+        with scoring.thread_limit(1):
+            pass
+    assert numba.get_num_threads() == before
+    monkeypatch.setattr(scoring, "threadpool_limits", _ProcessBlasLimit)
+    _ProcessBlasLimit.count = 2
+    with scoring.thread_limit(1):
+        assert _ProcessBlasLimit.count == 1
+    assert _ProcessBlasLimit.count == 2
+
+
 @pytest.mark.parametrize("method", ["fast", "blas", "scan"])
 def test_search_with_one_thread_returns_what_every_core_returns(method):
     rng = np.random.default_rng(5)
